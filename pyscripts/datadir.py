@@ -1,0 +1,210 @@
+"""Kaldi data directories: reading and writing their tables, validating, splitting and subsetting.
+
+A data dir holds text tables keyed by the first token of each line (wav.scp, text, utt2spk, spk2utt,
+feats.scp, ...), sorted in C-locale byte order, as Kaldi's tools expect.
+"""
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from pyscripts.errors import DataError, cli_main
+
+log = logging.getLogger(__name__)
+
+# Tables keyed by utterance that a data dir may have; they must all cover the same utterances.
+UTT_TABLES = ("wav.scp", "text", "utt2spk", "feats.scp", "utt2emo", "utt2num_frames", "utt2dur",
+              "segments")
+SPK_TABLES = ("spk2utt", "spk2gender", "cmvn.scp")
+
+
+def c_sorted(keys):
+    """Sorts as `LC_ALL=C sort` does: by the bytes of the UTF-8 encoding."""
+    return sorted(keys, key=lambda k: k.encode("utf-8"))
+
+
+def read_table(path):
+    """Reads a Kaldi table file into {key: rest of line}. Errors on empty keys and duplicates."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    table = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                raise DataError(f"{path}:{lineno}: empty line; remove it")
+            key, _, value = line.strip().partition(" ")
+            if key in table:
+                raise DataError(f"{path}:{lineno}: duplicate key {key!r}; each key must appear once")
+            table[key] = value.strip()
+    return table
+
+
+def read_list_table(path):
+    """Reads a table whose values are token lists (text, spk2utt)."""
+    return {k: v.split() for k, v in read_table(path).items()}
+
+
+def write_table(path, table):
+    """Writes {key: value} (value a string or a list of tokens) sorted in C order."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for key in c_sorted(table):
+            value = table[key]
+            if not isinstance(value, str):
+                value = " ".join(str(v) for v in value)
+            if not key or any(c.isspace() for c in key):
+                raise DataError(f"{path}: invalid key {key!r}: keys must be non-empty, without spaces")
+            f.write(f"{key} {value}\n" if value != "" else f"{key}\n")
+    os.replace(tmp, path)
+
+
+def utt2spk_to_spk2utt(utt2spk):
+    """Inverts utt2spk into {spk: [utts in C order]}."""
+    spk2utt = {}
+    for utt in c_sorted(utt2spk):
+        spk2utt.setdefault(utt2spk[utt], []).append(utt)
+    return spk2utt
+
+
+def validate_data_dir(data_dir, need_feats=False, need_text=False):
+    """Checks a data dir for the mistakes that break Kaldi tools. Raises DataError naming the file."""
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise DataError(f"{d}: data directory not found; run the data preparation stage first")
+    for required in ("utt2spk", "spk2utt") + (("feats.scp",) if need_feats else ()) \
+            + (("text",) if need_text else ()):
+        if not (d / required).is_file():
+            raise DataError(f"{d / required}: missing; a data dir needs it (re-run data preparation)")
+    if not (d / "wav.scp").is_file() and not (d / "feats.scp").is_file():
+        raise DataError(f"{d}: has neither wav.scp nor feats.scp")
+    for name in UTT_TABLES + SPK_TABLES:
+        p = d / name
+        if not p.is_file():
+            continue
+        with open(p, "rb") as f:
+            keys = [line.split(maxsplit=1)[0] if line.strip() else b"" for line in f]
+        if keys != sorted(keys):
+            raise DataError(f"{p}: not sorted; sort it with `LC_ALL=C sort -k1,1 -u`")
+    utt2spk = read_table(d / "utt2spk")
+    if not utt2spk:
+        raise DataError(f"{d / 'utt2spk'}: empty data dir")
+    for utt, spk in utt2spk.items():
+        if not spk or " " in spk:
+            raise DataError(f"{d / 'utt2spk'}: utterance {utt} must map to exactly one speaker")
+    spk2utt = read_list_table(d / "spk2utt")
+    expected = utt2spk_to_spk2utt(utt2spk)
+    if {s: sorted(u) for s, u in spk2utt.items()} != {s: sorted(u) for s, u in expected.items()}:
+        raise DataError(f"{d / 'spk2utt'}: does not match utt2spk; regenerate it with "
+                        f"utils/utt2spk_to_spk2utt.pl or pyscripts.datadir.utt2spk_to_spk2utt")
+    utts = set(utt2spk)
+    for name in UTT_TABLES:
+        p = d / name
+        if name == "utt2spk" or not p.is_file():
+            continue
+        table = read_table(p)
+        if set(table) != utts:
+            extra, missing = sorted(set(table) - utts), sorted(utts - set(table))
+            raise DataError(f"{p}: utterances differ from utt2spk "
+                            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                            f"extra {extra[:3]}{'...' if len(extra) > 3 else ''}); "
+                            f"fix the data dir or re-run data preparation")
+        if name == "text":
+            empty = [u for u, v in table.items() if not v]
+            if empty:
+                raise DataError(f"{p}: empty transcript for utterance {empty[0]}")
+    spks = set(spk2utt)
+    for name in ("spk2gender", "cmvn.scp"):
+        p = d / name
+        if p.is_file() and set(read_table(p)) != spks:
+            raise DataError(f"{p}: speakers differ from spk2utt")
+    if (d / "spk2gender").is_file():
+        bad = {s: g for s, g in read_table(d / "spk2gender").items() if g not in ("m", "f")}
+        if bad:
+            raise DataError(f"{d / 'spk2gender'}: gender must be m or f, got {bad}")
+
+
+def subset_data_dir(src, utt_ids, dst):
+    """Writes a data dir with only the utterances utt_ids (and their speakers)."""
+    src, dst = Path(src), Path(dst)
+    keep = set(utt_ids)
+    utt2spk = read_table(src / "utt2spk")
+    unknown = keep - set(utt2spk)
+    if unknown:
+        raise DataError(f"{src}: subset asks for utterances not in the data dir: {sorted(unknown)[:3]}")
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in UTT_TABLES:
+        if (src / name).is_file():
+            table = read_table(src / name)
+            write_table(dst / name, {u: v for u, v in table.items() if u in keep})
+    spk2utt = utt2spk_to_spk2utt({u: s for u, s in utt2spk.items() if u in keep})
+    write_table(dst / "spk2utt", spk2utt)
+    for name in ("spk2gender", "cmvn.scp"):
+        if (src / name).is_file():
+            table = read_table(src / name)
+            write_table(dst / name, {s: v for s, v in table.items() if s in spk2utt})
+    return dst
+
+
+def split_data(data_dir, num_jobs, per_speaker=True):
+    """Splits a data dir into data_dir/splitN/{1..N}, keeping each speaker's utterances together
+    (as Kaldi's split_data.sh does) unless per_speaker is False. Returns the split dirs."""
+    d = Path(data_dir)
+    utt2spk = read_table(d / "utt2spk")
+    spk2utt = utt2spk_to_spk2utt(utt2spk)
+    units = [spk2utt[s] for s in c_sorted(spk2utt)] if per_speaker else [[u] for u in c_sorted(utt2spk)]
+    if len(units) < num_jobs:
+        raise DataError(f"{d}: cannot split {len(units)} {'speakers' if per_speaker else 'utterances'} "
+                        f"into {num_jobs} jobs; use a smaller --nj")
+    # Contiguous chunks with about equal numbers of utterances, as Kaldi splits.
+    total = sum(len(u) for u in units)
+    parts, start, done = [], 0, 0
+    for j in range(num_jobs):
+        target = round(total * (j + 1) / num_jobs)
+        end = start
+        while end < len(units) - (num_jobs - j - 1) and (done < target or end == start):
+            done += len(units[end])
+            end += 1
+        if j == num_jobs - 1:
+            end = len(units)
+        parts.append([u for unit in units[start:end] for u in unit])
+        start = end
+    out_dirs = []
+    split_root = d / f"split{num_jobs}"
+    for j, utts in enumerate(parts, 1):
+        out_dirs.append(subset_data_dir(d, utts, split_root / str(j)))
+    return out_dirs
+
+
+@cli_main
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    v = sub.add_parser("validate", help="check a data dir")
+    v.add_argument("--need-feats", action="store_true")
+    v.add_argument("--need-text", action="store_true")
+    v.add_argument("data_dir")
+    s = sub.add_parser("split", help="split a data dir into N parts")
+    s.add_argument("--per-utt", action="store_true", help="split by utterance, not by speaker")
+    s.add_argument("data_dir")
+    s.add_argument("num_jobs", type=int)
+    b = sub.add_parser("subset", help="subset a data dir to the utterances listed in a file")
+    b.add_argument("data_dir")
+    b.add_argument("utt_list")
+    b.add_argument("out_dir")
+    args = parser.parse_args()
+    if args.cmd == "validate":
+        validate_data_dir(args.data_dir, need_feats=args.need_feats, need_text=args.need_text)
+        print(f"{args.data_dir}: ok")
+    elif args.cmd == "split":
+        split_data(args.data_dir, args.num_jobs, per_speaker=not args.per_utt)
+    else:
+        utts = Path(args.utt_list).read_text().split()
+        subset_data_dir(args.data_dir, utts, args.out_dir)
+
+
+if __name__ == "__main__":
+    main()

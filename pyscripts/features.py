@@ -1,0 +1,200 @@
+"""Kaldi features in Python: fbank and MFCC with kaldi-native-fbank from a Kaldi-style conf file
+(compute-fbank-feats / compute-mfcc-feats), CMVN statistics (compute-cmvn-stats), and applying
+CMVN and deltas (apply-cmvn, add-deltas)."""
+import argparse
+import logging
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+
+from pyscripts.audio import read_audio
+from pyscripts.datadir import read_list_table, read_table, write_table
+from pyscripts.errors import DataError, cli_main
+
+log = logging.getLogger(__name__)
+
+# Kaldi option name -> (options sub-object or "" for top level, attribute, type).
+_FRAME = {
+    "sample-frequency": ("samp_freq", float), "frame-shift": ("frame_shift_ms", float),
+    "frame-length": ("frame_length_ms", float), "dither": ("dither", float),
+    "preemphasis-coefficient": ("preemph_coeff", float), "remove-dc-offset": ("remove_dc_offset", bool),
+    "window-type": ("window_type", str), "round-to-power-of-two": ("round_to_power_of_two", bool),
+    "blackman-coeff": ("blackman_coeff", float), "snip-edges": ("snip_edges", bool),
+}
+_MEL = {"num-mel-bins": ("num_bins", int), "low-freq": ("low_freq", float),
+        "high-freq": ("high_freq", float)}
+_TOP = {"use-energy": ("use_energy", bool), "energy-floor": ("energy_floor", float),
+        "raw-energy": ("raw_energy", bool), "htk-compat": ("htk_compat", bool),
+        "use-log-fbank": ("use_log_fbank", bool), "use-power": ("use_power", bool),
+        "num-ceps": ("num_ceps", int), "cepstral-lifter": ("cepstral_lifter", float)}
+
+
+def _parse_value(conf, name, text, kind):
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise DataError(f"{conf}: --{name} needs true or false, got {text!r}")
+        return text.lower() in ("true", "1")
+    try:
+        return kind(text)
+    except ValueError:
+        raise DataError(f"{conf}: --{name}={text} is not a valid {kind.__name__}") from None
+
+
+def read_kaldi_conf(path):
+    """Reads a Kaldi conf file (`--name=value` per line, `#` comments) into {name: value string}."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: feature conf file not found")
+    opts = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not line.startswith("--") or "=" not in line:
+            raise DataError(f"{path}:{lineno}: expected --name=value, got {line!r}")
+        name, value = line[2:].split("=", 1)
+        opts[name] = value
+    return opts
+
+
+def make_options(kind, conf_path):
+    """kaldi-native-fbank options for kind 'fbank' or 'mfcc' from a Kaldi conf file."""
+    import kaldi_native_fbank as knf
+    opts = knf.FbankOptions() if kind == "fbank" else knf.MfccOptions()
+    for name, text in read_kaldi_conf(conf_path).items():
+        for table, target in ((_FRAME, opts.frame_opts), (_MEL, opts.mel_opts), (_TOP, opts)):
+            if name in table:
+                attr, typ = table[name]
+                if not hasattr(target, attr):
+                    raise DataError(f"{conf_path}: option --{name} does not apply to {kind}")
+                setattr(target, attr, _parse_value(conf_path, name, text, typ))
+                break
+        else:
+            raise DataError(f"{conf_path}: unknown option --{name} for {kind} features")
+    return opts
+
+
+def compute_features(kind, opts, samples):
+    """Feature matrix (frames x dim, float32) of int16-scale samples, as Kaldi computes it."""
+    import kaldi_native_fbank as knf
+    extractor = knf.OnlineFbank(opts) if kind == "fbank" else knf.OnlineMfcc(opts)
+    extractor.accept_waveform(opts.frame_opts.samp_freq, samples.astype(np.float32).tolist())
+    extractor.input_finished()
+    n = extractor.num_frames_ready
+    return np.array([extractor.get_frame(i) for i in range(n)], dtype=np.float32).reshape(n, -1)
+
+
+def make_feats(kind, conf, data_dir, ark, scp):
+    """Computes features for every utterance of data_dir/wav.scp into ark + scp (and num frames)."""
+    opts = make_options(kind, conf)
+    wav_scp = Path(data_dir) / "wav.scp"
+    if (Path(data_dir) / "segments").is_file():
+        raise DataError(f"{data_dir}/segments: segmented recordings are not supported by the embedded "
+                        "backend; give one wav per utterance or use Kaldi (KALDI_ROOT)")
+    wavs = read_table(wav_scp)
+    rate = opts.frame_opts.samp_freq
+    num_frames = {}
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
+        for i, (utt, entry) in enumerate(wavs.items()):
+            utt_rate, samples = read_audio(entry)
+            if utt_rate != rate:
+                raise DataError(f"{wav_scp}: utterance {utt} has sample rate {utt_rate} Hz but {conf} "
+                                f"says {rate:g} Hz; resample the audio (sox -R in.wav -r {rate:g} out.wav)")
+            feats = compute_features(kind, opts, samples)
+            if len(feats) == 0:
+                raise DataError(f"{wav_scp}: utterance {utt} is shorter than one frame")
+            writer(utt, feats)
+            num_frames[utt] = str(len(feats))
+            if (i + 1) % 100 == 0:
+                log.info("%d/%d utterances", i + 1, len(wavs))
+    log.info("computed %s for %d utterances, %d frames", kind, len(wavs),
+             sum(int(v) for v in num_frames.values()))
+    return num_frames
+
+
+def accumulate_cmvn(matrices):
+    """Kaldi CMVN stats (2 x dim+1, float64): row 0 sums and frame count, row 1 sums of squares."""
+    stats = None
+    for m in matrices:
+        m = np.asarray(m, dtype=np.float64)
+        if stats is None:
+            stats = np.zeros((2, m.shape[1] + 1))
+        stats[0, :-1] += m.sum(axis=0)
+        stats[1, :-1] += (m * m).sum(axis=0)
+        stats[0, -1] += len(m)
+    if stats is None:
+        raise DataError("no features to accumulate CMVN statistics over")
+    return stats
+
+
+def cmvn_mean_std(stats, floor=1e-10):
+    """Mean and standard deviation from Kaldi CMVN stats."""
+    count = stats[0, -1]
+    mean = stats[0, :-1] / count
+    var = np.maximum(stats[1, :-1] / count - mean * mean, floor)
+    return mean, np.sqrt(var)
+
+
+def apply_cmvn(feats, stats, norm_vars=False):
+    """apply-cmvn: subtract the mean (and divide by the std when norm_vars)."""
+    mean, std = cmvn_mean_std(stats)
+    out = feats - mean
+    return (out / std if norm_vars else out).astype(np.float32)
+
+
+def add_deltas(feats, order=2, window=2):
+    """add-deltas: appends delta features up to `order`, each a regression over +-window frames
+    with the edge frames repeated."""
+    out = [np.asarray(feats, dtype=np.float32)]
+    denom = 2 * sum(k * k for k in range(1, window + 1))
+    for _ in range(order):
+        prev = out[-1]
+        padded = np.concatenate([np.repeat(prev[:1], window, 0), prev, np.repeat(prev[-1:], window, 0)])
+        n = len(prev)
+        delta = sum(k * (padded[window + k:window + k + n] - padded[window - k:window - k + n])
+                    for k in range(1, window + 1)) / denom
+        out.append(delta.astype(np.float32))
+    return np.concatenate(out, axis=1)
+
+
+def compute_cmvn_stats(data_dir, out, per_speaker):
+    """Global stats of all utterances into a matrix file, or per-speaker stats into ark+scp."""
+    d = Path(data_dir)
+    feats = kaldiio.load_scp(str(d / "feats.scp"))
+    if per_speaker:
+        spk2utt = read_list_table(d / "spk2utt")
+        with kaldiio.WriteHelper(f"ark,scp:{out}.ark,{out}.scp") as writer:
+            for spk, utts in spk2utt.items():
+                writer(spk, accumulate_cmvn(feats[u] for u in utts))
+    else:
+        kaldiio.save_mat(str(out), accumulate_cmvn(feats[u] for u in feats))
+
+
+@cli_main
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("compute", help="features of a data dir's wav.scp into an ark and scp")
+    c.add_argument("--kind", choices=("fbank", "mfcc"), required=True)
+    c.add_argument("--config", required=True, help="Kaldi-style conf file (conf/fbank.conf)")
+    c.add_argument("--num-frames-out", help="write utt2num_frames here")
+    c.add_argument("data_dir")
+    c.add_argument("ark")
+    c.add_argument("scp")
+    s = sub.add_parser("cmvn", help="CMVN statistics of a data dir's feats.scp")
+    s.add_argument("--per-speaker", action="store_true",
+                   help="per-speaker stats into OUT.ark/OUT.scp; otherwise global stats into OUT")
+    s.add_argument("data_dir")
+    s.add_argument("out")
+    args = parser.parse_args()
+    if args.cmd == "compute":
+        num_frames = make_feats(args.kind, args.config, args.data_dir, args.ark, args.scp)
+        if args.num_frames_out:
+            write_table(args.num_frames_out, num_frames)
+    else:
+        compute_cmvn_stats(args.data_dir, args.out, args.per_speaker)
+
+
+if __name__ == "__main__":
+    main()

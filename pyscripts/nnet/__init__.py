@@ -1,0 +1,1 @@
+"""The seed's frame-level ConvNet: model, data pipeline, training stage and inference."""

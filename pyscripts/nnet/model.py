@@ -1,0 +1,127 @@
+"""The seed's ConvNet (issue 4) and the layer operations the transfer experiments need.
+
+Input: a window of 2*context+1 = 31 frames x 40 log-mel bins, shaped (batch, 1, time, freq).
+Layers, numbered as in the seed's table (transfer freezes "the first l layers" by these numbers;
+a conv layer and its BatchNorm count as one layer):
+  1. Conv 64 x (5x4), L2 -> BatchNorm -> ReLU -> MaxPool 2x2/2     31x40 -> 27x37 -> 13x18
+  2. Conv 128 x (3x3), L2 -> BatchNorm -> ReLU -> MaxPool 2x2/2     13x18 -> 11x16 -> 5x8
+  3. FC 1024 -> BatchNorm -> ReLU -> Dropout 0.6                   128*5*8 = 5120 -> 1024
+  4. FC 1024 -> BatchNorm -> ReLU -> Dropout 0.6
+  5. FC 1024 -> BatchNorm -> ReLU -> Dropout 0.6
+  6. FC num_targets (softmax is in the loss / in log_softmax at inference)
+Convolutions are "valid" (no padding). Weights are He-initialised, N(0, sqrt(2/fan_in)); biases zero.
+
+The L2 1e-3 of the seed is an explicit penalty, conv_l2 * sum(w**2) over the two conv kernels
+(Keras kernel_regularizer semantics), added to the training loss by the trainer; it is independent of
+the optimiser, and frozen kernels are left out of it.
+
+Freezing layers 1..l: their parameters get requires_grad=False and their BatchNorm modules stay in eval
+mode even when the model is in train mode, so the running statistics do not move. Dropout after a
+frozen layer (layers 3..5) stays active in training: it regularises the trainable layers above and
+changes no weight (as in Keras with trainable=False, or Caffe with lr_mult 0).
+"""
+import torch
+from torch import nn
+
+NUM_LAYERS = 6           # layer 6 is the task-specific output layer
+TRANSFERABLE_LAYERS = 5  # layers 1..5 can be copied between tasks
+
+
+class ConvNet(nn.Module):
+    def __init__(self, num_targets, feat_dim=40, context=15, conv1_channels=64, conv2_channels=128,
+                 fc_dim=1024, dropout=0.6):
+        super().__init__()
+        self.num_targets = num_targets
+        self.feat_dim = feat_dim
+        self.context = context
+        self.frozen_layers = 0
+        window = 2 * context + 1
+        # Valid conv then floor-mode 2x2 pooling, per axis.
+        t, f = (window - 5 + 1) // 2, (feat_dim - 4 + 1) // 2
+        t, f = (t - 3 + 1) // 2, (f - 3 + 1) // 2
+        if t < 1 or f < 1:
+            raise ValueError(f"a {window}x{feat_dim} input is too small for the seed's ConvNet")
+        self.flat_dim = conv2_channels * t * f
+
+        self.layer1 = nn.Sequential(nn.Conv2d(1, conv1_channels, (5, 4)), nn.BatchNorm2d(conv1_channels),
+                                    nn.ReLU(), nn.MaxPool2d(2, 2))
+        self.layer2 = nn.Sequential(nn.Conv2d(conv1_channels, conv2_channels, (3, 3)),
+                                    nn.BatchNorm2d(conv2_channels), nn.ReLU(), nn.MaxPool2d(2, 2),
+                                    nn.Flatten())
+        self.layer3 = _fc_block(self.flat_dim, fc_dim, dropout)
+        self.layer4 = _fc_block(fc_dim, fc_dim, dropout)
+        self.layer5 = _fc_block(fc_dim, fc_dim, dropout)
+        self.layer6 = nn.Linear(fc_dim, num_targets)
+        # Global input normalisation from the training subset, stored with the model (see data.py).
+        self.register_buffer("feat_mean", torch.zeros(feat_dim))
+        self.register_buffer("feat_std", torch.ones(feat_dim))
+        for n in range(1, NUM_LAYERS + 1):
+            reinit_layer(self.layer(n))
+
+    def layer(self, n):
+        """Layer n of the seed's table, 1-based."""
+        if not 1 <= n <= NUM_LAYERS:
+            raise ValueError(f"layer number {n} is outside 1..{NUM_LAYERS}")
+        return getattr(self, f"layer{n}")
+
+    def forward(self, windows):
+        """windows: (batch, 1, 2*context+1, feat_dim), already normalised. Returns logits."""
+        x = windows
+        for n in range(1, NUM_LAYERS + 1):
+            x = self.layer(n)(x)
+        return x
+
+    def conv_kernels(self):
+        """The kernels the seed regularises with L2: the two conv layers' weights, if trainable."""
+        return [w for w in (self.layer1[0].weight, self.layer2[0].weight) if w.requires_grad]
+
+    def train(self, mode=True):
+        super().train(mode)
+        # Frozen layers keep their BatchNorm statistics fixed: normalise with the running stats.
+        for n in range(1, self.frozen_layers + 1):
+            for m in self.layer(n).modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
+
+def _fc_block(n_in, n_out, dropout):
+    return nn.Sequential(nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU(), nn.Dropout(dropout))
+
+
+def reinit_layer(layer):
+    """Fresh He-normal weights (std sqrt(2/fan_in)), zero biases, fresh BatchNorm (stats included)."""
+    for m in layer.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_parameters()  # weight 1, bias 0, running stats reset
+
+
+def copy_layers(dst, src, num_layers):
+    """Copy layers 1..num_layers (parameters and BatchNorm buffers) from src into dst."""
+    for n in range(1, num_layers + 1):
+        src_state, dst_layer = src.layer(n).state_dict(), dst.layer(n)
+        for key, value in dst_layer.state_dict().items():
+            if src_state[key].shape != value.shape:
+                raise ValueError(f"layer {n} ({key}) has shape {tuple(src_state[key].shape)} in the source "
+                                 f"model but {tuple(value.shape)} here: the two models' widths differ")
+        dst_layer.load_state_dict(src_state)
+
+
+def freeze_layers(model, num_layers):
+    """Keep layers 1..num_layers fixed: no gradients, BatchNorm in eval mode (see ConvNet.train)."""
+    if not 0 <= num_layers <= TRANSFERABLE_LAYERS:
+        raise ValueError(f"can freeze 0..{TRANSFERABLE_LAYERS} layers, not {num_layers}")
+    model.frozen_layers = num_layers
+    for n in range(1, NUM_LAYERS + 1):
+        for p in model.layer(n).parameters():
+            p.requires_grad_(n > num_layers)
+    model.train(model.training)
+
+
+def reinit_layers(model, first, last):
+    """Draw layers first..last afresh (the Yosinski et al. reading of the transfer protocol)."""
+    for n in range(first, last + 1):
+        reinit_layer(model.layer(n))

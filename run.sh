@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# ASR (TIMIT phone recognition) and SER (IEMOCAP emotion recognition) with one ConvNet, and the transfer
+# of its features between the two tasks (Fayek, Lech & Cavedon, Interspeech 2016).
+#
+#   ./run.sh                          whole recipe on the synthetic demo corpora (sets itself up first)
+#   ./run.sh --corpus tiny            every stage on the tiny corpora (the smoke test)
+#   ./run.sh --corpus timit --timit-root /data/TIMIT        ASR stages on a real TIMIT
+#   ./run.sh --corpus iemocap --iemocap-root /data/IEMOCAP  SER stages on a real IEMOCAP
+#   ./run.sh --stage 4 --stop-stage 4                       one stage only
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=100
+nj=4
+corpus=demo          # demo | tiny (synthetic, generated here) | timit | iemocap (your licensed copy)
+timit_root=
+iemocap_root=
+corpus_dir=corpora   # where the synthetic corpora are generated
+skip_setup=false
+help_message=$(sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//')
+
+. utils/parse_options.sh
+if [[ $# -ne 0 ]]; then echo "$0: unexpected argument $1 (see --help)" >&2; exit 1; fi
+
+case $corpus in
+  demo|tiny) do_asr=true; do_ser=true
+             timit_root=${timit_root:-$corpus_dir/$corpus/timit}
+             iemocap_root=${iemocap_root:-$corpus_dir/$corpus/iemocap}
+             timit_spk_lists="--dev-spk-list conf/demo_timit_dev_spk.list --test-spk-list conf/demo_timit_test_spk.list" ;;
+  timit)     do_asr=true; do_ser=false
+             timit_spk_lists="--dev-spk-list conf/timit_dev_spk.list --test-spk-list conf/timit_test_spk.list"
+             [[ -n $timit_root ]] || { echo "$0: --corpus timit needs --timit-root DIR" >&2; exit 1; } ;;
+  iemocap)   do_asr=false; do_ser=true
+             [[ -n $iemocap_root ]] || { echo "$0: --corpus iemocap needs --iemocap-root DIR" >&2; exit 1; } ;;
+  *) echo "$0: --corpus must be demo, tiny, timit or iemocap, not '$corpus'" >&2; exit 1 ;;
+esac
+
+if [[ $skip_setup != true ]]; then utils/setup_env.sh; fi
+. ./path.sh
+. ./cmd.sh
+
+# Outputs of one corpus must not be mixed with another's: data/ and exp/ remember which made them.
+mkdir -p data
+if [[ -f data/.corpus && $(cat data/.corpus) != "$corpus" ]]; then
+  echo "$0: data/ and exp/ hold results of --corpus $(cat data/.corpus); move them away (or run in" \
+       "another directory) before running --corpus $corpus" >&2
+  exit 1
+fi
+echo "$corpus" > data/.corpus
+
+run_stage() {  # run_stage N: true when stage N is selected; prints it
+  if (( stage <= $1 && $1 <= stop_stage )); then echo "=== $0: stage $1: $2 ==="; return 0; fi
+  return 1
+}
+
+if [[ $corpus == demo || $corpus == tiny ]] && run_stage 1 "generate the synthetic $corpus corpora"; then
+  local/make_demo_timit.sh --size "$corpus" "$timit_root"
+  local/make_demo_iemocap.sh --size "$corpus" "$iemocap_root"
+fi
+
+if $do_asr && run_stage 2 "TIMIT data preparation"; then
+  # shellcheck disable=SC2086
+  local/timit_data_prep.sh $timit_spk_lists "$timit_root" data/timit
+fi
+
+if $do_ser && run_stage 3 "IEMOCAP data preparation"; then
+  local/iemocap_data_prep.sh "$iemocap_root" data/iemocap
+fi
+
+if run_stage 4 "features: fbank (+ global CMVN) for the ConvNet, MFCC (+ per-speaker CMVN) for the GMM"; then
+  fbank_sets=(); $do_asr && fbank_sets+=(data/timit/train data/timit/dev data/timit/test)
+  $do_ser && fbank_sets+=(data/iemocap/all)
+  for d in "${fbank_sets[@]}"; do
+    steps/make_fbank.sh --nj "$nj" --cmd "$train_cmd" "$d" "exp/make_fbank/$(basename "$d")" fbank
+  done
+  if $do_asr; then
+    steps/compute_cmvn_stats.sh --global true data/timit/train exp/make_fbank/train
+    for x in train dev test; do
+      utils/copy_data_dir.sh data/timit/$x data/timit_mfcc/$x
+      steps/make_mfcc.sh --nj "$nj" --cmd "$train_cmd" data/timit_mfcc/$x exp/make_mfcc/$x mfcc
+      steps/compute_cmvn_stats.sh data/timit_mfcc/$x exp/make_mfcc/$x mfcc
+    done
+  fi
+fi
+
+echo "$0: done (stages $stage..$stop_stage, corpus $corpus)"

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Computes fbank or MFCC features of a data dir in --nj parallel jobs, writing
+# FEAT_DIR/raw_<type>_<name>.JOB.{ark,scp}, DATA_DIR/feats.scp and DATA_DIR/utt2num_frames.
+# Embedded backend: kaldi-native-fbank (pyscripts.features); with KALDI_ROOT: compute-<type>-feats.
+set -euo pipefail
+nj=4
+cmd=${train_cmd:-run.pl}
+feat_type=fbank
+config=
+help_message="Usage: $0 [--nj N] [--cmd run.pl] [--feat-type fbank|mfcc] [--config conf/fbank.conf] DATA_DIR [LOG_DIR [FEAT_DIR]]"
+. ./path.sh
+. utils/parse_options.sh
+if [[ $# -lt 1 || $# -gt 3 ]]; then echo "$help_message" >&2; exit 1; fi
+data=$1
+name=$(basename "$data")
+logdir=${2:-exp/make_$feat_type/$name}
+featdir=${3:-$feat_type}
+config=${config:-conf/$feat_type.conf}
+case $feat_type in fbank|mfcc) ;; *) echo "$0: --feat-type must be fbank or mfcc" >&2; exit 1 ;; esac
+[[ -f $config ]] || { echo "$0: config $config not found" >&2; exit 1; }
+
+utils/validate_data_dir.sh "$data" >/dev/null
+mkdir -p "$logdir" "$featdir"
+featdir=$(cd "$featdir" && pwd)
+num_utts=$(wc -l < "$data/utt2spk")
+(( nj > num_utts )) && nj=$num_utts
+python3 -m pyscripts.datadir split --per-utt "$data" "$nj"
+split=$data/split$nj
+
+echo "$0: computing $feat_type for $data ($num_utts utterances, $nj jobs; log in $logdir)"
+if [[ -n ${KALDI_ROOT:-} ]]; then
+  $cmd JOB=1:$nj "$logdir/make_${feat_type}_$name.JOB.log" \
+    compute-$feat_type-feats --verbose=1 --config="$config" "scp,p:$split/JOB/wav.scp" ark:- \| \
+    copy-feats --write-num-frames="ark,t:$split/JOB/utt2num_frames" ark:- \
+      "ark,scp:$featdir/raw_${feat_type}_$name.JOB.ark,$featdir/raw_${feat_type}_$name.JOB.scp"
+else
+  $cmd JOB=1:$nj "$logdir/make_${feat_type}_$name.JOB.log" \
+    python3 -m pyscripts.features compute --kind "$feat_type" --config "$config" \
+      --num-frames-out "$split/JOB/utt2num_frames" "$split/JOB" \
+      "$featdir/raw_${feat_type}_$name.JOB.ark" "$featdir/raw_${feat_type}_$name.JOB.scp"
+fi
+
+for j in $(seq "$nj"); do cat "$featdir/raw_${feat_type}_$name.$j.scp"; done | sort -k1,1 > "$data/feats.scp"
+for j in $(seq "$nj"); do cat "$split/$j/utt2num_frames"; done | sort -k1,1 > "$data/utt2num_frames"
+rm -f "$data/cmvn.scp"   # stale once the features change
+num_feats=$(wc -l < "$data/feats.scp")
+if [[ $num_feats -ne $num_utts ]]; then
+  echo "$0: only $num_feats of $num_utts utterances got features; see $logdir" >&2; exit 1
+fi
+utils/validate_data_dir.sh --need-feats "$data" >/dev/null
+echo "$0: $feat_type done for $data: $num_feats utterances, $(awk '{n+=$2} END{print n}' "$data/utt2num_frames") frames"

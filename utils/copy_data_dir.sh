@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Copies a data dir's tables to a new data dir without its features (feats.scp, cmvn.scp,
+# utt2num_frames, splits), so that other features can be computed for the same utterances.
+set -euo pipefail
+if [[ $# -ne 2 ]]; then echo "Usage: $0 SRC_DATA_DIR DEST_DATA_DIR" >&2; exit 1; fi
+src=$1 dst=$2
+[[ -f $src/utt2spk ]] || { echo "$0: $src/utt2spk not found: not a data dir" >&2; exit 1; }
+mkdir -p "$dst"
+for f in "$src"/*; do
+  name=$(basename "$f")
+  case $name in feats.scp|cmvn.scp|cmvn_global.stats|utt2num_frames|split*) continue ;; esac
+  [[ -f $f ]] && cp "$f" "$dst/"
+done
+rm -f "$dst/feats.scp" "$dst/cmvn.scp" "$dst/utt2num_frames"

@@ -1,0 +1,29 @@
+# Kaldi-style option parsing, sourced after the caller has set its defaults:
+#   --some-option VALUE sets the shell variable some_option (it must already exist),
+#   --config FILE sources FILE first, --help prints $help_message.
+# shellcheck shell=bash
+while true; do
+  [[ $# -eq 0 ]] && break
+  case "$1" in
+    --help|-h)
+      echo -e "${help_message:-no help for this script}" >&2; exit 0 ;;
+    --*=*)
+      echo "$0: use '--option value', not '--option=value': $1" >&2; exit 1 ;;
+    --*)
+      name=${1#--}; name=${name//-/_}
+      if [[ -z ${!name+set} ]]; then
+        echo "$0: unknown option $1" >&2; exit 1
+      fi
+      if [[ $# -lt 2 ]]; then
+        echo "$0: option $1 needs a value" >&2; exit 1
+      fi
+      if [[ $name == config ]]; then
+        # shellcheck disable=SC1090
+        . "$2" || { echo "$0: cannot read config $2" >&2; exit 1; }
+      fi
+      printf -v "$name" '%s' "$2"
+      shift 2 ;;
+    *) break ;;
+  esac
+done
+unset name
