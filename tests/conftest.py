@@ -6,6 +6,13 @@ from pathlib import Path
 
 import pytest
 
+# kaldi_io sets KALDI_ROOT to a made-up path when it is unset, which would send the recipe's scripts
+# to a Kaldi that does not exist: import it here once and undo that.
+_kaldi_root = os.environ.get("KALDI_ROOT")
+import kaldi_io  # noqa: E402,F401
+if _kaldi_root is None:
+    os.environ.pop("KALDI_ROOT", None)
+
 RECIPE = Path(__file__).resolve().parent.parent
 RECIPE_ENTRIES = ("path.sh", "cmd.sh", "run.sh", "conf", "local", "steps", "utils", "pyscripts")
 
