@@ -15,7 +15,7 @@ Options:
   --nj N             parallel synthesis jobs (default $nj)"
 
 . ./path.sh
-. parse_options.sh
+. utils/parse_options.sh
 
 if [[ $# -ne 1 ]]; then
   echo -e "$help_message" >&2

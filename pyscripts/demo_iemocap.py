@@ -15,19 +15,18 @@ the same size and seed does nothing.
 """
 import argparse
 import concurrent.futures
-import io
 import logging
 import math
 import random
 import shutil
 import subprocess
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
 
+from pyscripts.audio import write_wav
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ SPEAKERS = (
 @dataclass(frozen=True)
 class Style:
     """How an emotion is acted. pitch/range/rate are SSML <prosody> changes in percent (espeak-ng),
-    level the speech RMS in dBFS, tilt a treble shelf gain in dB (vocal effort), jitter the spread."""
+    level the speech RMS in dBFS, tilt a treble shelf gain in dB (vocal effort)."""
     pitch: float
     range: float
     rate: float
@@ -59,13 +58,13 @@ class Style:
 
 
 STYLES = {
-    "neu": Style(pitch=0, range=0, rate=0, level=-26, tilt=0),
-    "hap": Style(pitch=30, range=90, rate=5, level=-23, tilt=2),
-    "exc": Style(pitch=40, range=100, rate=15, level=-21, tilt=3),
-    "ang": Style(pitch=12, range=60, rate=28, level=-16, tilt=7),
-    "sad": Style(pitch=-22, range=-80, rate=-35, level=-33, tilt=-7),
+    "neu": Style(pitch=-5, range=-30, rate=0, level=-26, tilt=-1),
+    "hap": Style(pitch=45, range=100, rate=8, level=-22, tilt=1),
+    "exc": Style(pitch=55, range=100, rate=15, level=-20, tilt=2),
+    "ang": Style(pitch=10, range=50, rate=30, level=-15, tilt=9),
+    "sad": Style(pitch=-25, range=-80, rate=-35, level=-33, tilt=-8),
     "fru": Style(pitch=5, range=20, rate=12, level=-21, tilt=3),
-    "sur": Style(pitch=55, range=100, rate=0, level=-22, tilt=2),
+    "sur": Style(pitch=60, range=100, rate=0, level=-22, tilt=2),
 }
 # Per-utterance jitter (uniform, +-) of each style parameter.
 JITTER = Style(pitch=5, range=15, rate=7, level=2, tilt=1.5)
@@ -261,15 +260,6 @@ def synthesize(utt):
     return samples
 
 
-def write_wav(path, samples):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(samples.astype("<i2").tobytes())
-
-
 def _annotator_lines(rng, utt):
     """C-* (category) and A-* (attribute) lines as IEMOCAP's evaluators wrote them."""
     own = "C-F1" if utt.dialog[5] == "F" else "C-M1"  # the actor wearing markers self-evaluated
@@ -350,7 +340,9 @@ def make_corpus(out_dir, size="demo", seed=1234, nj=2):
         for utt, samples in zip(utts, pool.map(synthesize, utts)):
             utt.samples = samples
             session = f"Session{int(utt.dialog[3:5])}"
-            write_wav(partial / session / "sentences" / "wav" / utt.dialog / f"{utt.utt_id}.wav", samples)
+            wav_dir = partial / session / "sentences" / "wav" / utt.dialog
+            wav_dir.mkdir(parents=True, exist_ok=True)
+            write_wav(wav_dir / f"{utt.utt_id}.wav", SAMPLE_RATE, samples)
     write_labels(partial, utts, seed)
     (partial / STAMP_NAME).write_text(stamp)
     if out.exists():
