@@ -27,7 +27,7 @@ case $corpus in
   demo|tiny) do_asr=true; do_ser=true
              timit_root=${timit_root:-$corpus_dir/$corpus/timit}
              iemocap_root=${iemocap_root:-$corpus_dir/$corpus/iemocap}
-             timit_spk_lists="--dev-spk-list conf/demo_timit_dev_spk.list --test-spk-list conf/demo_timit_test_spk.list" ;;
+             timit_spk_lists="--dev-spk-list conf/${corpus}_timit_dev_spk.list --test-spk-list conf/${corpus}_timit_test_spk.list" ;;
   timit)     do_asr=true; do_ser=false
              timit_spk_lists="--dev-spk-list conf/timit_dev_spk.list --test-spk-list conf/timit_test_spk.list"
              [[ -n $timit_root ]] || { echo "$0: --corpus timit needs --timit-root DIR" >&2; exit 1; } ;;

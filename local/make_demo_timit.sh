@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Generates the demo TIMIT-layout corpus (festival + flite, deterministic); does nothing when OUTDIR
+# already holds a complete corpus of the same size.
+set -euo pipefail
+
+size=demo   # demo or tiny
+seed=1234
+nj=2        # parallel synthesis jobs
+
+help_message="Usage: $0 [options] OUTDIR
+  e.g. $0 --size tiny corpora/tiny/timit
+Options:
+  --size demo|tiny   corpus size (default $size)
+  --seed N           random seed of the speakers' voice settings (default $seed)
+  --nj N             parallel synthesis jobs (default $nj)"
+
+. ./path.sh
+. parse_options.sh
+
+if [[ $# -ne 1 ]]; then
+  echo -e "$help_message" >&2
+  exit 1
+fi
+out_dir=$1
+
+python3 -m pyscripts.demo_timit --size "$size" --seed "$seed" --nj "$nj" "$out_dir"

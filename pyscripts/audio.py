@@ -1,0 +1,240 @@
+"""Audio files of the corpora: NIST SPHERE (as in the LDC TIMIT release) and RIFF wav, 16-bit PCM.
+
+read_audio() takes a path or a wav.scp value (a path, or a shell command ending in '|' that writes a
+RIFF or SPHERE file to stdout) and tells the format by its magic bytes. Command line:
+
+  python3 -m pyscripts.audio to-wav FILE    # RIFF wav on stdout, for wav.scp pipes
+  python3 -m pyscripts.audio info FILE...   # format, rate, channels, samples
+"""
+import argparse
+import io
+import os
+import shlex
+import subprocess
+import sys
+import wave
+
+import numpy as np
+
+from pyscripts.errors import DataError, cli_main
+
+SPHERE_MAGIC = b"NIST_1A"
+RIFF_MAGIC = b"RIFF"
+SPHERE_HEADER_BYTES = 1024
+
+
+def _sphere_fields(head, name):
+    """Parses a SPHERE header ('NIST_1A', header size, then 'key -type value' lines up to end_head)."""
+    lines = head.split(b"\n")
+    fields = {}
+    for raw in lines[2:]:
+        line = raw.strip().decode("ascii", errors="replace")
+        if line == "end_head":
+            return fields
+        if not line or line.startswith(";"):
+            continue
+        parts = line.split(None, 2)
+        if len(parts) != 3 or not parts[1].startswith("-"):
+            raise DataError(f"{name}: bad NIST SPHERE header line {line!r}")
+        key, kind, value = parts
+        if kind == "-i":
+            try:
+                fields[key] = int(value)
+            except ValueError:
+                raise DataError(f"{name}: NIST SPHERE field {key} is not an integer: {value!r}") from None
+        elif kind == "-r":
+            fields[key] = float(value)
+        else:
+            fields[key] = value
+    raise DataError(f"{name}: NIST SPHERE header has no end_head; the file is truncated or corrupt")
+
+
+def _parse_sphere_header(head, name):
+    """Returns (header_bytes, rate, channels, sample_count, byteorder) from the header bytes."""
+    lines = head.split(b"\n", 2)
+    try:
+        header_bytes = int(lines[1].strip())
+    except (IndexError, ValueError):
+        raise DataError(f"{name}: NIST SPHERE header size line is missing or not a number") from None
+    if len(head) < header_bytes:
+        raise DataError(f"{name}: truncated NIST SPHERE header ({len(head)} of {header_bytes} bytes)")
+    fields = _sphere_fields(head[:header_bytes], name)
+    for key in ("sample_rate", "sample_count", "sample_n_bytes"):
+        if key not in fields:
+            raise DataError(f"{name}: NIST SPHERE header lacks {key}")
+    coding = str(fields.get("sample_coding", "pcm"))
+    if coding != "pcm":
+        raise DataError(f"{name}: NIST SPHERE sample_coding {coding!r} is not supported; only "
+                        f"uncompressed 16-bit PCM is (decompress it first, e.g. with sph2pipe -f wav)")
+    if fields["sample_n_bytes"] != 2:
+        raise DataError(f"{name}: {8 * fields['sample_n_bytes']}-bit samples; only 16-bit PCM is supported")
+    byte_format = str(fields.get("sample_byte_format", "01"))
+    if byte_format not in ("01", "10"):
+        raise DataError(f"{name}: unsupported NIST SPHERE sample_byte_format {byte_format!r}")
+    channels = int(fields.get("channel_count", 1))
+    return header_bytes, int(fields["sample_rate"]), channels, int(fields["sample_count"]), \
+        "<" if byte_format == "01" else ">"
+
+
+def _to_mono(samples, channels, name):
+    if channels != 1:
+        raise DataError(f"{name}: {channels} channels; only mono audio is supported")
+    return samples
+
+
+def _decode_sphere(data, name):
+    header_bytes, rate, channels, count, order = _parse_sphere_header(data, name)
+    need = count * channels * 2
+    body = data[header_bytes:header_bytes + need]
+    if len(body) < need:
+        raise DataError(f"{name}: truncated NIST SPHERE file: header says {count} samples, "
+                        f"the file holds {len(body) // (2 * channels)}")
+    samples = np.frombuffer(body, dtype=np.dtype(np.int16).newbyteorder(order)).astype(np.int16)
+    return rate, _to_mono(samples, channels, name)
+
+
+def _decode_riff(data, name):
+    try:
+        with wave.open(io.BytesIO(data), "rb") as w:
+            rate, channels, width, nframes = (w.getframerate(), w.getnchannels(), w.getsampwidth(),
+                                              w.getnframes())
+            if width != 2:
+                raise DataError(f"{name}: {8 * width}-bit samples; only 16-bit PCM is supported")
+            frames = w.readframes(nframes)
+    except (wave.Error, EOFError) as err:
+        raise DataError(f"{name}: not a readable 16-bit PCM RIFF wav ({err})") from None
+    # Pipes (sox, Kaldi) write a huge or zero frame count when they cannot seek back: take what is there.
+    declared_ok = nframes not in (0, 0x7FFFFFFF, 0x3FFFFFFF) and nframes * 2 * channels < 0xFFFFFFF0
+    if declared_ok and len(frames) < nframes * 2 * channels:
+        raise DataError(f"{name}: truncated RIFF wav: header says {nframes} samples, "
+                        f"the file holds {len(frames) // (2 * channels)}")
+    frames = frames[:len(frames) - len(frames) % (2 * channels)]
+    samples = np.frombuffer(frames, dtype="<i2").astype(np.int16)
+    return rate, _to_mono(samples, channels, name)
+
+
+def decode_audio(data, name="<bytes>"):
+    """Decodes SPHERE or RIFF bytes to (rate, int16 samples); name is used in error messages."""
+    if data.startswith(SPHERE_MAGIC):
+        return _decode_sphere(data, name)
+    if data.startswith(RIFF_MAGIC):
+        return _decode_riff(data, name)
+    raise DataError(f"{name}: neither NIST SPHERE (NIST_1A) nor RIFF wav (magic bytes {data[:8]!r})")
+
+
+def _own_pipe_file(command):
+    """If command is 'python3 -m pyscripts.audio to-wav FILE' returns FILE: it can be read directly,
+    with the same result, instead of starting a Python process per utterance."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return None
+    if len(argv) == 5 and os.path.basename(argv[0]).startswith("python") and argv[1:4] == [
+            "-m", "pyscripts.audio", "to-wav"]:
+        return argv[4]
+    return None
+
+
+def read_audio(entry):
+    """Reads a path or a wav.scp value ('cmd ... |') and returns (rate, int16 mono samples)."""
+    entry = str(entry).strip()
+    if entry.endswith("|"):
+        command = entry[:-1].strip()
+        own = _own_pipe_file(command)
+        if own is not None:
+            return read_audio(own)
+        proc = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise DataError(f"wav.scp command failed ({proc.returncode}): {command}\n"
+                            f"{proc.stderr.decode(errors='replace').strip()}")
+        return decode_audio(proc.stdout, name=command)
+    if not os.path.isfile(entry):
+        raise DataError(f"{entry}: audio file not found")
+    with open(entry, "rb") as f:
+        return decode_audio(f.read(), name=entry)
+
+
+def audio_info(path):
+    """Reads only the header: returns (format 'sphere'|'riff', rate, channels, num_samples)."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: audio file not found")
+    with open(path, "rb") as f:
+        head = f.read(SPHERE_HEADER_BYTES * 4)
+        size = os.fstat(f.fileno()).st_size
+    if head.startswith(SPHERE_MAGIC):
+        header_bytes, rate, channels, count, _ = _parse_sphere_header(head, path)
+        if size - header_bytes < count * channels * 2:
+            raise DataError(f"{path}: truncated NIST SPHERE file: header says {count} samples, "
+                            f"the file holds {(size - header_bytes) // (2 * channels)}")
+        return "sphere", rate, channels, count
+    if head.startswith(RIFF_MAGIC):
+        try:
+            with wave.open(path, "rb") as w:
+                if w.getsampwidth() != 2:
+                    raise DataError(f"{path}: {8 * w.getsampwidth()}-bit samples; only 16-bit PCM is "
+                                    f"supported")
+                return "riff", w.getframerate(), w.getnchannels(), w.getnframes()
+        except (wave.Error, EOFError) as err:
+            raise DataError(f"{path}: not a readable 16-bit PCM RIFF wav ({err})") from None
+    raise DataError(f"{path}: neither NIST SPHERE (NIST_1A) nor RIFF wav (magic bytes {head[:8]!r})")
+
+
+def sphere_bytes(rate, samples):
+    """Encodes int16 mono samples as a NIST SPHERE file with a 1024-byte header like LDC TIMIT's."""
+    samples = np.asarray(samples)
+    if samples.dtype != np.int16 or samples.ndim != 1:
+        raise ValueError("sphere_bytes wants a 1-d int16 array")
+    smin, smax = (int(samples.min()), int(samples.max())) if samples.size else (0, 0)
+    fields = [("channel_count", "-i", 1), ("sample_count", "-i", samples.size),
+              ("sample_rate", "-i", int(rate)), ("sample_min", "-i", smin), ("sample_max", "-i", smax),
+              ("sample_n_bytes", "-i", 2), ("sample_byte_format", "-s2", "01"),
+              ("sample_sig_bits", "-i", 16), ("sample_coding", "-s3", "pcm")]
+    text = f"NIST_1A\n   {SPHERE_HEADER_BYTES}\n" + "".join(f"{k} {t} {v}\n" for k, t, v in fields) + \
+        "end_head\n"
+    head = text.encode("ascii")
+    return head + b" " * (SPHERE_HEADER_BYTES - len(head)) + samples.astype("<i2").tobytes()
+
+
+def write_sphere(path, rate, samples):
+    with open(path, "wb") as f:
+        f.write(sphere_bytes(rate, samples))
+
+
+def wav_bytes(rate, samples):
+    """Encodes int16 mono samples as a RIFF wav file."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(rate))
+        w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+    return buf.getvalue()
+
+
+def write_wav(path, rate, samples):
+    with open(path, "wb") as f:
+        f.write(wav_bytes(rate, samples))
+
+
+@cli_main
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("to-wav", help="write FILE (SPHERE or RIFF) as RIFF wav to stdout")
+    p.add_argument("file")
+    p = sub.add_parser("info", help="print format, sample rate, channels and samples of each file")
+    p.add_argument("files", nargs="+")
+    args = parser.parse_args()
+    if args.cmd == "to-wav":
+        rate, samples = read_audio(args.file)
+        sys.stdout.buffer.write(wav_bytes(rate, samples))
+        sys.stdout.buffer.flush()
+    else:
+        for path in args.files:
+            fmt, rate, channels, count = audio_info(path)
+            print(f"{path} {fmt} {rate} {channels} {count}")
+
+
+if __name__ == "__main__":
+    main()
