@@ -84,4 +84,33 @@ if run_stage 4 "features: fbank (+ global CMVN) for the ConvNet, MFCC (+ per-spe
   fi
 fi
 
+if $do_asr && run_stage 5 "lang dir and bigram phone LM"; then
+  local/timit_prepare_dict.sh conf/phones.60-48-39.map data/local/dict
+  utils/prepare_lang.sh data/local/dict sil data/local/lang_tmp data/lang
+  local/timit_train_lm.sh data/timit/train data/timit/dev data/local/lm/lm_phone_bg.arpa
+  utils/format_lm.sh data/lang data/local/lm/lm_phone_bg.arpa data/lang_test_bg
+fi
+
+if $do_asr && run_stage 6 "monophone GMM-HMM training"; then
+  steps/train_mono.sh --nj "$nj" --cmd "$train_cmd" data/timit_mfcc/train data/lang exp/mono
+fi
+
+if $do_asr && run_stage 7 "forced alignment of train, dev and test; frame targets for the ConvNet"; then
+  steps/align_mono.sh --nj "$nj" --cmd "$train_cmd" data/timit_mfcc/train data/lang exp/mono exp/mono_ali
+  steps/ali_to_targets.sh exp/mono_ali data/timit/train exp/mono_ali/targets
+  for x in dev test; do
+    steps/align_mono.sh --nj "$nj" --cmd "$train_cmd" data/timit_mfcc/$x data/lang exp/mono exp/mono_ali_$x
+    steps/ali_to_targets.sh exp/mono_ali_$x data/timit/$x exp/mono_ali_$x/targets
+  done
+  # The synthesiser's own segmentation is known for the demo corpora: report how close the alignment is.
+  if [[ -f data/timit/train/ref_phones.ctm ]]; then local/score_alignment.sh exp/mono_ali data/timit/train; fi
+fi
+
+if $do_asr && run_stage 8 "decoding graph and GMM baseline decode"; then
+  utils/mkgraph.sh data/lang_test_bg exp/mono exp/mono/graph
+  steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" exp/mono/graph data/timit_mfcc/dev exp/mono/decode_dev
+  steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" --tune-dir exp/mono/decode_dev \
+    exp/mono/graph data/timit_mfcc/test exp/mono/decode_test
+fi
+
 echo "$0: done (stages $stage..$stop_stage, corpus $corpus)"

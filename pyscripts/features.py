@@ -144,17 +144,19 @@ def apply_cmvn(feats, stats, norm_vars=False):
 
 
 def add_deltas(feats, order=2, window=2):
-    """add-deltas: appends delta features up to `order`, each a regression over +-window frames
-    with the edge frames repeated."""
-    out = [np.asarray(feats, dtype=np.float32)]
-    denom = 2 * sum(k * k for k in range(1, window + 1))
+    """add-deltas: appends delta features up to `order`. As in Kaldi, the order-k filter is the
+    order-(k-1) filter convolved with the regression window over +-window frames, and it is applied to
+    the input frames with the first and last frame repeated at the edges."""
+    feats = np.asarray(feats, dtype=np.float32)
+    n = len(feats)
+    regression = np.arange(-window, window + 1) / (2 * sum(k * k for k in range(1, window + 1)))
+    out, filt = [feats], np.ones(1)
     for _ in range(order):
-        prev = out[-1]
-        padded = np.concatenate([np.repeat(prev[:1], window, 0), prev, np.repeat(prev[-1:], window, 0)])
-        n = len(prev)
-        delta = sum(k * (padded[window + k:window + k + n] - padded[window - k:window - k + n])
-                    for k in range(1, window + 1)) / denom
-        out.append(delta.astype(np.float32))
+        filt = np.convolve(filt, regression)
+        half = len(filt) // 2
+        idx = np.clip(np.arange(n)[:, None] + np.arange(-half, half + 1)[None, :], 0, n - 1)
+        # filt[j] weighs frame t + j - half.
+        out.append(np.einsum("tjd,j->td", feats[idx], filt).astype(np.float32))
     return np.concatenate(out, axis=1)
 
 

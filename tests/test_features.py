@@ -98,18 +98,19 @@ def test_wrong_sample_rate_names_the_utterance(recipe_dir):
     assert not (data / "feats.scp").exists() or "spkb_u2" not in (data / "feats.scp").read_text()
 
 
-def test_deltas_match_the_regression_formula():
+def test_deltas_match_kaldi_add_deltas():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(7, 3)).astype(np.float32)
     out = add_deltas(x, order=2, window=2)
     assert out.shape == (7, 9)
-
-    def delta(m):
-        clamp = lambda t: m[min(max(t, 0), len(m) - 1)]
-        return np.array([(clamp(t + 1) - clamp(t - 1) + 2 * (clamp(t + 2) - clamp(t - 2))) / 10
-                         for t in range(len(m))])
-    np.testing.assert_allclose(out[:, 3:6], delta(x), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out[:, 6:9], delta(delta(x)), rtol=1e-5, atol=1e-6)
+    clamp = lambda t: x[min(max(t, 0), len(x) - 1)]
+    # Kaldi's delta window: (x[t+1] - x[t-1] + 2 (x[t+2] - x[t-2])) / 10; the second order is that
+    # window convolved with itself, a 9-tap filter applied to the clamped input frames.
+    w = {-2: -0.2, -1: -0.1, 0: 0.0, 1: 0.1, 2: 0.2}
+    delta = np.array([sum(w[k] * clamp(t + k) for k in w) for t in range(7)])
+    delta2 = np.array([sum(w[a] * w[b] * clamp(t + a + b) for a in w for b in w) for t in range(7)])
+    np.testing.assert_allclose(out[:, 3:6], delta, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[:, 6:9], delta2, rtol=1e-5, atol=1e-6)
 
 
 def test_cmvn_stats_layout():

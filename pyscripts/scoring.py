@@ -1,0 +1,624 @@
+"""Phone error rate (PER) scoring with sclite's conventions (issue 5; used by the GMM and the hybrid
+decodes alike, so that their PERs are computed the same way).
+
+Hypotheses and references (Kaldi text, 48 training phones) are folded to the 39 scoring phones
+(conf/phones.60-48-39.map, Lee & Hon) and written as sclite `trn` files, one utterance a line:
+`sil aa ... (utt-id)`. When `sclite` is on PATH, local/score.sh runs it on them
+(`sclite -r ref.trn trn -h hyp.trn trn -i rm -o sum pralign dtl`); otherwise the built-in scorer
+here aligns every utterance the way sclite's DP does and writes the same kinds of reports
+(HYP.trn.sys, .pra, .dtl).
+
+Built-in alignment = sclite's (SCTK src/sclite/word.c wwd_WORD and net_dp.c): word-to-word
+distances correct 0, insertion 3, deletion 3, substitution 4; at each DP cell the diagonal
+(correct/substitution) wins ties, then deletion, then insertion; the path is traced back from the
+last cell, and the errors are counted on it (so S/D/I follow sclite's alignment, not a plain
+Levenshtein count). PER = (S + D + I) / N, N the reference phones. Comparison is case-insensitive
+as in sclite; with `-i rm` an utterance's speaker is its id up to the first '-' (else '_').
+
+Layout of a scored decode dir (Kaldi's): DECODE_DIR/wer_NAME per setting (NAME = LMWT_WIP, or LMWT),
+DECODE_DIR/scoring/{ref.trn, hyp_NAME.trn, best_wer}; the reports of the best setting next to its
+hyp_NAME.trn. Every reference needs a hypothesis and vice versa (a decode that lost an utterance
+writes an empty hypothesis, which counts as deletions); a mismatch is an error naming the utterance.
+
+Command line:
+  python3 -m pyscripts.scoring score-dir --phone-map MAP --ref TEXT [--words words.txt] DECODE_DIR
+      scores DECODE_DIR/scoring/NAME.tra (word ids) and NAME.txt (symbols)
+  python3 -m pyscripts.scoring best [--tune-dir DEV_DECODE_DIR] DECODE_DIR   (prints the setting)
+  python3 -m pyscripts.scoring reports --ref-trn REF --hyp-trn HYP          (built-in sclite reports)
+  python3 -m pyscripts.scoring results [--dev dev --test test] EXP_DIR...   (Markdown table)
+  python3 -m pyscripts.scoring --phone-map MAP TEXT DECODE_DIR               (score-dir + best, the
+      form steps/decode_gmm.sh uses)
+"""
+import argparse
+import logging
+import math
+import re
+import statistics
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyscripts.datadir import c_sorted, read_list_table
+from pyscripts.errors import DataError, cli_main
+
+log = logging.getLogger(__name__)
+
+# sclite's word-to-word distances (SCTK word.c).
+COST_CORRECT, COST_SUB, COST_INS, COST_DEL = 0, 4, 3, 3
+
+
+# -- phone maps -----------------------------------------------------------------------------------
+def read_phone_map(path, from_col=2, to_col=3):
+    """{phone in column from_col: phone in column to_col} of the 60-48-39 map (1-based columns).
+    Rows without a to_col entry (q) map nothing."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: phone map not found (conf/phones.60-48-39.map: columns 60, 48, 39)")
+    mapping = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        cols = line.split()
+        if len(cols) < max(from_col, to_col):
+            continue
+        src, dst = cols[from_col - 1], cols[to_col - 1]
+        if mapping.get(src, dst) != dst:
+            raise DataError(f"{path}:{lineno}: {src} maps to both {mapping[src]} and {dst}")
+        mapping[src] = dst
+    if not mapping:
+        raise DataError(f"{path}: no phone mappings in columns {from_col} -> {to_col}")
+    return mapping
+
+
+def read_map39(path):
+    """{48-phone: 39-phone}."""
+    return read_phone_map(path, 2, 3)
+
+
+def fold_phones(seq, map39, utt=None):
+    """Maps a phone sequence (list or space-separated string) through map39 (48 -> 39); an unknown
+    phone is an error naming it (and the utterance, when given)."""
+    if isinstance(seq, str):
+        seq = seq.split()
+    out = []
+    for phone in seq:
+        if phone not in map39:
+            where = f"utterance {utt}: " if utt is not None else ""
+            raise DataError(f"{where}phone {phone!r} is not in the phone map's 48-phone column; the "
+                            "transcripts and the map disagree")
+        out.append(map39[phone])
+    return out
+
+
+def fold_table(table, map39):
+    return {utt: fold_phones(seq, map39, utt) for utt, seq in table.items()}
+
+
+# -- alignment ------------------------------------------------------------------------------------
+def align(ref, hyp):
+    """sclite's DP alignment of two token lists -> [(op, ref token or None, hyp token or None)],
+    op C (correct), S, D or I; tokens lower-cased."""
+    ref = [r.lower() for r in ref]
+    hyp = [h.lower() for h in hyp]
+    n, m = len(ref), len(hyp)
+    # cost[i][j]: cheapest alignment of ref[:i] with hyp[:j]; back[i][j]: the move into (i, j).
+    cost = [[0] * (m + 1) for _ in range(n + 1)]
+    back = [[""] * (m + 1) for _ in range(n + 1)]
+    for j in range(1, m + 1):
+        cost[0][j], back[0][j] = cost[0][j - 1] + COST_INS, "I"
+    for i in range(1, n + 1):
+        cost[i][0], back[i][0] = cost[i - 1][0] + COST_DEL, "D"
+        for j in range(1, m + 1):
+            same = ref[i - 1] == hyp[j - 1]
+            diag = cost[i - 1][j - 1] + (COST_CORRECT if same else COST_SUB)
+            dele = cost[i - 1][j] + COST_DEL
+            ins = cost[i][j - 1] + COST_INS
+            if diag <= dele and diag <= ins:
+                cost[i][j], back[i][j] = diag, "C" if same else "S"
+            elif dele < ins:
+                cost[i][j], back[i][j] = dele, "D"
+            else:
+                cost[i][j], back[i][j] = ins, "I"
+    ops, i, j = [], n, m
+    while i > 0 or j > 0:
+        op = back[i][j]
+        if op in ("C", "S"):
+            ops.append((op, ref[i - 1], hyp[j - 1]))
+            i, j = i - 1, j - 1
+        elif op == "D":
+            ops.append((op, ref[i - 1], None))
+            i -= 1
+        else:
+            ops.append((op, None, hyp[j - 1]))
+            j -= 1
+    ops.reverse()
+    return ops
+
+
+# -- error counts ---------------------------------------------------------------------------------
+@dataclass
+class ErrorCounts:
+    """Totals over utterances; `per` in percent."""
+    ref: int = 0
+    hyp: int = 0
+    corr: int = 0
+    sub: int = 0
+    dele: int = 0
+    ins: int = 0
+    utts: int = 0
+    utts_with_errors: int = 0
+
+    @property
+    def errors(self):
+        return self.sub + self.dele + self.ins
+
+    @property
+    def per(self):
+        if self.ref == 0:
+            return 0.0 if self.errors == 0 else math.inf
+        return 100.0 * self.errors / self.ref
+
+    def add(self, other):
+        for name in ("ref", "hyp", "corr", "sub", "dele", "ins", "utts", "utts_with_errors"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    def kaldi_line(self, label="PER"):
+        """Kaldi's compute-wer line, e.g. `%PER 21.43 [ 3 / 14, 1 ins, 1 del, 1 sub ]`."""
+        return (f"%{label} {self.per:.2f} [ {self.errors} / {self.ref}, {self.ins} ins, "
+                f"{self.dele} del, {self.sub} sub ]")
+
+
+def count_ops(ops):
+    c = ErrorCounts(utts=1)
+    for op, r, h in ops:
+        c.ref += r is not None
+        c.hyp += h is not None
+        c.corr += op == "C"
+        c.sub += op == "S"
+        c.dele += op == "D"
+        c.ins += op == "I"
+    c.utts_with_errors = int(c.errors > 0)
+    return c
+
+
+def _as_tokens(table):
+    return {u: (v.split() if isinstance(v, str) else list(v)) for u, v in table.items()}
+
+
+def check_same_utts(refs, hyps, ref_name="references", hyp_name="hypotheses"):
+    no_ref = sorted(set(hyps) - set(refs))
+    if no_ref:
+        raise DataError(f"utterance {no_ref[0]} is in the {hyp_name} but not in the {ref_name} "
+                        f"({len(no_ref)} such); score a decode against its own data dir's text")
+    no_hyp = sorted(set(refs) - set(hyps))
+    if no_hyp:
+        raise DataError(f"utterance {no_hyp[0]} is in the {ref_name} but has no hypothesis in the "
+                        f"{hyp_name} ({len(no_hyp)} such); the decode is incomplete (check its logs)")
+
+
+def align_all(refs, hyps):
+    """{utt: alignment} after checking that both cover the same utterances."""
+    refs, hyps = _as_tokens(refs), _as_tokens(hyps)
+    check_same_utts(refs, hyps)
+    return {utt: align(refs[utt], hyps[utt]) for utt in refs}
+
+
+def per(refs, hyps):
+    """Scores {utt: phones} hypotheses against references (lists or strings, already folded):
+    returns ErrorCounts (.per is the PER in percent, .sub/.dele/.ins/.ref the counts)."""
+    total = ErrorCounts()
+    for ops in align_all(refs, hyps).values():
+        total.add(count_ops(ops))
+    return total
+
+
+# -- trn files ------------------------------------------------------------------------------------
+def write_trn(path, transcripts):
+    """sclite trn: `tok tok ... (utt-id)` per utterance, in C order of the ids."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for utt in c_sorted(transcripts):
+            seq = transcripts[utt]
+            seq = seq.split() if isinstance(seq, str) else seq
+            if not utt or any(c in utt for c in "() \t"):
+                raise DataError(f"{path}: utterance id {utt!r} cannot be written to a trn file")
+            f.write((" ".join(seq) + " " if seq else "") + f"({utt})\n")
+
+
+_TRN_LINE = re.compile(r"^(.*?)\s*\(([^()\s]+)\)\s*$")
+
+
+def read_trn(path):
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: trn file not found")
+    table = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _TRN_LINE.match(line)
+        if not m:
+            raise DataError(f"{path}:{lineno}: not a trn line (`tokens (utt-id)`)")
+        if m.group(2) in table:
+            raise DataError(f"{path}:{lineno}: utterance {m.group(2)} appears twice")
+        table[m.group(2)] = m.group(1).split()
+    return table
+
+
+def speaker_of(utt):
+    """sclite `-i rm`: the id up to the first '-', else the first '_'."""
+    for sep in ("-", "_"):
+        if sep in utt:
+            return utt.split(sep, 1)[0]
+    raise DataError(f"utterance id {utt!r} has neither '-' nor '_': sclite -i rm cannot find its speaker")
+
+
+# -- reports: the built-in stand-in for sclite's sum, pralign and dtl -----------------------------
+def _pct(x, n):
+    return 100.0 * x / n if n else 0.0
+
+
+def sys_report(alignments, title):
+    """A `.sys`-like table: one row per speaker, then Sum/Avg, Mean, S.D., Median (as sclite's sum)."""
+    by_spk = {}
+    for utt, ops in alignments.items():
+        by_spk.setdefault(speaker_of(utt), ErrorCounts()).add(count_ops(ops))
+    total = ErrorCounts()
+    for c in by_spk.values():
+        total.add(c)
+
+    def pcts(c):
+        return (_pct(c.corr, c.ref), _pct(c.sub, c.ref), _pct(c.dele, c.ref), _pct(c.ins, c.ref),
+                _pct(c.errors, c.ref), _pct(c.utts_with_errors, c.utts))
+
+    def row(name, snt, wrd, values):
+        return f"| {name:<8}| {snt:>6} {wrd:>7} | " + " ".join(f"{v:6.1f}" for v in values) + " |"
+
+    width = len(row("", 0, 0, [0] * 6))
+    lines = ["SYSTEM SUMMARY PERCENTAGES by SPEAKER", "", "," + "-" * (width - 2) + ".",
+             f"|{title:^{width - 2}}|", "|" + "-" * (width - 2) + "|",
+             f"| {'SPKR':<8}| {'# Snt':>6} {'# Wrd':>7} | " + " ".join(
+                 f"{h:>6}" for h in ("Corr", "Sub", "Del", "Ins", "Err", "S.Err")) + " |",
+             "|" + "-" * (width - 2) + "|"]
+    for spk in c_sorted(by_spk):
+        lines.append(row(spk, by_spk[spk].utts, by_spk[spk].ref, pcts(by_spk[spk])))
+    lines.append("|" + "=" * (width - 2) + "|")
+    lines.append(row("Sum/Avg", total.utts, total.ref, pcts(total)))
+    lines.append("|" + "=" * (width - 2) + "|")
+    per_spk = [(c.utts, c.ref) + pcts(c) for c in by_spk.values()]
+    for name, fn in (("Mean", statistics.mean), ("S.D.", statistics.pstdev), ("Median", statistics.median)):
+        vals = [fn([r[k] for r in per_spk]) for k in range(8)]
+        lines.append(row(name, f"{vals[0]:.1f}", f"{vals[1]:.1f}", vals[2:]))
+    lines.append("`" + "-" * (width - 2) + "'")
+    return "\n".join(lines) + "\n", total
+
+
+def pralign_report(alignments):
+    """Per-utterance alignments as sclite's pralign: REF/HYP with *** for gaps, errors upper-cased."""
+    out = []
+    for utt in c_sorted(alignments):
+        ops = alignments[utt]
+        c = count_ops(ops)
+        refs, hyps, evals = [], [], []
+        for op, r, h in ops:
+            r_s = "*" * len(h) if r is None else (r if op == "C" else r.upper())
+            h_s = "*" * len(r) if h is None else (h if op == "C" else h.upper())
+            w = max(len(r_s), len(h_s))
+            refs.append(r_s.ljust(w))
+            hyps.append(h_s.ljust(w))
+            evals.append(("" if op == "C" else op).ljust(w))
+        out += [f"id: ({utt})", f"Scores: (#C #S #D #I) {c.corr} {c.sub} {c.dele} {c.ins}",
+                "REF:  " + " ".join(refs).rstrip(), "HYP:  " + " ".join(hyps).rstrip(),
+                "Eval: " + " ".join(evals).rstrip(), ""]
+    return "\n".join(out)
+
+
+def dtl_report(alignments, title):
+    """Totals, then confusion pairs, insertions, deletions and substitutions by frequency."""
+    total = ErrorCounts()
+    pairs, ins, dels, subs = Counter(), Counter(), Counter(), Counter()
+    for ops in alignments.values():
+        total.add(count_ops(ops))
+        for op, r, h in ops:
+            if op == "S":
+                pairs[(r, h)] += 1
+                subs[r] += 1
+            elif op == "I":
+                ins[h] += 1
+            elif op == "D":
+                dels[r] += 1
+    lines = [f"DETAILED OVERALL REPORT FOR THE SYSTEM: {title}", "",
+             "SENTENCE RECOGNITION PERFORMANCE", "",
+             f" sentences                      {total.utts:7d}",
+             f" with errors          {_pct(total.utts_with_errors, total.utts):6.1f}%   "
+             f"({total.utts_with_errors:5d})", "",
+             "WORD RECOGNITION PERFORMANCE (words are phones)", "",
+             f"Percent Total Error       = {total.per:6.1f}%   ({total.errors:5d})", "",
+             f"Percent Correct           = {_pct(total.corr, total.ref):6.1f}%   ({total.corr:5d})", "",
+             f"Percent Substitution      = {_pct(total.sub, total.ref):6.1f}%   ({total.sub:5d})",
+             f"Percent Deletions         = {_pct(total.dele, total.ref):6.1f}%   ({total.dele:5d})",
+             f"Percent Insertions        = {_pct(total.ins, total.ref):6.1f}%   ({total.ins:5d})", "",
+             f"Ref. words                =           ({total.ref:5d})",
+             f"Hyp. words                =           ({total.hyp:5d})", ""]
+    for name, counter, fmt in (("CONFUSION PAIRS", pairs, lambda k: f"{k[0]} ==> {k[1]}"),
+                               ("INSERTIONS", ins, str), ("DELETIONS", dels, str),
+                               ("SUBSTITUTIONS", subs, str)):
+        lines += [f"{name}:  Total ({sum(counter.values())})", ""]
+        for i, (key, n) in enumerate(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])), 1):
+            lines.append(f"{i:4d}:  {n:4d}  ->  {fmt(key)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_reports(ref_trn, hyp_trn):
+    """The built-in scorer on two trn files: HYP.sys, HYP.pra, HYP.dtl next to the hypothesis file
+    (sclite's naming). Returns the totals."""
+    alignments = align_all(read_trn(ref_trn), read_trn(hyp_trn))
+    hyp_trn = Path(hyp_trn)
+    sys_text, total = sys_report(alignments, hyp_trn.name)
+    Path(f"{hyp_trn}.sys").write_text(sys_text)
+    Path(f"{hyp_trn}.pra").write_text(pralign_report(alignments))
+    Path(f"{hyp_trn}.dtl").write_text(dtl_report(alignments, hyp_trn.name))
+    return total
+
+
+# -- hypotheses of a decode -----------------------------------------------------------------------
+def read_words_txt(path):
+    """{id: symbol} of a words.txt."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: symbol table not found")
+    table = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        cols = line.split()
+        if len(cols) != 2 or not cols[1].isdigit():
+            raise DataError(f"{path}:{lineno}: expected `symbol id`")
+        table[int(cols[1])] = cols[0]
+    return table
+
+
+def read_tra(path, id2word=None):
+    """A Kaldi transcription table (`utt w1 w2 ...`; integer ids when id2word is given, as Kaldi's
+    .tra). An utterance with nothing after its id has an empty hypothesis."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: hypothesis file not found")
+    table = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        cols = line.split()
+        if not cols:
+            continue
+        utt, words = cols[0], cols[1:]
+        if utt in table:
+            raise DataError(f"{path}:{lineno}: utterance {utt} appears twice")
+        if id2word is not None:
+            try:
+                words = [id2word[int(w)] for w in words]
+            except (ValueError, KeyError) as err:
+                raise DataError(f"{path}:{lineno}: word id {err} is not in the symbol table") from None
+        table[utt] = words
+    return table
+
+
+# Symbols that are not phones (Kaldi's scoring drops them too).
+NON_PHONE_WORDS = {"<eps>", "<s>", "</s>", "#0"}
+
+
+def score_tables(refs48, hyps48, map39, decode_dir, name):
+    """Folds to 39; writes DECODE_DIR/scoring/ref.trn, scoring/hyp_NAME.trn and DECODE_DIR/wer_NAME.
+    Returns ErrorCounts."""
+    decode_dir = Path(decode_dir)
+    refs39 = fold_table(refs48, map39)
+    hyps39 = fold_table({u: [w for w in ws if w not in NON_PHONE_WORDS] for u, ws in hyps48.items()}, map39)
+    check_same_utts(refs39, hyps39)
+    write_trn(decode_dir / "scoring" / "ref.trn", refs39)
+    write_trn(decode_dir / "scoring" / f"hyp_{name}.trn", hyps39)
+    counts = per(refs39, hyps39)
+    (decode_dir / f"wer_{name}").write_text(
+        f"{counts.kaldi_line()}\n%SER {_pct(counts.utts_with_errors, counts.utts):.2f} "
+        f"[ {counts.utts_with_errors} / {counts.utts} ]\n")
+    return counts
+
+
+def score_dir(decode_dir, ref_text, map39, words_txt=None):
+    """Scores every hypothesis table DECODE_DIR/scoring/NAME.tra (integer ids; needs words.txt) and
+    NAME.txt (symbols). Returns {name: ErrorCounts}."""
+    decode_dir = Path(decode_dir)
+    refs = read_list_table(ref_text)
+    id2word = read_words_txt(words_txt) if words_txt else None
+    for old in decode_dir.glob("wer_*"):
+        old.unlink()
+    hyp_files = sorted((decode_dir / "scoring").glob("*.tra")) + sorted((decode_dir / "scoring").glob("*.txt"))
+    results = {}
+    for path in hyp_files:
+        if path.suffix == ".tra" and id2word is None:
+            raise DataError(f"{path}: integer hypotheses need the graph's words.txt (--words)")
+        hyps = read_tra(path, id2word if path.suffix == ".tra" else None)
+        results[path.stem] = score_tables(refs, hyps, map39, decode_dir, path.stem)
+    if not results:
+        raise DataError(f"{decode_dir / 'scoring'}: no hypotheses (NAME.tra or NAME.txt); decode first")
+    return results
+
+
+# -- best setting ---------------------------------------------------------------------------------
+def read_wer_file(path):
+    """(PER, errors, reference phones) of a wer_* file."""
+    text = Path(path).read_text()
+    m = re.search(r"%(?:WER|PER) ([0-9.]+|inf) \[ (\d+) / (\d+)", text)
+    if not m:
+        raise DataError(f"{path}: no '%PER x [ e / n' line; re-run the scoring")
+    return float(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def setting_of(name):
+    """`LMWT_WIP` (or `LMWT`) -> (lmwt, wip) as text."""
+    lmwt, _, wip = name.partition("_")
+    return lmwt, wip or "0.0"
+
+
+def best_setting(decode_dir):
+    """(name, PER) of the decode dir's lowest wer_NAME (ties: the first name in sorted order)."""
+    files = sorted(Path(decode_dir).glob("wer_*"), key=lambda p: p.name)
+    if not files:
+        raise DataError(f"{decode_dir}: no wer_* files; run local/score.sh first")
+    return min(((p.name[len("wer_"):], read_wer_file(p)[0]) for p in files), key=lambda x: x[1])
+
+
+def write_best(decode_dir, tune_dir=None):
+    """Writes DECODE_DIR/scoring/best_wer: the best setting of this dir, or, with tune_dir (the dev
+    set's decode dir), this dir's result at the dev set's best setting. Returns (setting, PER)."""
+    decode_dir = Path(decode_dir)
+    if tune_dir is not None:
+        setting, _ = best_setting(tune_dir)
+        source = f"setting chosen on {tune_dir}"
+        if not (decode_dir / f"wer_{setting}").is_file():
+            raise DataError(f"{decode_dir / f'wer_{setting}'}: missing; the setting chosen on {tune_dir} "
+                            "was not scored here (use the same LM weights and penalties)")
+    else:
+        setting, _ = best_setting(decode_dir)
+        source = "best on this set"
+    path = decode_dir / f"wer_{setting}"
+    rate = read_wer_file(path)[0]
+    lmwt, wip = setting_of(setting)
+    try:
+        acwt = f"{1.0 / float(lmwt):.4g}"
+    except (ValueError, ZeroDivisionError):
+        acwt = "?"
+    (decode_dir / "scoring").mkdir(exist_ok=True)
+    (decode_dir / "scoring" / "best_wer").write_text(
+        f"{path.read_text().splitlines()[0]} {path}\nlmwt={lmwt} acwt={acwt} wip={wip} ({source})\n")
+    return setting, rate
+
+
+def score_decode_dir(decode_dir, ref_text, phone_map, words_txt=None, tune_dir=None):
+    """Scores every DECODE_DIR/scoring/NAME.{tra,txt} and writes best_wer; returns {name: ErrorCounts}."""
+    results = score_dir(decode_dir, ref_text, read_map39(phone_map), words_txt)
+    setting, rate = write_best(decode_dir, tune_dir)
+    log.info("%s: best %s at %s", decode_dir, results[setting].kaldi_line(), setting)
+    return results
+
+
+# -- results table --------------------------------------------------------------------------------
+def _first_percent(path, label):
+    if not Path(path).is_file():
+        return None
+    m = re.search(rf"%{label} ([0-9.]+|inf)", Path(path).read_text())
+    return float(m.group(1)) if m else None
+
+
+def model_results(model_dir, dev="dev", test="test"):
+    """FER/PER dev/test, the dev-chosen setting and the RTFs of one model dir (exp/<model>)."""
+    model_dir = Path(model_dir)
+    dev_dir, test_dir = model_dir / f"decode_{dev}", model_dir / f"decode_{test}"
+    dev_sc, test_sc = dev_dir / "scoring", test_dir / "scoring"
+    row = {"model": str(model_dir)}
+    for name, sc in ((dev, dev_sc), (test, test_sc)):
+        row[f"FER {name}"] = _first_percent(sc / "fer", "FER")
+    row[f"PER {dev}"] = _first_percent(dev_sc / "best_wer", "(?:PER|WER)")
+    row["setting"] = None
+    if list(dev_dir.glob("wer_*")):
+        setting, rate = best_setting(dev_dir)
+        row[f"PER {dev}"], row["setting"] = rate, setting
+    # Test at the setting chosen on dev; the test set's own best only when dev was not scored.
+    row[f"PER {test}"], row["test_own_best"] = None, False
+    if row["setting"] and (test_dir / f"wer_{row['setting']}").is_file():
+        row[f"PER {test}"] = read_wer_file(test_dir / f"wer_{row['setting']}")[0]
+    elif (test_sc / "best_wer").is_file():
+        row[f"PER {test}"] = _first_percent(test_sc / "best_wer", "(?:PER|WER)")
+        row["test_own_best"] = True
+    for name in (dev, test):
+        rtf = model_dir / f"decode_{name}" / "rtf"
+        row[f"rtf {name}"] = rtf.read_text().strip().splitlines() if rtf.is_file() else []
+    return row
+
+
+def find_model_dirs(exp_roots):
+    """Dirs holding decode_*/scoring (exp/<model>, also nested like exp/timit/<model>)."""
+    dirs = set()
+    for root in exp_roots:
+        for sc in Path(root).glob("**/decode_*/scoring"):
+            dirs.add(sc.parent.parent)
+    return sorted(dirs, key=lambda p: str(p))
+
+
+def results_markdown(exp_roots, dev="dev", test="test"):
+    rows = [model_results(d, dev, test) for d in find_model_dirs(exp_roots)]
+    if not rows:
+        raise DataError(f"no decode_*/scoring dirs under {' '.join(map(str, exp_roots))}; decode and score first")
+
+    def cell(x):
+        return "–" if x is None else f"{x:.1f}"
+
+    lines = [f"| Model | FER {dev.capitalize()} | FER {test.capitalize()} | PER {dev.capitalize()} | "
+             f"PER {test.capitalize()} |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        per_test = cell(r[f"PER {test}"]) + ("*" if r["test_own_best"] else "")
+        lines.append(f"| {r['model']} | {cell(r[f'FER {dev}'])} | {cell(r[f'FER {test}'])} | "
+                     f"{cell(r[f'PER {dev}'])} | {per_test} |")
+    lines += ["", "FER: frame error rate of the network alone (frame argmax against the alignment's pdfs); "
+              "PER: phone error rate on the 39 folded phones, %.",
+              f"PER {test.capitalize()} is scored at the LM weight / insertion penalty chosen on {dev} "
+              "(* : the set's own best, no dev scoring found).", "",
+              "| Model | LMWT_WIP (acwt) chosen on dev | Real-time factors |", "|---|---|---|"]
+    for r in rows:
+        setting = "–"
+        if r["setting"]:
+            lmwt, wip = setting_of(r["setting"])
+            try:
+                setting = f"{r['setting']} (acwt {1.0 / float(lmwt):.3g})"
+            except ValueError:
+                setting = r["setting"]
+        rtf = "; ".join(f"{name}: " + ", ".join(r[f"rtf {name}"]) for name in (dev, test) if r[f"rtf {name}"])
+        lines.append(f"| {r['model']} | {setting} | {rtf or '–'} |")
+    return "\n".join(lines) + "\n"
+
+
+SUBCOMMANDS = ("score-dir", "best", "reports", "results")
+
+
+@cli_main
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] not in SUBCOMMANDS + ("-h", "--help"):
+        # The GMM decode's form: --phone-map MAP TEXT DECODE_DIR (scoring/LMWT.txt hypotheses).
+        parser = argparse.ArgumentParser(description="score DECODE_DIR/scoring/*.txt|*.tra, write best_wer")
+        parser.add_argument("--phone-map", required=True)
+        parser.add_argument("--words")
+        parser.add_argument("ref_text")
+        parser.add_argument("decode_dir")
+        args = parser.parse_args()
+        score_decode_dir(args.decode_dir, args.ref_text, args.phone_map, args.words)
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("score-dir", help="score every scoring/NAME.tra|txt of a decode dir -> wer_NAME")
+    d.add_argument("--phone-map", required=True, help="the 60-48-39 phone map")
+    d.add_argument("--ref", required=True, help="reference text (utt + 48 phones), e.g. data/timit/test/text")
+    d.add_argument("--words", help="words.txt, for the integer .tra files")
+    d.add_argument("decode_dir")
+    b = sub.add_parser("best", help="write scoring/best_wer; prints the setting")
+    b.add_argument("--tune-dir", help="the dev set's decode dir: use its best setting here")
+    b.add_argument("decode_dir")
+    r = sub.add_parser("reports", help="built-in sclite stand-in: HYP.sys/.pra/.dtl from two trn files")
+    r.add_argument("--ref-trn", required=True)
+    r.add_argument("--hyp-trn", required=True)
+    t = sub.add_parser("results", help="Markdown results table of every EXP/**/decode_*/scoring")
+    t.add_argument("--dev", default="dev")
+    t.add_argument("--test", default="test")
+    t.add_argument("exp_dirs", nargs="+")
+    args = parser.parse_args()
+    if args.cmd == "score-dir":
+        results = score_dir(args.decode_dir, args.ref, read_map39(args.phone_map), args.words)
+        name = min(results, key=lambda k: results[k].per)
+        log.info("%s: %d settings scored; lowest %s at %s", args.decode_dir, len(results),
+                 results[name].kaldi_line(), name)
+    elif args.cmd == "best":
+        print(write_best(args.decode_dir, args.tune_dir)[0])
+    elif args.cmd == "reports":
+        print(write_reports(args.ref_trn, args.hyp_trn).kaldi_line())
+    else:
+        print(results_markdown(args.exp_dirs, args.dev, args.test), end="")
+
+
+if __name__ == "__main__":
+    main()
