@@ -7,12 +7,15 @@ set -euo pipefail
 nj=4
 cmd=${train_cmd:-run.pl}
 conf=conf/mono.conf
+beam=        # override the conf's --beam and --retry-beam, as Kaldi's align_si.sh options do
+retry_beam=
 help_message="Usage: $0 [options] DATA_DIR LANG_DIR SRC_DIR ALI_DIR
   e.g. $0 --nj 4 data/timit_mfcc/train data/lang exp/mono exp/mono_ali
 Options:
   --nj N          parallel jobs (default $nj; data split by speaker)
   --cmd CMD       job runner (default \$train_cmd)
-  --conf FILE     beams and scales (default $conf)"
+  --conf FILE     beams and scales (default $conf)
+  --beam B, --retry-beam R   override the conf's alignment beams"
 . ./path.sh
 . utils/parse_options.sh
 if [[ $# -ne 4 ]]; then echo -e "$help_message" >&2; exit 1; fi
@@ -34,9 +37,11 @@ start_ms=$(( $(date +%s%N) / 1000000 ))
 echo "$0: aligning $data with $srcdir ($nj jobs; logs in $dir/log)"
 if [[ -z ${KALDI_ROOT:-} ]]; then
   $cmd JOB=1:$nj "$dir/log/align.JOB.log" python3 -m pyscripts.gmm.align --config "$conf" \
+    ${beam:+--beam $beam} ${retry_beam:+--retry-beam $retry_beam} \
     "$srcdir" "$lang" "$sdata/JOB" "$dir/ali.JOB.gz"
 else
   . utils/read_conf.sh "$conf"
+  conf_beam=${beam:-$conf_beam}; conf_retry_beam=${retry_beam:-$conf_retry_beam}
   oov=$(cat "$lang/oov.int")
   feats="ark,s,cs:apply-cmvn $(cat "$dir/cmvn_opts") --utt2spk=ark:$sdata/JOB/utt2spk scp:$sdata/JOB/cmvn.scp scp:$sdata/JOB/feats.scp ark:- | add-deltas --delta-order=$conf_delta_order ark:- ark:- |"
   mdl="gmm-boost-silence --boost=$conf_boost_silence $(cat "$lang/phones/optional_silence.csl") $dir/final.mdl - |"

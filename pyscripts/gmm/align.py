@@ -96,7 +96,9 @@ def align_data(model_dir, lang_dir, data_dir, ali_out, opts):
     log.info("aligned %.1f s of audio (%d frames at 10 ms) in %.1f s", n_frames / 100.0, n_frames,
              time.time() - start)
     if not alis:
-        raise DataError(f"{data_dir}: no utterance could be aligned; check the model and transcripts")
+        # Not fatal for one job (its speakers may all be hard); steps/ali_to_targets.sh fails when
+        # too few utterances of the whole set have alignments.
+        log.warning("%s: no utterance of this job could be aligned", data_dir)
 
 
 @cli_main
