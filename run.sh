@@ -116,4 +116,13 @@ if $do_asr && run_stage 8 "decoding graph and GMM baseline decode"; then
     exp/mono/graph data/timit_mfcc/test exp/mono/decode_test
 fi
 
+# The ConvNet configs: the seed's for real corpora, shorter schedules for the CPU-sized demo and tiny ones.
+nnet_profile=; [[ $corpus == demo || $corpus == tiny ]] && nnet_profile=_$corpus
+
+if $do_asr && run_stage 9 "ConvNet acoustic model on the monophone-state targets"; then
+  steps/train_convnet.sh --cmd "$cuda_cmd" --train-config conf/convnet_asr$nnet_profile.yaml \
+    --cmvn-stats data/timit/train/cmvn_global.stats \
+    data/timit/train data/timit/dev exp/mono_ali/targets exp/mono_ali_dev/targets exp/convnet_asr
+fi
+
 echo "$0: done (stages $stage..$stop_stage, corpus $corpus)"

@@ -84,7 +84,7 @@ def load_frame_set(data_dir, targets_dir):
                         f"targets; are the targets from this data dir? Re-run the alignment.")
     feats_list, targets_list, dim = [], [], None
     for utt in kept:
-        feats, targets = feats_table[utt], targets_table[utt]
+        feats, targets = _read_entry(feats_table, utt, feats_scp), _read_entry(targets_table, utt, targets_scp)
         if feats.ndim != 2 or len(feats) == 0:
             raise DataError(f"{feats_scp}: utterance {utt} has features of shape {feats.shape}, "
                             f"expected a non-empty (frames, dim) matrix")
@@ -107,6 +107,14 @@ def load_frame_set(data_dir, targets_dir):
     log.info("%s: %d utterances, %d frames, %d-dim features, %d targets", data_dir, len(kept),
              frames.num_frames, dim, num_targets)
     return frames, num_targets
+
+
+def _read_entry(table, utt, scp):
+    try:
+        return table[utt]
+    except Exception as err:  # kaldiio raises OSError, ValueError, ... on a missing or corrupt ark
+        raise DataError(f"{scp}: cannot read utterance {utt} ({type(err).__name__}: {err}); "
+                        f"paths in an scp are relative to the recipe dir - re-run the stage that wrote it") from None
 
 
 def norm_stats_from_frames(feats):

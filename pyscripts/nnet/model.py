@@ -11,9 +11,11 @@ a conv layer and its BatchNorm count as one layer):
   6. FC num_targets (softmax is in the loss / in log_softmax at inference)
 Convolutions are "valid" (no padding). Weights are He-initialised, N(0, sqrt(2/fan_in)); biases zero.
 
-The L2 1e-3 of the seed is an explicit penalty, conv_l2 * sum(w**2) over the two conv kernels
-(Keras kernel_regularizer semantics), added to the training loss by the trainer; it is independent of
-the optimiser, and frozen kernels are left out of it.
+The seed's L2 1e-3 on the two conv layers means a penalty conv_l2 * sum(w**2) on their kernels (Keras
+kernel_regularizer semantics; biases and all other layers unregularised). The trainer applies it as
+weight decay 2*conv_l2 on exactly those kernels (the penalty's gradient; the same for SGD and RMSProp,
+as torch adds weight decay to the gradient), so the logged loss is the pure cross-entropy. Frozen
+kernels are left out (conv_kernels()).
 
 Freezing layers 1..l: their parameters get requires_grad=False and their BatchNorm modules stay in eval
 mode even when the model is in train mode, so the running statistics do not move. Dropout after a
@@ -72,7 +74,7 @@ class ConvNet(nn.Module):
         return x
 
     def conv_kernels(self):
-        """The kernels the seed regularises with L2: the two conv layers' weights, if trainable."""
+        """The kernels the seed regularises with L2: the two conv layers' weights, unless frozen."""
         return [w for w in (self.layer1[0].weight, self.layer2[0].weight) if w.requires_grad]
 
     def train(self, mode=True):

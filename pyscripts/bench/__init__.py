@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): run by hand, their figures go into the README."""

@@ -1,0 +1,480 @@
+"""Trains the seed's ConvNet on frame targets (ASR pdf ids or SER classes); issue 4.
+
+  python3 -m pyscripts.nnet.train [--config conf/convnet_asr.yaml] [--set KEY=VALUE ...]
+      [--init-from MODEL --freeze-layers L [--reinit-unfrozen]] [--cmvn-stats FILE]
+      [--device auto|cpu|cuda] [--num-threads N]
+      TRAIN_DATA DEV_DATA TRAIN_TARGETS DEV_TARGETS EXP_DIR
+
+Under torchrun (WORLD_SIZE > 1) every process holds all frames; the epoch's shuffled frame order is
+cut into one equal share per rank, and DistributedDataParallel averages the gradients.
+
+EXP_DIR receives:
+  checkpoint.pt   the state after the last finished epoch (model, optimiser, schedule, early-stopping
+                  state, history); a re-run resumes from it. Dropout noise and the shuffle are drawn
+                  from generators reseeded from (seed, epoch, rank) at each epoch start, so the epoch
+                  number restores the random state exactly and a resumed run equals an uninterrupted one.
+  best.pt         the model with the best dev metric so far (becomes final.pt at the end)
+  final.pt        written when training ends: the best model with its config, input normalisation,
+                  num_targets and prior counts - all that inference needs. Its presence means "done":
+                  the script and this module then do nothing. checkpoint.pt is removed at that point.
+  prior_counts    frame counts per target in the training targets, a Kaldi text vector (as Kaldi's
+                  ali_train_pdf.counts), for hybrid decoding
+  history.tsv     one line per epoch: lr, train and dev loss/FER, time
+"""
+import argparse
+import copy
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+from pyscripts.errors import DataError, cli_main
+from pyscripts.nnet.data import (epoch_frame_order, gather_windows, load_frame_set, norm_stats_from_cmvn,
+                                 norm_stats_from_frames, target_counts)
+from pyscripts.nnet.model import TRANSFERABLE_LAYERS, ConvNet, copy_layers, freeze_layers, reinit_layers
+
+log = logging.getLogger("train")
+PACKAGE_FORMAT = "pyscripts.nnet.ConvNet/1"
+# Keys that may differ between a checkpoint and the run that resumes it (they do not change results).
+RESUME_FREE_KEYS = {("training", "log_interval_frames"), ("training", "eval_batch_size")}
+
+
+# ---------------------------------------------------------------- configuration
+def load_config(path, overrides=()):
+    """YAML config; `base: FILE` (relative to the file) is read first and updated key by key.
+    overrides: "section.key=value" strings, value parsed as YAML. Unknown keys are errors (typos)."""
+    path = Path(path)
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise DataError(f"cannot read config {path}: {err}") from None
+    base = cfg.pop("base", None)
+    if base is not None:
+        cfg = _merge(load_config(path.parent / base), cfg, str(path))
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise DataError(f"override '{item}' is not KEY=VALUE (e.g. optimizer.lr=0.01)")
+        *parents, leaf = key.split(".")
+        node = cfg
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            raise DataError(f"override '{item}': no key '{key}' in config {path}")
+        node[leaf] = yaml.safe_load(value)
+    return cfg
+
+
+def _merge(base, update, where):
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if key not in out:
+            raise DataError(f"config {where}: unknown key '{key}' (not in its base config)")
+        out[key] = _merge(out[key], value, where) if isinstance(value, dict) else value
+    return out
+
+
+def _config_differences(a, b, prefix=()):
+    keys = set(a) | set(b)
+    diffs = []
+    for k in sorted(keys):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            diffs += _config_differences(va, vb, prefix + (k,))
+        elif va != vb and prefix + (k,) not in RESUME_FREE_KEYS:
+            diffs.append(".".join(prefix + (k,)))
+    return diffs
+
+
+# ---------------------------------------------------------------- model building and saving
+def build_model(num_targets, feat_dim, model_cfg):
+    return ConvNet(num_targets, feat_dim=feat_dim, context=model_cfg["context"],
+                   conv1_channels=model_cfg["conv1_channels"], conv2_channels=model_cfg["conv2_channels"],
+                   fc_dim=model_cfg["fc_dim"], dropout=model_cfg["dropout"])
+
+
+def load_package(path):
+    """A saved model package (final.pt / best.pt) -> (ConvNet on the CPU, in eval mode; package dict)."""
+    try:
+        package = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as err:
+        raise DataError(f"cannot load model {path}: {err}") from None
+    if not isinstance(package, dict) or package.get("format") != PACKAGE_FORMAT:
+        raise DataError(f"{path} is not a ConvNet model of pyscripts.nnet.train (expected final.pt)")
+    model = ConvNet(**package["model_args"])
+    model.load_state_dict(package["state_dict"])
+    return model.eval(), package
+
+
+def _package(model, cfg, prior_counts, epoch, dev, history):
+    return {"format": PACKAGE_FORMAT,
+            "model_args": dict(num_targets=model.num_targets, feat_dim=model.feat_dim, context=model.context,
+                               conv1_channels=model.layer1[0].out_channels,
+                               conv2_channels=model.layer2[0].out_channels,
+                               fc_dim=model.layer6.in_features, dropout=model.layer3[3].p),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "num_targets": model.num_targets, "prior_counts": prior_counts.cpu(), "config": cfg,
+            "epoch": epoch, "dev": dev, "history": history}
+
+
+def _save(obj, path):
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a kill never leaves a half-written file under the real name
+
+
+def write_kaldi_vector(path, values):
+    path.write_text("[ " + " ".join(str(int(v)) for v in values) + " ]\n")
+
+
+def init_from_source(model, init_cfg):
+    """Transfer (issue 7): layers 1..5 from the source model, 1..l frozen, optionally l+1..5 redrawn.
+    Layer 6 stays freshly initialised: the output layer belongs to the task."""
+    source_path, num_frozen = init_cfg["from"], int(init_cfg["freeze_layers"])
+    if not 0 <= num_frozen <= TRANSFERABLE_LAYERS:
+        raise DataError(f"--freeze-layers {num_frozen}: must be 0..{TRANSFERABLE_LAYERS}")
+    if source_path is None:
+        if num_frozen or init_cfg["reinit_unfrozen"]:
+            raise DataError("--freeze-layers/--reinit-unfrozen need --init-from MODEL")
+        return
+    source, _ = load_package(source_path)
+    try:
+        copy_layers(model, source, TRANSFERABLE_LAYERS)
+    except ValueError as err:
+        raise DataError(f"--init-from {source_path}: {err}; use the same model section in the config") from None
+    if init_cfg["reinit_unfrozen"]:
+        reinit_layers(model, num_frozen + 1, TRANSFERABLE_LAYERS)
+    freeze_layers(model, num_frozen)
+    log.info("layers 1..%d from %s, layers 1..%d frozen, layers %d..%d %s, layer 6 fresh",
+             TRANSFERABLE_LAYERS, source_path, num_frozen, num_frozen + 1, TRANSFERABLE_LAYERS,
+             "redrawn" if init_cfg["reinit_unfrozen"] else "fine-tuned")
+
+
+def make_optimizer(model, opt_cfg, conv_l2):
+    # The seed's L2 conv_l2*sum(w^2) on the conv kernels has gradient 2*conv_l2*w: weight decay 2*conv_l2.
+    kernels = model.conv_kernels()
+    kernel_ids = {id(p) for p in kernels}
+    others = [p for p in model.parameters() if p.requires_grad and id(p) not in kernel_ids]
+    groups = [{"params": kernels, "weight_decay": 2.0 * conv_l2}, {"params": others, "weight_decay": 0.0}]
+    name = opt_cfg["name"]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=opt_cfg["lr"], momentum=opt_cfg["momentum"])
+    if name == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=opt_cfg["lr"], alpha=opt_cfg["rmsprop_alpha"],
+                                   momentum=opt_cfg["momentum"])
+    raise DataError(f"optimizer.name '{name}': use sgd or rmsprop")
+
+
+def make_schedule(optimizer, sched_cfg):
+    name = sched_cfg["name"]
+    if name == "newbob":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=sched_cfg["factor"], patience=0,
+            threshold=sched_cfg["threshold"], threshold_mode="rel")
+    if name == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=sched_cfg["gamma"])
+    raise DataError(f"schedule.name '{name}': use newbob or exponential")
+
+
+# ---------------------------------------------------------------- one epoch
+class _Progress:
+    """A one-line progress bar on stderr, only in a terminal."""
+
+    def __init__(self, total, label, enabled):
+        self.total, self.label, self.enabled, self.start = total, label, enabled, time.time()
+
+    def update(self, done, loss, fer):
+        if self.enabled:
+            rate = done / max(time.time() - self.start, 1e-9)
+            bar = "#" * int(30 * done / self.total)
+            sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} frames, {rate:.0f} fr/s, "
+                             f"loss {loss:.3f} FER {100 * fer:.1f}% ")
+            sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def train_epoch(model, step_model, optimizer, scaler, frames, order, batch_size, amp_dtype,
+                channels_last, log_interval=None, label="", show_progress=False, reduce=None):
+    """One pass over `order` (frame indices on the frames' device). Returns (mean loss, FER, frames)."""
+    model.train()
+    device = frames.feats.device
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*frames, errors, frames
+    progress = _Progress(len(order), label, show_progress)
+    next_log = log_interval or math.inf
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        if len(batch) < 2:  # BatchNorm cannot normalise a single frame
+            break
+        x = gather_windows(frames.feats, frames.first, frames.last, batch, model.context)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = frames.targets[batch]
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits = step_model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        with torch.no_grad():
+            sums[0] += loss.detach().double() * len(batch)
+            sums[1] += (logits.argmax(1) != y).sum()
+            sums[2] += len(batch)
+        done = start + len(batch)
+        if done >= next_log or (show_progress and (start // batch_size) % 20 == 0):
+            loss_sum, errors, n = sums.tolist()
+            progress.update(done, loss_sum / n, errors / n)
+            if done >= next_log:
+                log.info("%s: %d frames, running train AvgLoss %.4f (Xent) FER %.2f%%", label, done,
+                         loss_sum / n, 100 * errors / n)
+                next_log += log_interval
+    progress.close()
+    if reduce:
+        reduce(sums)
+    loss_sum, errors, n = sums.tolist()
+    if n == 0:
+        raise DataError("no training batch in this epoch: the training set has fewer than 2 frames per rank")
+    return loss_sum / n, errors / n, int(n)
+
+
+@torch.no_grad()
+def evaluate(model, frames, batch_size, amp_dtype, channels_last, rank=0, world_size=1, reduce=None,
+             subset=None):
+    """Dev cross-entropy and FER over all frames, or the frame indices `subset` (each rank takes every
+    world_size-th of them)."""
+    model.eval()
+    device = frames.feats.device
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    order = torch.arange(frames.num_frames, device=device) if subset is None else subset.to(device)
+    order = order[rank::world_size]
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        x = gather_windows(frames.feats, frames.first, frames.last, batch, model.context)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = frames.targets[batch]
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits = model(x).float()
+        sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
+        sums[1] += (logits.argmax(1) != y).sum()
+        sums[2] += len(batch)
+    if reduce:
+        reduce(sums)
+    loss_sum, errors, n = sums.tolist()
+    return loss_sum / n, errors / n, int(n)
+
+
+# ---------------------------------------------------------------- the training run
+def _resolve_device(name, local_rank):
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise DataError("--device cuda: no CUDA device is visible (use --device cpu or auto)")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device="auto"):
+    """Runs (or resumes, or skips when final.pt exists) one training. Returns the path of final.pt."""
+    exp_dir = Path(exp_dir)
+    final_path, ckpt_path, best_path = exp_dir / "final.pt", exp_dir / "checkpoint.pt", exp_dir / "best.pt"
+    if final_path.exists():
+        log.info("%s exists: training already finished (delete it to train again)", final_path)
+        return final_path
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    device = _resolve_device(device, local_rank)
+    if world_size > 1:
+        import torch.distributed as dist
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    is_main = rank == 0
+    if not is_main:  # one log, from rank 0
+        logging.getLogger().setLevel(logging.WARNING)
+    tcfg = cfg["training"]
+    seed = int(tcfg["seed"])
+    exp_dir.mkdir(parents=True, exist_ok=True)
+
+    train_set, num_targets = load_frame_set(train_data, train_targets)
+    dev_set, dev_num_targets = load_frame_set(dev_data, dev_targets)
+    if dev_num_targets != num_targets:
+        raise DataError(f"{train_targets} has {num_targets} targets but {dev_targets} has {dev_num_targets}: "
+                        f"dev targets must come from the same alignment model / label set")
+    feat_dim = train_set.feats.shape[1]
+    if dev_set.feats.shape[1] != feat_dim:
+        raise DataError(f"{dev_data} has {dev_set.feats.shape[1]}-dim features, {train_data} {feat_dim}-dim")
+    if cfg["data"]["cmvn_stats"]:
+        mean, std = norm_stats_from_cmvn(cfg["data"]["cmvn_stats"])
+        if len(mean) != feat_dim:
+            raise DataError(f"{cfg['data']['cmvn_stats']} has {len(mean)}-dim stats, features are {feat_dim}-dim")
+    else:
+        mean, std = norm_stats_from_frames(train_set.feats)
+    for s in (train_set, dev_set):
+        s.feats = (s.feats - mean) / std  # normalise once, not per window
+    prior_counts = target_counts(train_set.targets, num_targets)
+    if is_main:
+        write_kaldi_vector(exp_dir / "prior_counts", prior_counts.tolist())
+        (exp_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        unseen = int((prior_counts == 0).sum())
+        if unseen:
+            log.warning("%d of %d targets never occur in the training targets", unseen, num_targets)
+    train_set, dev_set = train_set.to(device), dev_set.to(device)
+
+    torch.manual_seed(seed)
+    model = build_model(num_targets, feat_dim, cfg["model"])
+    model.feat_mean.copy_(mean)
+    model.feat_std.copy_(std)
+    init_from_source(model, cfg["init"])
+    channels_last = bool(tcfg["channels_last"])
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    optimizer = make_optimizer(model, cfg["optimizer"], cfg["model"]["conv_l2"])
+    schedule = make_schedule(optimizer, cfg["schedule"])
+    amp_dtype = None
+    if device.type == "cuda" and tcfg["amp"]:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    state = {"epoch": 0, "best": None, "bad_epochs": 0, "history": []}
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        diffs = _config_differences(ckpt["config"], cfg)
+        if diffs:
+            raise DataError(f"{ckpt_path} was made with a different config ({', '.join(diffs)}); "
+                            f"delete {exp_dir} to start afresh, or resume with the same config")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt["schedule"])
+        scaler.load_state_dict(ckpt["scaler"])
+        state = ckpt["state"]
+        log.info("resuming from %s after epoch %d", ckpt_path, state["epoch"])
+    else:
+        log.info("model: %d parameters (%d trainable), %d targets, device %s%s", _num_params(model),
+                 _num_params(model, trainable=True), num_targets, device,
+                 f" x {world_size} processes" if world_size > 1 else "")
+
+    step_model = torch.compile(model) if tcfg["compile"] else model
+    reduce = None
+    if world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        step_model = DistributedDataParallel(step_model, device_ids=[local_rank] if device.type == "cuda" else None)
+        reduce = lambda t: torch.distributed.all_reduce(t)  # noqa: E731 (sums over ranks)
+    metric_index = {"loss": 0, "fer": 1}.get(tcfg["dev_metric"])
+    if metric_index is None:
+        raise DataError(f"training.dev_metric '{tcfg['dev_metric']}': use loss or fer")
+    show_progress = is_main and sys.stderr.isatty()
+    dev_subset = None
+    if tcfg["dev_frames"] and tcfg["dev_frames"] < dev_set.num_frames:  # the same frames every epoch
+        dev_subset = torch.randperm(dev_set.num_frames, generator=torch.Generator().manual_seed(seed))
+        dev_subset = dev_subset[:int(tcfg["dev_frames"])].sort().values
+    batch_size = max(2, int(tcfg["batch_size"]) // world_size)
+    max_epochs = int(tcfg["max_epochs"])
+
+    while state["epoch"] < max_epochs and state["bad_epochs"] < int(tcfg["patience"]):
+        epoch = state["epoch"] + 1
+        label = f"epoch {epoch}/{max_epochs}"
+        torch.manual_seed(seed * 1000 + epoch * 10 + rank)  # dropout noise of this epoch and rank
+        order = epoch_frame_order(train_set.num_frames, seed, epoch, rank, world_size,
+                                  tcfg["frames_per_epoch"]).to(device)
+        lr = optimizer.param_groups[0]["lr"]
+        t0 = time.time()
+        train_stats = train_epoch(model, step_model, optimizer, scaler, train_set, order, batch_size,
+                                  amp_dtype, channels_last, tcfg["log_interval_frames"], label,
+                                  show_progress, reduce)
+        train_time = time.time() - t0
+        if world_size > 1:  # evaluate every rank's share with rank 0's BatchNorm statistics
+            for buffer in model.buffers():
+                torch.distributed.broadcast(buffer, 0)
+        dev_stats = evaluate(model, dev_set, int(tcfg["eval_batch_size"]), amp_dtype, channels_last,
+                             rank, world_size, reduce, dev_subset)
+        metric = dev_stats[metric_index]
+        improved = state["best"] is None or metric < state["best"]["metric"]
+        if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            schedule.step(metric)
+        else:
+            schedule.step()
+        state["epoch"] = epoch
+        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+        if improved:
+            state["best"] = {"epoch": epoch, "metric": metric, "loss": dev_stats[0], "fer": dev_stats[1]}
+        state["history"].append({"epoch": epoch, "lr": lr, "train_loss": train_stats[0],
+                                 "train_fer": train_stats[1], "dev_loss": dev_stats[0],
+                                 "dev_fer": dev_stats[1], "train_seconds": round(train_time, 2)})
+        log.info("%s: TRAIN AvgLoss %.4f (Xent) FER %.2f%% [%d frames, %.0f frames/s] | "
+                 "DEV AvgLoss %.4f (Xent) FER %.2f%% [%d frames] | lrate %.3g | %s", label, train_stats[0],
+                 100 * train_stats[1], train_stats[2], train_stats[2] / max(train_time, 1e-9), dev_stats[0],
+                 100 * dev_stats[1], dev_stats[2], lr,
+                 "best so far" if improved else f"no better than epoch {state['best']['epoch']}")
+        if is_main:
+            if improved:
+                _save(_package(model, cfg, prior_counts, epoch, state["best"], state["history"]), best_path)
+            _save({"config": cfg, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                   "schedule": schedule.state_dict(), "scaler": scaler.state_dict(), "state": state}, ckpt_path)
+            _write_history(exp_dir / "history.tsv", state["history"])
+
+    if is_main:
+        best = state["best"]
+        stop = "early stopping" if state["bad_epochs"] >= int(tcfg["patience"]) else "max epochs"
+        log.info("done after %d epochs (%s); best dev epoch %d: AvgLoss %.4f FER %.2f%%", state["epoch"],
+                 stop, best["epoch"], best["loss"], 100 * best["fer"])
+        package = torch.load(best_path, map_location="cpu", weights_only=True)
+        package["history"] = state["history"]
+        _save(package, final_path)
+        best_path.unlink()
+        ckpt_path.unlink()
+    if world_size > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return final_path
+
+
+def _num_params(model, trainable=False):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
+
+
+def _write_history(path, history):
+    keys = list(history[0])
+    lines = ["\t".join(keys)] + ["\t".join(f"{h[k]:.6g}" if isinstance(h[k], float) else str(h[k])
+                                            for k in keys) for h in history]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@cli_main
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="conf/convnet_asr.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set optimizer.lr=0.01 (repeatable)")
+    parser.add_argument("--init-from", help="initialise layers 1..5 from this final.pt")
+    parser.add_argument("--freeze-layers", type=int, help="keep layers 1..L of --init-from fixed")
+    parser.add_argument("--reinit-unfrozen", action="store_true", help="redraw layers L+1..5 instead")
+    parser.add_argument("--cmvn-stats", help="Kaldi global CMVN stats for input normalisation")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    for name in ("train_data", "dev_data", "train_targets", "dev_targets", "exp_dir"):
+        parser.add_argument(name)
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.set)
+    if args.init_from is not None:
+        cfg["init"]["from"] = args.init_from
+    if args.freeze_layers is not None:
+        cfg["init"]["freeze_layers"] = args.freeze_layers
+    if args.reinit_unfrozen:
+        cfg["init"]["reinit_unfrozen"] = True
+    if args.cmvn_stats is not None:
+        cfg["data"]["cmvn_stats"] = args.cmvn_stats
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    train(cfg, args.train_data, args.dev_data, args.train_targets, args.dev_targets, args.exp_dir, args.device)
+
+
+if __name__ == "__main__":
+    main()
