@@ -125,4 +125,12 @@ if $do_asr && run_stage 9 "ConvNet acoustic model on the monophone-state targets
     data/timit/train data/timit/dev exp/mono_ali/targets exp/mono_ali_dev/targets exp/convnet_asr
 fi
 
+if $do_asr && run_stage 10 "hybrid ConvNet-HMM decoding with the bigram LM: FER, PER (LM weight chosen on dev), RTF"; then
+  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --targets exp/mono_ali_dev/targets \
+    exp/mono/graph data/timit/dev exp/convnet_asr/decode_dev
+  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --targets exp/mono_ali_test/targets \
+    --scoring-opts "--tune-dir exp/convnet_asr/decode_dev" exp/mono/graph data/timit/test exp/convnet_asr/decode_test
+  local/results.sh --out exp/RESULTS.md exp
+fi
+
 echo "$0: done (stages $stage..$stop_stage, corpus $corpus)"

@@ -533,6 +533,19 @@ def model_results(model_dir, dev="dev", test="test"):
     return row
 
 
+def _rtf_cells(rtf_lines):
+    """{'forward': '0.51 / 0.31 (nj=2)', 'decode': ...} from the lines of a decode dir's rtf file."""
+    cells = {"forward": "–", "decode": "–"}
+    for line in rtf_lines:
+        stage = line.split(":", 1)[0]
+        one = re.search(r"RTF \S+-thread ([0-9.]+)", line)
+        wall = re.search(r"RTF wall \(nj=(\d+)\) ([0-9.]+)", line)
+        if stage in cells:
+            cells[stage] = " / ".join(([one.group(1)] if one else ["–"]) +
+                                      ([f"{wall.group(2)} (nj={wall.group(1)})"] if wall else []))
+    return cells
+
+
 def find_model_dirs(exp_roots):
     """Dirs holding decode_*/scoring (exp/<model>, also nested like exp/timit/<model>)."""
     dirs = set()
@@ -560,17 +573,21 @@ def results_markdown(exp_roots, dev="dev", test="test"):
               "PER: phone error rate on the 39 folded phones, %.",
               f"PER {test.capitalize()} is scored at the LM weight / insertion penalty chosen on {dev} "
               "(* : the set's own best, no dev scoring found).", "",
-              "| Model | LMWT_WIP (acwt) chosen on dev | Real-time factors |", "|---|---|---|"]
+              f"| Model | LMWT_WIP (acwt) chosen on {dev} | forward RTF 1-thread / wall | "
+              "decode RTF 1-thread / wall |", "|---|---|---|---|"]
     for r in rows:
         setting = "–"
         if r["setting"]:
-            lmwt, wip = setting_of(r["setting"])
+            lmwt, _ = setting_of(r["setting"])
             try:
                 setting = f"{r['setting']} (acwt {1.0 / float(lmwt):.3g})"
-            except ValueError:
+            except (ValueError, ZeroDivisionError):
                 setting = r["setting"]
-        rtf = "; ".join(f"{name}: " + ", ".join(r[f"rtf {name}"]) for name in (dev, test) if r[f"rtf {name}"])
-        lines.append(f"| {r['model']} | {setting} | {rtf or '–'} |")
+        rtf = _rtf_cells(r[f"rtf {test}"] or r[f"rtf {dev}"])
+        lines.append(f"| {r['model']} | {setting} | {rtf['forward']} | {rtf['decode']} |")
+    lines.append("")
+    lines.append(f"RTF: seconds per second of audio on the {test} set ({dev} when {test} has none); 1-thread: "
+                 "the jobs' own time summed, wall: the parallel jobs' wall clock with start-up.")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# TIMIT phone scoring of a decode dir, like Kaldi's local/score.sh with sclite: PER on the 39 folded
+# phones for every LM weight (LMWT, acoustic scale 1/LMWT) and word insertion penalty (WIP).
+#   1. best paths per setting: from the lattices lat.*.gz (Kaldi's lattice-scale | lattice-add-penalty
+#      | lattice-best-path when KALDI_ROOT is set, else pyscripts/decode.py best-paths), or, for a
+#      decode without lattices, its best paths hyp.* at the decoding acoustic scale, or the
+#      hypotheses a decode left in scoring/NAME.{tra,txt} (steps/decode_gmm.sh: one per LMWT);
+#   2. hypotheses and references folded 48 -> 39 and written as sclite trn files, PER per setting
+#      (DECODE_DIR/wer_LMWT_WIP, sclite's alignment costs, pyscripts/scoring.py);
+#   3. scoring/best_wer: the best setting (with --tune-dir: the setting chosen on that dev decode);
+#      sclite reports (sum, pralign, dtl) of that setting, by sclite when on PATH, else built in.
+set -euo pipefail
+
+cmd=${decode_cmd:-run.pl}
+min_lmwt=1
+max_lmwt=20
+word_ins_penalty=0.0,0.5,1.0   # comma-separated, as in Kaldi's score_kaldi.sh
+phone_map=conf/phones.60-48-39.map
+tune_dir=              # the dev set's decode dir: report this set at dev's best setting
+use_kaldi=auto         # auto: Kaldi's lattice tools when KALDI_ROOT is set
+
+help_message="Usage: $0 [options] <data-dir> <graph-or-lang-dir> <decode-dir>
+ e.g.: $0 --tune-dir exp/convnet_asr/decode_dev data/timit/test exp/mono/graph exp/convnet_asr/decode_test
+Options:
+  --cmd CMD                 job runner (default \$decode_cmd)
+  --min-lmwt N --max-lmwt N LM weights to try (default $min_lmwt..$max_lmwt)
+  --word-ins-penalty L,L    word insertion penalties (default $word_ins_penalty)
+  --phone-map FILE          60-48-39 phone map (default $phone_map)
+  --tune-dir DIR            dev decode dir whose best setting applies here
+  --use-kaldi auto|true|false"
+
+. ./path.sh
+. utils/parse_options.sh
+
+if [[ $# -ne 3 ]]; then
+  echo -e "$help_message" >&2
+  exit 1
+fi
+data=$1 lang=$2 dir=$3
+for f in "$data/text" "$lang/words.txt" "$phone_map"; do
+  [[ -f $f ]] || { echo "$0: no such file $f" >&2; exit 1; }
+done
+if [[ $use_kaldi == auto ]]; then
+  if [[ -n ${KALDI_ROOT:-} ]] && command -v lattice-best-path >/dev/null; then use_kaldi=true; else use_kaldi=false; fi
+fi
+
+sc=$dir/scoring
+mkdir -p "$sc/log"
+rm -f "$dir"/wer_* "$sc"/hyp_*.trn* "$sc/best_wer"
+
+if ls "$dir"/lat.*.gz >/dev/null 2>&1; then
+  rm -f "$sc"/*.tra "$sc"/*.txt
+  if $use_kaldi; then
+    for wip in ${word_ins_penalty//,/ }; do
+      # (the job runner replaces LMWT only as a whole word: name the files after the runs)
+      $cmd LMWT="$min_lmwt":"$max_lmwt" "$sc/log/best_path.LMWT.$wip.log" \
+        lattice-scale --inv-acoustic-scale=LMWT "ark:gunzip -c $dir/lat.*.gz|" ark:- \| \
+        lattice-add-penalty --word-ins-penalty="$wip" ark:- ark:- \| \
+        lattice-best-path ark:- "ark,t:$sc/kaldi.LMWT.$wip.tra"
+      for lmwt in $(seq "$min_lmwt" "$max_lmwt"); do
+        mv "$sc/kaldi.$lmwt.$wip.tra" "$sc/${lmwt}_$wip.tra"
+      done
+    done
+  else
+    $cmd "$sc/log/best_path.log" \
+      python3 -m pyscripts.decode best-paths --lmwt "$min_lmwt:$max_lmwt" --wip "$word_ins_penalty" "$dir" "$sc"
+  fi
+elif ls "$dir"/hyp.* >/dev/null 2>&1; then
+  # No lattices (e.g. --decoder faster): one setting, the decoding acoustic scale.
+  rm -f "$sc"/*.tra "$sc"/*.txt
+  acwt=$(cat "$dir/acwt" 2>/dev/null || echo 0.1)
+  lmwt=$(awk -v a="$acwt" 'BEGIN { printf "%d", 1 / a + 0.5 }')
+  for f in "$dir"/hyp.*; do if [[ $f =~ /hyp\.[0-9]+$ ]]; then cat "$f"; fi; done | sort > "$sc/${lmwt}_0.0.txt"
+  echo "$0: $dir has no lattices: scoring its best paths only (acoustic scale $acwt)"
+elif ! compgen -G "$sc/*.tra" >/dev/null && ! compgen -G "$sc/*.txt" >/dev/null; then
+  # (otherwise: hypotheses already in scoring/, NAME.tra or NAME.txt, e.g. from steps/decode_gmm.sh)
+  echo "$0: $dir has no lat.*.gz, hyp.* or scoring/*.{tra,txt}: decode first" >&2
+  exit 1
+fi
+
+python3 -m pyscripts.scoring score-dir --phone-map "$phone_map" --ref "$data/text" --words "$lang/words.txt" \
+  "$dir" 2> "$sc/log/score.log" || { cat "$sc/log/score.log" >&2; exit 1; }
+
+tune_opt=()
+[[ -n $tune_dir ]] && tune_opt=(--tune-dir "$tune_dir")
+best=$(python3 -m pyscripts.scoring best "${tune_opt[@]}" "$dir" 2>> "$sc/log/score.log") || {
+  cat "$sc/log/score.log" >&2; exit 1; }
+
+if command -v sclite >/dev/null; then
+  sclite -r "$sc/ref.trn" trn -h "$sc/hyp_$best.trn" trn -i rm -o sum pralign dtl > "$sc/log/sclite.log" 2>&1 || {
+    cat "$sc/log/sclite.log" >&2; exit 1; }
+else
+  python3 -m pyscripts.scoring reports --ref-trn "$sc/ref.trn" --hyp-trn "$sc/hyp_$best.trn" \
+    > "$sc/log/reports.log" 2>&1 || { cat "$sc/log/reports.log" >&2; exit 1; }
+fi
+grep "Sum/Avg" "$sc/hyp_$best.trn.sys" || true
+cat "$sc/best_wer"

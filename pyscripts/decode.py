@@ -1,0 +1,526 @@
+"""Decoding pseudo log-likelihoods with an HCLG graph, embedded backend (issue 5).
+
+The decoders score the graph's input labels, transition-ids, through kaldi-decoder's DecodableCtc,
+which gives ilabel i at frame t the value matrix[t][i-1] and applies no acoustic scale. So each
+utterance's (frames x pdfs) log-likelihood matrix is expanded into (frames x transition-ids) with
+column tid-1 = acoustic_scale * loglike[pdf(tid)], pdf(tid) from the transition model of final.mdl:
+the mapping and scaling of Kaldi's latgen-faster-mapped (DecodableMatrixScaledMapped).
+
+Decoders (--decoder):
+  lattice         kaldi-decoder's LatticeSimpleDecoder (--beam, --lattice-beam): the only wheel
+                  decoder that returns a lattice. Default. It has no max-active / min-active; these
+                  cannot matter while the graph has fewer states than max-active, since a decoder
+                  holds at most one token per graph state and frame (the demo's phone-bigram HCLG
+                  has 128 states). NB: with fewer states than min-active (200), Kaldi's
+                  lattice-faster search does no beam pruning at all, this one prunes at --beam.
+  faster          kaldi-decoder's FasterDecoder (--beam, --max-active, --min-active): best path
+                  only, like Kaldi's decode-faster-mapped; about 30 times faster than `lattice`.
+  lattice-faster  kaldi-hmm-gmm's LatticeFasterDecoder (latgen-faster's search with all options);
+                  the wheel returns only the best path. Needs a transition model kaldi-hmm-gmm can
+                  rebuild from final.mdl's topology (monophone models).
+
+Lattices (decoder `lattice`) are written as lat.JOB.gz, a gzipped Kaldi archive of binary raw
+(state-level, not determinised) lattices: input labels transition-ids, output labels words,
+weights (graph cost, acoustic cost) with the acoustic scale taken out again, as
+latgen-faster-mapped --determinize-lattice=false writes them; Kaldi's lattice tools read them.
+Not being determinised, they are large (about 9 kB per frame at --lattice-beam 8 with a weak
+network, 3 kB gzipped); a smaller --lattice-beam shrinks them quickly.
+
+The language-model-weight sweep (best-paths) does on those lattices what Kaldi's scoring does with
+lattice-scale --inv-acoustic-scale=LMWT | lattice-add-penalty --word-ins-penalty=WIP |
+lattice-best-path: the best path under graph + WIP * words + acoustic / LMWT (acoustic scale
+1/LMWT), for every LMWT and WIP. One dynamic programme over each lattice serves all settings at
+once (sweep_lattice; it equals OpenFst's shortest path on the same lattice, see the tests).
+
+Command line:
+  python3 -m pyscripts.decode decode [opts] HCLG TRANS_MDL LOGLIKES_ARK DECODE_DIR JOB
+  python3 -m pyscripts.decode best-paths [--lmwt 1:20] [--wip 0.0,0.5,1.0] DECODE_DIR OUT_DIR
+"""
+import argparse
+import gzip
+import logging
+import struct
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import kaldi_hmm_gmm  # noqa: F401  (import before kaldifst and kaldi_decoder, see the wheel notes)
+import kaldi_decoder
+import kaldifst
+import kaldiio
+import numpy as np
+
+from pyscripts.errors import DataError, cli_main
+from pyscripts.hybrid import FRAME_SHIFT
+
+log = logging.getLogger(__name__)
+
+DECODERS = ("lattice", "faster", "lattice-faster")
+
+
+# -- transition-ids -> pdfs -----------------------------------------------------------------------
+def load_tid2pdf(trans_mdl):
+    """pdf of transition-id 1..N as an array of length N (entry k is pdf(k+1)), from a final.mdl
+    (Kaldi binary or text, read by pyscripts.kaldi_model)."""
+    from pyscripts.kaldi_model import load_transition_model
+    tm = load_transition_model(trans_mdl)
+    return np.asarray(tm.id2pdf[1:], dtype=np.int64)  # drop the placeholder for transition-id 0
+
+
+def expand_to_tids(loglikes, tid2pdf, acoustic_scale):
+    """(frames x pdfs) -> (frames x transition-ids): column tid-1 = acoustic_scale * loglike[pdf(tid)]."""
+    loglikes = np.asarray(loglikes, dtype=np.float32)
+    if loglikes.ndim != 2:
+        raise DataError(f"log-likelihoods must be a matrix, got shape {loglikes.shape}")
+    if loglikes.shape[1] != tid2pdf.max() + 1:  # as Kaldi's DecodableMatrixScaledMapped checks
+        raise DataError(f"the transition model has {tid2pdf.max() + 1} pdfs but the log-likelihoods "
+                        f"have {loglikes.shape[1]} columns: network and final.mdl do not match")
+    return np.ascontiguousarray(np.float32(acoustic_scale) * loglikes[:, tid2pdf])
+
+
+# -- decoders -------------------------------------------------------------------------------------
+@dataclass
+class DecodeResult:
+    words: list            # word ids of the best path
+    reached_final: bool    # False: partial output (no final state active at the last frame)
+    lattice: object        # kaldifst.Lattice with the acoustic scale removed, or None
+    graph_cost: float
+    acoustic_cost: float   # unscaled (acoustic log-likelihood of the best path is minus this)
+
+
+def read_graph(path):
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: decoding graph not found; build it first (HCLG.fst in the graph dir)")
+    fst = kaldifst.StdVectorFst.read(str(path))
+    if fst is None or fst.num_states == 0:
+        raise DataError(f"{path}: not a readable, non-empty OpenFst file")
+    return fst
+
+
+class GraphDecoder:
+    """One decoder over one graph, reused for every utterance."""
+
+    def __init__(self, graph, tid2pdf, acoustic_scale=0.1, beam=13.0, lattice_beam=8.0,
+                 max_active=7000, min_active=200, decoder="lattice", trans_mdl=None):
+        if decoder not in DECODERS:
+            raise DataError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+        self.graph = read_graph(graph) if isinstance(graph, (str, Path)) else graph
+        self.tid2pdf = np.asarray(tid2pdf)
+        self.acoustic_scale = acoustic_scale
+        self.kind = decoder
+        if decoder == "lattice":
+            cfg = kaldi_decoder.LatticeSimpleDecoderConfig(beam=beam, lattice_beam=lattice_beam)
+            self.decoder = kaldi_decoder.LatticeSimpleDecoder(self.graph, cfg)
+        elif decoder == "faster":
+            opts = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=max_active, min_active=min_active)
+            self.decoder = kaldi_decoder.FasterDecoder(self.graph, opts)
+        else:
+            self.trans_model = _kaldi_hmm_gmm_transition_model(trans_mdl, self.tid2pdf)
+            cfg = kaldi_hmm_gmm.LatticeFasterDecoderConfig()
+            cfg.beam, cfg.lattice_beam = beam, lattice_beam
+            cfg.max_active, cfg.min_active = max_active, min_active
+            cfg.determinize_lattice = False  # the wheel returns only the best path: skip the work
+            self.decoder = kaldi_hmm_gmm.LatticeFasterDecoder(self.graph, cfg)
+
+    def decode(self, loglikes, utt="utt"):
+        matrix = expand_to_tids(loglikes, self.tid2pdf, self.acoustic_scale)
+        if len(matrix) == 0:
+            return DecodeResult([], False, None, 0.0, 0.0)
+        if self.kind == "lattice-faster":
+            decodable = kaldi_hmm_gmm.DecodableCtc(matrix)
+            ok, _, words, likelihood = kaldi_hmm_gmm.decode_utterance_lattice_faster(
+                self.decoder, decodable, self.trans_model, utt, True)
+            # The wheel returns no split of the path's cost into graph and acoustic parts.
+            return DecodeResult(list(words) if ok else [], bool(ok), None, float("nan"), float("nan"))
+        decodable = kaldi_decoder.DecodableCtc(matrix)
+        self.decoder.decode(decodable)
+        if self.kind == "lattice":
+            reached_final = np.isfinite(self.decoder.final_relative_cost())
+        else:
+            reached_final = bool(self.decoder.reached_final())
+        # With no final state active, Kaldi's decoders return the best partial path (allow-partial).
+        ok, best = self.decoder.get_best_path(use_final_probs=reached_final)
+        if not ok or best.num_states == 0:
+            return DecodeResult([], False, None, float("inf"), float("inf"))
+        _, _, words, weight = kaldifst.get_linear_symbol_sequence(best)
+        lattice = None
+        if self.kind == "lattice":
+            ok, lattice = self.decoder.get_raw_lattice(use_final_probs=reached_final)
+            if ok:
+                kaldifst.scale_lattice([[1.0, 0.0], [0.0, 1.0 / self.acoustic_scale]], lattice)
+            else:
+                lattice = None
+        return DecodeResult(list(words), reached_final, lattice, weight.value1,
+                            weight.value2 / self.acoustic_scale)
+
+
+def _kaldi_hmm_gmm_transition_model(trans_mdl, tid2pdf):
+    """A kaldi-hmm-gmm TransitionModel equal in its transition-id -> pdf map to final.mdl's (the
+    wheel cannot read final.mdl; its LatticeFasterDecoder needs the object). Monophone models only."""
+    if trans_mdl is None:
+        raise DataError("--decoder lattice-faster needs the model (final.mdl)")
+    from pyscripts.kaldi_model import load_transition_model
+    tm = load_transition_model(trans_mdl)
+    topo = kaldi_hmm_gmm.HmmTopology()
+    topo.read(tm.topology_text())
+    phones = tm.phones
+    phone2num = [0] * (max(phones) + 1)
+    for p in phones:
+        phone2num[p] = topo.num_pdf_classes(p)
+    model = kaldi_hmm_gmm.TransitionModel(kaldi_hmm_gmm.monophone_context_dependency(phones, phone2num), topo)
+    rebuilt = np.asarray(model.transition_id_to_pdf_array()[1:])
+    if len(rebuilt) != len(tid2pdf) or not np.array_equal(rebuilt, tid2pdf):
+        raise DataError(f"{trans_mdl}: not a monophone model kaldi-hmm-gmm can rebuild; use "
+                        "--decoder lattice or faster")
+    return model
+
+
+# -- Kaldi lattice archives -----------------------------------------------------------------------
+_FST_MAGIC = 2125659606
+_ARC = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("graph", "<f4"), ("acoustic", "<f4"),
+                 ("nextstate", "<i4")])
+
+
+def lattice_to_bytes(lattice, tmp_path):
+    """OpenFst binary of a kaldifst.Lattice (the bytes Kaldi writes after `key \\0B`)."""
+    if not lattice.write(str(tmp_path)):
+        raise DataError(f"{tmp_path}: cannot write a temporary lattice file")
+    return Path(tmp_path).read_bytes()
+
+
+def lattice_from_bytes(data, tmp_path):
+    Path(tmp_path).write_bytes(data)
+    lattice = kaldifst.Lattice.read(str(tmp_path))
+    if lattice is None:
+        raise DataError("corrupt lattice in archive")
+    return lattice
+
+
+def _read_string(data, pos):
+    n = struct.unpack_from("<i", data, pos)[0]
+    return data[pos + 4:pos + 4 + n].decode("latin-1"), pos + 4 + n
+
+
+@dataclass
+class RawLattice:
+    """A state-level lattice as arrays; arcs in state order (src ascending)."""
+    start: int
+    final: np.ndarray   # (states, 2) float32 final (graph, acoustic) costs; inf: not final
+    src: np.ndarray     # (arcs,) source state of every arc
+    arcs: np.ndarray    # (arcs,) _ARC records: ilabel, olabel, graph, acoustic, nextstate
+
+    @property
+    def num_states(self):
+        return len(self.final)
+
+
+def parse_lattice_binary(data, pos=0, where="lattice"):
+    """Reads an OpenFst VectorFst binary with lattice4 arcs at data[pos:] -> (end position,
+    RawLattice). Raises DataError for other FST or arc types and for truncated data."""
+    try:
+        if struct.unpack_from("<i", data, pos)[0] != _FST_MAGIC:
+            raise DataError(f"{where}: not an OpenFst binary")
+        fst_type, p = _read_string(data, pos + 4)
+        arc_type, p = _read_string(data, p)
+        if fst_type != "vector" or arc_type != "lattice4":
+            raise DataError(f"{where}: a {fst_type} FST with {arc_type} arcs; expected Kaldi raw "
+                            "lattices (vector, lattice4). Lattices from Kaldi's latgen (compact) are "
+                            "scored with Kaldi's tools, or convert them with "
+                            "lattice-copy --write-compact=false")
+        _version, flags = struct.unpack_from("<ii", data, p)
+        if flags & 3:
+            raise DataError(f"{where}: lattice with symbol tables is not supported")
+        p += 8 + 8  # version, flags, properties
+        start, num_states, _num_arcs = struct.unpack_from("<qqq", data, p)
+        p += 24
+        final = np.empty((num_states, 2), dtype=np.float32)
+        narcs = np.empty(num_states, dtype=np.int64)
+        chunks = []
+        for s in range(num_states):
+            final[s] = struct.unpack_from("<ff", data, p)
+            narcs[s] = struct.unpack_from("<q", data, p + 8)[0]
+            p += 16
+            if narcs[s]:
+                chunks.append(data[p:p + int(narcs[s]) * _ARC.itemsize])
+                p += int(narcs[s]) * _ARC.itemsize
+        if p > len(data):
+            raise DataError(f"{where}: truncated lattice")
+    except struct.error:
+        raise DataError(f"{where}: truncated lattice") from None
+    arcs = np.frombuffer(b"".join(chunks), dtype=_ARC)
+    if (num_states and not 0 <= start < num_states) or (
+            len(arcs) and (arcs["nextstate"].min() < 0 or arcs["nextstate"].max() >= num_states)):
+        raise DataError(f"{where}: corrupt lattice (state ids out of range)")
+    return p, RawLattice(int(start), final, np.repeat(np.arange(num_states), narcs), arcs)
+
+
+def write_lattice_entry(f, utt, lattice_bytes):
+    f.write(utt.encode("utf-8") + b" \0B" + lattice_bytes)
+
+
+def read_lattice_ark(path):
+    """Yields (utt, OpenFst bytes, RawLattice) from a (gzipped) Kaldi archive of binary raw lattices."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: lattice archive not found")
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+        data = f.read()
+    pos = 0
+    while pos < len(data):
+        end = data.find(b" ", pos)
+        if end < 0:
+            raise DataError(f"{path}: truncated archive (a key without a lattice)")
+        utt = data[pos:end].decode("utf-8")
+        if data[end + 1:end + 3] != b"\0B":
+            raise DataError(f"{path}: utterance {utt}: text-mode lattice; only binary archives are read")
+        start = end + 3
+        stop, lattice = parse_lattice_binary(data, start, f"{path}: utterance {utt}")
+        yield utt, data[start:stop], lattice
+        pos = stop
+
+
+def best_path_words(lattice, lmwt):
+    """Word ids of the best path of a kaldifst.Lattice under graph + acoustic / lmwt, by OpenFst's
+    shortest path (the lattice is not changed). sweep_lattice does this for many settings at once."""
+    scaled = lattice.copy()
+    kaldifst.scale_lattice([[1.0, 0.0], [0.0, 1.0 / lmwt]], scaled)
+    best = kaldifst.shortest_path(scaled)
+    if best.num_states == 0:
+        return None
+    ok, _, words, _ = kaldifst.get_linear_symbol_sequence(best)
+    return list(words) if ok else None
+
+
+def _ranges(starts, counts):
+    """Concatenation of arange(s, s + c) for every (s, c)."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return shift + np.arange(total)
+
+
+def sweep_lattice(lat, settings):
+    """Best path of a raw lattice for every (lmwt, wip) in settings at once, the cost of a path being
+    graph + wip * words + acoustic / lmwt (Kaldi's lattice-scale --inv-acoustic-scale |
+    lattice-add-penalty | lattice-best-path). A shortest-path DP over the acyclic lattice in
+    topological order (Kahn's levels: one level per frame or epsilon step), vectorised over the
+    arcs of a level and over the settings. Returns one word-id list per setting, None where the
+    lattice has no complete path."""
+    n, k = lat.num_states, len(settings)
+    if n == 0:
+        return [None] * k
+    lm = np.array([float(l) for l, _ in settings])
+    wp = np.array([float(w) for _, w in settings])
+    arcs, src = lat.arcs, lat.src
+    dst = arcs["nextstate"].astype(np.int64)
+    has_word = arcs["olabel"] != 0
+    weight = (arcs["graph"].astype(np.float64)[:, None] + has_word[:, None] * wp[None, :]
+              + arcs["acoustic"].astype(np.float64)[:, None] / lm[None, :])
+    order = np.argsort(dst, kind="stable")                  # incoming arcs grouped by state
+    in_ptr = np.searchsorted(dst[order], np.arange(n + 1))
+    out_ptr = np.searchsorted(src, np.arange(n + 1))
+    indeg = np.diff(in_ptr)
+    cost = np.full((n, k), np.inf)
+    back = np.full((n, k), -1, dtype=np.int64)
+    cost[lat.start] = 0.0
+    frontier, visited = np.flatnonzero(indeg == 0), 0
+    while frontier.size:
+        visited += frontier.size
+        # All predecessors of a frontier state are done: take its best incoming arc per setting.
+        targets = frontier[in_ptr[frontier + 1] > in_ptr[frontier]]
+        if targets.size:
+            counts = in_ptr[targets + 1] - in_ptr[targets]
+            idx = order[_ranges(in_ptr[targets], counts)]
+            cand = cost[src[idx]] + weight[idx]
+            first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            best = np.minimum.reduceat(cand, first, axis=0)
+            pos = np.where(cand == np.repeat(best, counts, axis=0), np.arange(len(idx))[:, None], -1)
+            cost[targets] = best
+            back[targets] = np.where(np.isfinite(best), idx[np.maximum.reduceat(pos, first, axis=0)], -1)
+        succ = dst[_ranges(out_ptr[frontier], out_ptr[frontier + 1] - out_ptr[frontier])]
+        np.subtract.at(indeg, succ, 1)
+        succ = np.unique(succ)
+        frontier = succ[indeg[succ] == 0]
+    if visited < n:
+        raise DataError("the lattice has a cycle; expected an acyclic lattice")
+    final = lat.final.astype(np.float64)
+    total = cost + final[:, :1] + final[:, 1:] / lm[None, :]
+    end = np.argmin(total, axis=0)
+    words = []
+    for j in range(k):
+        if not np.isfinite(total[end[j], j]):
+            words.append(None)
+            continue
+        out, state = [], end[j]
+        while back[state, j] >= 0:
+            arc = back[state, j]
+            if has_word[arc]:
+                out.append(int(arcs["olabel"][arc]))
+            state = src[arc]
+        words.append(out[::-1])
+    return words
+
+
+def lattice_files(decode_dir):
+    files = sorted(Path(decode_dir).glob("lat.*.gz"), key=lambda p: int(p.name.split(".")[1]))
+    if not files:
+        raise DataError(f"{decode_dir}: no lat.*.gz lattices")
+    return files
+
+
+def sweep_best_paths(lattice_paths, lmwts, wips):
+    """{(lmwt, wip): {utt: word ids}} over all lattices. An utterance whose lattice has no complete
+    path gets an empty hypothesis (counted in the log)."""
+    settings = [(l, w) for l in lmwts for w in wips]
+    results = {s: {} for s in settings}
+    empty = 0
+    for path in lattice_paths:
+        for utt, _, lattice in read_lattice_ark(path):
+            for setting, words in zip(settings, sweep_lattice(lattice, settings)):
+                if words is None:
+                    empty += 1
+                results[setting][utt] = words or []
+    if empty:
+        log.warning("%d (utterance, setting) pairs had no path through the lattice: empty hypotheses",
+                    empty)
+    return results
+
+
+# -- writing tables -------------------------------------------------------------------------------
+def write_word_table(path, table, id2word=None):
+    """`utt w1 w2 ...` per utterance in C order; integer ids, or symbols when id2word is given."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for utt in sorted(table, key=lambda k: k.encode("utf-8")):
+            words = table[utt] if id2word is None else [id2word[w] for w in table[utt]]
+            f.write(" ".join([utt] + [str(w) for w in words]) + "\n")
+
+
+def parse_lmwts(spec):
+    """'1:20' -> [1..20]; '4 6 8' -> [4, 6, 8] (integers, as Kaldi's LMWT)."""
+    try:
+        if ":" in spec:
+            lo, hi = spec.split(":")
+            values = list(range(int(lo), int(hi) + 1))
+        else:
+            values = [int(x) for x in spec.replace(",", " ").split()]
+    except ValueError:
+        raise DataError(f"--lmwt {spec!r}: expected 'lo:hi' or a list of integers") from None
+    if not values or min(values) <= 0:
+        raise DataError(f"--lmwt {spec!r}: LM weights must be positive integers")
+    return values
+
+
+def parse_wips(spec):
+    """'0.0 0.5 1.0' -> [('0.0', 0.0), ...]: the text names the setting (as in Kaldi's wer_LMWT_WIP)."""
+    try:
+        values = [(x, float(x)) for x in spec.replace(",", " ").split()]
+    except ValueError:
+        raise DataError(f"--wip {spec!r}: expected a list of numbers") from None
+    if not values:
+        raise DataError("--wip: no word insertion penalty given")
+    return values
+
+
+def setting_name(lmwt, wip_text):
+    """Kaldi's naming of a scoring setting: LMWT_WIP, e.g. 10_0.0."""
+    return f"{lmwt}_{wip_text}"
+
+
+# -- the decode job -------------------------------------------------------------------------------
+def decode_ark(graph, trans_mdl, loglikes_ark, decode_dir, job, words_txt=None, acoustic_scale=0.1,
+               beam=13.0, lattice_beam=8.0, max_active=7000, min_active=200, decoder="lattice"):
+    """Decodes every utterance of LOGLIKES_ARK; writes DECODE_DIR/hyp.JOB (words), lat.JOB.gz
+    (decoder `lattice`) and timing/decode.JOB."""
+    from pyscripts.scoring import read_words_txt
+    decode_dir = Path(decode_dir)
+    id2word = read_words_txt(words_txt) if words_txt else None
+    load_start = time.perf_counter()
+    tid2pdf = load_tid2pdf(trans_mdl)
+    dec = GraphDecoder(graph, tid2pdf, acoustic_scale, beam, lattice_beam, max_active, min_active,
+                       decoder, trans_mdl)
+    log.info("graph %s and model %s loaded in %.2f s (%d transition-ids, %d pdfs); decoder %s, acwt %g, "
+             "beam %g, lattice-beam %g, max-active %d", graph, trans_mdl, time.perf_counter() - load_start,
+             len(tid2pdf), tid2pdf.max() + 1, decoder, acoustic_scale, beam, lattice_beam, max_active)
+    hyps, frames, partial, failed, seconds = {}, 0, 0, 0, 0.0
+    # gzip level 1: raw lattices are large, and level 9 costs 20 times the time for 30% less space.
+    lat_file = gzip.open(decode_dir / f"lat.{job}.gz", "wb", compresslevel=1) if decoder == "lattice" else None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_path = Path(tmp) / "lat.fst"
+            for utt, loglikes in kaldiio.load_ark(str(loglikes_ark)):
+                start = time.perf_counter()  # decoding and writing the lattice, as Kaldi's RTF
+                result = dec.decode(loglikes, utt)
+                if lat_file is not None and result.lattice is not None:
+                    write_lattice_entry(lat_file, utt, lattice_to_bytes(result.lattice, tmp_path))
+                seconds += time.perf_counter() - start
+                frames += len(loglikes)
+                hyps[utt] = result.words
+                if not result.words and not result.reached_final:
+                    failed += 1
+                    log.warning("utterance %s: no path through the graph; empty hypothesis", utt)
+                elif not result.reached_final:
+                    partial += 1
+                    log.warning("utterance %s: no final state reached; partial best path", utt)
+    finally:
+        if lat_file is not None:
+            lat_file.close()
+    if not hyps:
+        raise DataError(f"{loglikes_ark}: no utterances")
+    write_word_table(decode_dir / f"hyp.{job}", hyps, id2word)
+    (decode_dir / "timing").mkdir(exist_ok=True)
+    (decode_dir / "timing" / f"decode.{job}").write_text(
+        f"frames={frames} seconds={seconds:.4f} utts={len(hyps)} threads=1 decoder={decoder}\n")
+    log.info("decoded %d utterances (%d partial, %d failed), %d frames in %.2f s: RTF %.4f", len(hyps),
+             partial, failed, frames, seconds, seconds / (frames * FRAME_SHIFT))
+    return hyps
+
+
+@cli_main
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("decode", help="decode a loglikes ark with HCLG (one job)")
+    d.add_argument("--acoustic-scale", type=float, default=0.1)
+    d.add_argument("--beam", type=float, default=13.0)
+    d.add_argument("--lattice-beam", type=float, default=8.0)
+    d.add_argument("--max-active", type=int, default=7000)
+    d.add_argument("--min-active", type=int, default=200)
+    d.add_argument("--decoder", default="lattice", choices=DECODERS)
+    d.add_argument("--word-symbol-table", help="words.txt: hyp.JOB in symbols (else integer ids)")
+    d.add_argument("graph")
+    d.add_argument("trans_mdl")
+    d.add_argument("loglikes_ark")
+    d.add_argument("decode_dir")
+    d.add_argument("job")
+    b = sub.add_parser("best-paths", help="LMWT x WIP sweep over lat.*.gz -> OUT/LMWT_WIP.tra")
+    b.add_argument("--lmwt", default="1:20", help="LM weights, 'lo:hi' or a list (default 1:20)")
+    b.add_argument("--wip", default="0.0,0.5,1.0", help="word insertion penalties (default 0.0,0.5,1.0)")
+    b.add_argument("decode_dir")
+    b.add_argument("out_dir")
+    args = parser.parse_args()
+    if args.cmd == "decode":
+        if args.acoustic_scale <= 0:
+            raise DataError("--acoustic-scale must be positive")
+        decode_ark(args.graph, args.trans_mdl, args.loglikes_ark, args.decode_dir, args.job,
+                   args.word_symbol_table, args.acoustic_scale, args.beam, args.lattice_beam,
+                   args.max_active, args.min_active, args.decoder)
+    else:
+        lmwts, wips = parse_lmwts(args.lmwt), parse_wips(args.wip)
+        start = time.perf_counter()
+        results = sweep_best_paths(lattice_files(args.decode_dir), lmwts, [w for _, w in wips])
+        names = dict((value, text) for text, value in wips)
+        for (lmwt, wip), table in results.items():
+            write_word_table(Path(args.out_dir) / f"{setting_name(lmwt, names[wip])}.tra", table)
+        log.info("%d settings x %d utterances in %.1f s", len(results),
+                 len(next(iter(results.values()))), time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Hybrid ConvNet-HMM (issue 5): network log-posteriors to scaled pseudo log-likelihoods, FER, RTF.
+
+A hybrid system decodes with p(x|s) / p(x) = p(s|x) / p(s): the log-likelihood of pdf s at a frame is
+the network's log-posterior minus the log prior of s (prior_scale * log p(s), prior_scale 1 by
+default). The priors are the relative frame counts of the pdfs in the training alignments (Kaldi's
+ali_train_pdf.counts; here `prior_counts` beside final.pt or inside it, or any Kaldi text vector).
+
+Floor for unseen pdfs: a pdf whose relative count is below --prior-floor (default 1e-10, i.e. never
+seen in the alignments) gets log prior log(FLT_MAX / total count), about 88.7 - log(total), so its
+pseudo log-likelihood lies some 80 nats below its log-posterior: the network was never trained to
+predict it, and dividing its tiny posterior by a tiny (or pseudo-count) prior would otherwise let it
+win on noise. Kaldi nnet1's PdfPrior goes further and makes such pdfs impossible (log-likelihood
+-FLT_MAX/2); here the penalty stays finite, so a path through such a pdf is only very unlikely and
+no infinity reaches the decoder or the lattices.
+
+The pseudo log-likelihoods are written as a Kaldi float-matrix archive (loglikes.JOB.ark), the input
+of Kaldi's latgen-faster-mapped and of pyscripts.decode.
+
+Command line:
+  python3 -m pyscripts.hybrid loglikes [opts] MODEL FEATS_SCP LOGLIKES_ARK
+  python3 -m pyscripts.hybrid fer DECODE_DIR TARGETS_DIR
+  python3 -m pyscripts.hybrid rtf DECODE_DIR
+"""
+import argparse
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+
+from pyscripts.errors import DataError, cli_main
+
+log = logging.getLogger(__name__)
+
+FLT_MAX = float(np.finfo(np.float32).max)
+DEFAULT_PRIOR_FLOOR = 1e-10
+FRAME_SHIFT = 0.01  # seconds; conf/fbank.conf --frame-shift=10
+
+
+# -- priors ---------------------------------------------------------------------------------------
+def read_kaldi_vector(path):
+    """A Kaldi text vector `[ 1 2 3 ]` (analyze-counts, ali_train_pdf.counts, prior_counts)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: vector file not found")
+    tokens = path.read_text().split()
+    if len(tokens) < 2 or tokens[0] != "[" or tokens[-1] != "]":
+        raise DataError(f"{path}: not a Kaldi text vector ('[ a b c ]')")
+    try:
+        return np.array([float(t) for t in tokens[1:-1]], dtype=np.float64)
+    except ValueError:
+        raise DataError(f"{path}: non-numeric entry in the vector") from None
+
+
+def write_kaldi_vector(path, values, fmt="{:.9g}"):
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("[ " + " ".join(fmt.format(float(v)) for v in values) + " ]\n")
+    os.replace(tmp, path)
+
+
+def find_prior_counts(model_path, prior_counts=None):
+    """(counts, where they came from): an explicit file, else `prior_counts` beside the model, else
+    the counts stored in the model package."""
+    if prior_counts:
+        return read_kaldi_vector(prior_counts), str(prior_counts)
+    beside = Path(model_path).parent / "prior_counts"
+    if beside.is_file():
+        return read_kaldi_vector(beside), str(beside)
+    from pyscripts.nnet.train import load_package
+    _, package = load_package(str(model_path))
+    counts = package.get("prior_counts")
+    if counts is None:
+        raise DataError(f"{model_path}: no prior counts in the model and no {beside}; pass "
+                        "--prior-counts (e.g. the targets dir's pdf_counts)")
+    return np.asarray(counts, dtype=np.float64), f"{model_path} (prior_counts)"
+
+
+def log_priors_from_counts(counts, prior_floor=DEFAULT_PRIOR_FLOOR):
+    """log p(s) from frame counts; pdfs below the floor get log(FLT_MAX / total) (see the module doc).
+    Returns (log priors float64, number of floored pdfs)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 1 or len(counts) == 0 or (counts < 0).any():
+        raise DataError("prior counts must be a non-empty vector of non-negative counts")
+    total = counts.sum()
+    if total <= 0:
+        raise DataError("prior counts sum to zero: the alignments had no frames")
+    rel = counts / total
+    floored = rel < prior_floor
+    log_priors = np.where(floored, math.log(FLT_MAX / total), np.log(np.maximum(rel, 1e-300)))
+    return log_priors, int(floored.sum())
+
+
+def pseudo_loglikes(log_post, log_priors, prior_scale=1.0):
+    """Scaled pseudo log-likelihoods: log p(s|x) - prior_scale * log p(s), float32."""
+    log_post = np.asarray(log_post)
+    if log_post.ndim != 2 or log_post.shape[1] != len(log_priors):
+        raise DataError(f"log-posteriors of shape {log_post.shape} but {len(log_priors)} priors: the "
+                        "prior counts do not belong to this model")
+    return (log_post - prior_scale * np.asarray(log_priors)[None, :]).astype(np.float32)
+
+
+# -- forward pass ---------------------------------------------------------------------------------
+def compute_loglikes(model_path, feats_scp, out_ark, prior_counts=None, prior_scale=1.0,
+                     prior_floor=DEFAULT_PRIOR_FLOOR, device="auto", num_threads=1, batch_size=2048,
+                     log_priors_out=None, timing_out=None):
+    """Runs the network over FEATS_SCP and writes pseudo log-likelihoods to OUT_ARK (+ .scp)."""
+    import torch
+    from pyscripts.nnet.forward import load_model, log_posteriors
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    counts, source = find_prior_counts(model_path, prior_counts)
+    log_priors, n_floored = log_priors_from_counts(counts, prior_floor)
+    model, _ = load_model(str(model_path), device)
+    if model.num_targets != len(log_priors):
+        raise DataError(f"{source}: {len(log_priors)} prior counts but {model_path} has "
+                        f"{model.num_targets} outputs")
+    log.info("priors from %s: %d pdfs, %d unseen (floored), prior scale %g; device %s, %d threads",
+             source, len(log_priors), n_floored, prior_scale, device, torch.get_num_threads())
+    scaled_log_priors = prior_scale * log_priors
+    if log_priors_out:
+        write_kaldi_vector(log_priors_out, scaled_log_priors)
+    if not Path(feats_scp).is_file():
+        raise DataError(f"{feats_scp}: not found; compute features first")
+    out_ark = Path(out_ark)
+    out_ark.parent.mkdir(parents=True, exist_ok=True)
+    frames = utts = 0
+    seconds = 0.0
+    with kaldiio.WriteHelper(f"ark,scp:{out_ark},{out_ark.with_suffix('.scp')}") as writer:
+        for utt, feats in kaldiio.load_scp_sequential(str(feats_scp)):
+            start = time.perf_counter()
+            try:
+                log_post = log_posteriors(model_path, feats, batch_size=batch_size, device=device)
+            except ValueError as err:
+                raise DataError(f"{feats_scp}: utterance {utt}: {err}") from None
+            if device == "cuda":
+                torch.cuda.synchronize()
+            seconds += time.perf_counter() - start
+            writer(utt, pseudo_loglikes(log_post, log_priors, prior_scale))
+            frames += len(feats)
+            utts += 1
+    if utts == 0:
+        raise DataError(f"{feats_scp}: no utterances")
+    rtf = seconds / (frames * FRAME_SHIFT)
+    log.info("forward: %d utterances, %d frames in %.2f s: RTF %.4f (%d threads, %s)", utts, frames,
+             seconds, rtf, torch.get_num_threads(), device)
+    if timing_out:
+        Path(timing_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(timing_out).write_text(f"frames={frames} seconds={seconds:.4f} utts={utts} "
+                                    f"threads={torch.get_num_threads()} device={device}\n")
+    return frames, seconds
+
+
+# -- frame error rate -----------------------------------------------------------------------------
+def frame_errors(loglikes, log_priors, targets, utt="?"):
+    """(errors, frames) of the network's frame decisions: argmax of the posteriors, recovered from
+    the pseudo log-likelihoods by adding the (scaled) log priors back."""
+    if len(loglikes) != len(targets):
+        raise DataError(f"utterance {utt}: {len(loglikes)} frames of log-likelihoods but {len(targets)} "
+                        "frame targets; the targets come from other features")
+    decisions = np.argmax(np.asarray(loglikes, dtype=np.float64) + log_priors[None, :], axis=1)
+    return int((decisions != np.asarray(targets)).sum()), len(targets)
+
+
+def loglike_arks(decode_dir):
+    arks = sorted(Path(decode_dir).glob("loglikes.*.ark"), key=lambda p: int(p.name.split(".")[1]))
+    if not arks:
+        raise DataError(f"{decode_dir}: no loglikes.*.ark; run the forward pass first")
+    return arks
+
+
+def compute_fer(decode_dir, targets_dir):
+    """FER of the network alone over the decode dir's utterances against a targets dir (pdf ids from
+    an alignment). Writes DECODE_DIR/scoring/fer; utterances without targets are counted, not hidden."""
+    decode_dir, targets_dir = Path(decode_dir), Path(targets_dir)
+    log_priors = read_kaldi_vector(decode_dir / "log_priors")
+    targets_scp = targets_dir / "targets.scp"
+    if not targets_scp.is_file():
+        raise DataError(f"{targets_scp}: not found; make a targets dir from this set's alignment "
+                        "(python3 -m pyscripts.alignments to-targets ALI_DIR DATA_DIR TARGETS_DIR)")
+    targets = kaldiio.load_scp(str(targets_scp))
+    errors = frames = utts = missing = 0
+    for ark in loglike_arks(decode_dir):
+        for utt, loglikes in kaldiio.load_ark(str(ark)):
+            if utt not in targets:
+                missing += 1
+                continue
+            if loglikes.shape[1] != len(log_priors):
+                raise DataError(f"{ark}: utterance {utt} has {loglikes.shape[1]} columns, "
+                                f"{decode_dir}/log_priors has {len(log_priors)}")
+            e, n = frame_errors(loglikes, log_priors, targets[utt], utt)
+            errors, frames, utts = errors + e, frames + n, utts + 1
+    if utts == 0:
+        raise DataError(f"{targets_scp}: none of the utterances of {decode_dir} has targets")
+    if missing:
+        log.warning("%d utterances of %s have no targets in %s (not aligned) and are not in the FER",
+                    missing, decode_dir, targets_scp)
+    fer = 100.0 * errors / frames
+    line = (f"%FER {fer:.2f} [ {errors} / {frames} frames, {utts} utterances, {missing} without "
+            f"targets ] {targets_dir}")
+    (decode_dir / "scoring").mkdir(exist_ok=True)
+    (decode_dir / "scoring" / "fer").write_text(line + "\n")
+    log.info("%s", line)
+    return fer
+
+
+# -- real-time factors ----------------------------------------------------------------------------
+def read_timing(path):
+    fields = dict(kv.split("=", 1) for kv in Path(path).read_text().split())
+    return {k: (float(v) if k in ("frames", "seconds", "utts", "threads", "nj") else v)
+            for k, v in fields.items()}
+
+
+def summarize_rtf(decode_dir):
+    """DECODE_DIR/rtf from timing/: per stage, the RTF of the work itself (seconds summed over the
+    jobs, over the audio duration: the RTF of one process with the jobs' thread count, `1-thread`
+    for the default single-threaded jobs) and the wall-clock RTF of the nj parallel jobs, measured
+    by steps/decode_hybrid.sh around the job runner (start-up and model loading included)."""
+    decode_dir = Path(decode_dir)
+    tdir = decode_dir / "timing"
+    stats = {stage: [read_timing(p) for p in sorted(tdir.glob(f"{stage}.*[0-9]"))]
+             for stage in ("forward", "decode")}
+    frames = next((sum(s["frames"] for s in jobs) for jobs in stats.values() if jobs), None)
+    if frames is None:
+        raise DataError(f"{tdir}: no timing files")
+    audio = frames * FRAME_SHIFT
+    lines = []
+    for stage, jobs in stats.items():
+        parts = []
+        if jobs:
+            threads = sorted({int(s.get("threads", 1)) for s in jobs})
+            label = f"{threads[0]}-thread" if len(threads) == 1 else "mixed-thread"
+            parts.append(f"RTF {label} {sum(s['seconds'] for s in jobs) / audio:.4f}")
+        wall = tdir / f"{stage}.wall"
+        if wall.is_file():
+            w = read_timing(wall)
+            parts.append(f"RTF wall (nj={int(w['nj'])}) {w['seconds'] / audio:.4f}")
+        if parts:
+            lines.append(f"{stage}: audio {audio:.1f} s, " + ", ".join(parts))
+    (decode_dir / "rtf").write_text("\n".join(lines) + "\n")
+    for line in lines:
+        log.info("%s", line)
+
+
+@cli_main
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("loglikes", help="network forward pass -> pseudo log-likelihood ark")
+    f.add_argument("--prior-counts", help="Kaldi text vector of pdf frame counts (default: "
+                   "prior_counts beside MODEL, else inside it)")
+    f.add_argument("--prior-scale", type=float, default=1.0)
+    f.add_argument("--prior-floor", type=float, default=DEFAULT_PRIOR_FLOOR,
+                   help="relative count below which a pdf counts as unseen")
+    f.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    f.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    f.add_argument("--batch-size", type=int, default=2048)
+    f.add_argument("--write-log-priors", help="write the subtracted (scaled) log priors here")
+    f.add_argument("--timing", help="write frames/seconds of the forward pass here")
+    f.add_argument("model")
+    f.add_argument("feats_scp")
+    f.add_argument("loglikes_ark")
+    e = sub.add_parser("fer", help="frame error rate of the network against alignment targets")
+    e.add_argument("decode_dir")
+    e.add_argument("targets_dir")
+    r = sub.add_parser("rtf", help="summarise timing/ into DECODE_DIR/rtf")
+    r.add_argument("decode_dir")
+    args = parser.parse_args()
+    if args.cmd == "loglikes":
+        compute_loglikes(args.model, args.feats_scp, args.loglikes_ark, args.prior_counts, args.prior_scale,
+                         args.prior_floor, args.device, args.num_threads, args.batch_size,
+                         args.write_log_priors, args.timing)
+    elif args.cmd == "fer":
+        compute_fer(args.decode_dir, args.targets_dir)
+    else:
+        summarize_rtf(args.decode_dir)
+
+
+if __name__ == "__main__":
+    main()
