@@ -133,4 +133,20 @@ if $do_asr && run_stage 10 "hybrid ConvNet-HMM decoding with the bigram LM: FER,
   local/results.sh --out exp/RESULTS.md exp
 fi
 
+if $do_ser && run_stage 11 "SER: frame labels (emotion + sil), 8 folds, one ConvNet per fold, E/UE on Dev/Test"; then
+  local/run_ser.sh --nj "$nj" --train-config conf/convnet_ser$nnet_profile.yaml --max-jobs-run "$nj" \
+    data/iemocap exp/ser
+fi
+
+if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figures, CKA, report"; then
+  transfer_opts=()
+  # The smoke test: two values of l, one fold and a narrow network, to show the stages run.
+  [[ $corpus == tiny ]] && transfer_opts=(--layers 3,0 --folds fold1 --overrides \
+    "model.conv1_channels=8 model.conv2_channels=16 model.fc_dim=64 training.frames_per_epoch=500 training.max_epochs=1")
+  local/run_transfer.sh --asr-config conf/convnet_asr$nnet_profile.yaml \
+    --ser-config conf/convnet_ser$nnet_profile.yaml --asr-train-targets exp/mono_ali/targets \
+    --asr-dev-targets exp/mono_ali_dev/targets --asr-test-targets exp/mono_ali_test/targets \
+    --graph-dir exp/mono/graph --decode-nj "$nj" --max-jobs-run "$nj" "${transfer_opts[@]}"
+fi
+
 echo "$0: done (stages $stage..$stop_stage, corpus $corpus)"

@@ -34,7 +34,7 @@ my $logfile = shift @ARGV;
 # as with Kaldi's run.pl.
 my $cmd = join(' ', map { /^\S+$/ ? $_ : "'" . s/'/'\\''/gr . "'" } @ARGV);
 
-sub subst { my ($s, $j) = @_; $s =~ s/\b$var\b/$j/g if $var ne ''; return $s; }
+sub subst { my ($s, $j) = @_; $s =~ s/$var/$j/g if $var ne ''; return $s; }
 sub shell_quote { my $s = shift; return "'" . ($s =~ s/'/'\\''/gr) . "'"; }
 
 # The job script: runs the command in the submitting directory with its environment and writes

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Hybrid ASR-SER inference (the seed's first figure): for each wav, the recognised 39-phone sequence
+# (ASR ConvNet + HCLG decoding) and the utterance emotion with its posteriors (SER ConvNet), by
+# pyscripts/transfer/hybrid_infer.py. The acoustic scale is the one scoring chose on dev for the ASR
+# model (ASR_DIR/decode_dev/scoring/best_wer) when that exists, else --acwt.
+set -euo pipefail
+
+asr_dir=exp/transfer/ser2asr/baseline   # the ASR ConvNet: ASR_DIR/final.pt
+ser_model=exp/transfer/asr2ser/baseline/fold1/final.pt
+graph_dir=exp/mono/graph
+acwt=                       # default: from ASR_DIR/decode_dev/scoring/best_wer, else 0.1
+beam=13.0
+rule=mean
+fbank_config=conf/fbank.conf
+vad_config=conf/vad.conf
+
+help_message="Usage: $0 [options] WAV [WAV ...]
+  e.g. $0 corpora/demo/timit/TEST/DR1/FAKS0/SA1.WAV
+Options (defaults in brackets):
+  --asr-dir DIR        ASR model dir with final.pt [$asr_dir]
+  --ser-model FILE     SER model [$ser_model]
+  --graph-dir DIR      decoding graph (HCLG.fst, words.txt; ../final.mdl) [$graph_dir]
+  --acwt X             acoustic scale [from the dev scoring, else 0.1]
+  --beam X             decoding beam [$beam]
+  --rule mean|vote     SER utterance decision [$rule]
+  --fbank-config FILE / --vad-config FILE   [$fbank_config, $vad_config]"
+
+. ./path.sh
+. utils/parse_options.sh
+
+if [[ $# -lt 1 ]]; then
+  echo -e "$help_message" >&2
+  exit 1
+fi
+if [[ -z $acwt ]]; then
+  acwt=0.1
+  best=$asr_dir/decode_dev/scoring/best_wer
+  [[ -f $best ]] && acwt=$(sed -n 's/.*acwt=\([0-9.eE+-]*\).*/\1/p' "$best" | head -n 1)
+fi
+python3 -m pyscripts.transfer.hybrid_infer --asr-model "$asr_dir/final.pt" --graph-dir "$graph_dir" \
+  --ser-model "$ser_model" --acwt "${acwt:-0.1}" --beam "$beam" --rule "$rule" \
+  --fbank-config "$fbank_config" --vad-config "$vad_config" "$@"

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Speech emotion recognition stages on IEMOCAP with the shared ConvNet (issue 6). Needs the data prep
+# (DATA_DIR/all with utt2emo, the fold plan) and fbank features of DATA_DIR/all.
+#   stage 1: frame targets: emotion per frame, sil where the voicing/energy detector finds no speech
+#   stage 2: folds: per-fold train/valid/test data dirs (with features) and targets subsets
+#   stage 3: train one ConvNet per fold, all folds as parallel jobs through $cuda_cmd
+#   stage 4: evaluate each fold on Dev (validation speakers) and Test (its held-out speaker)
+#   stage 5: tables: E/UE per fold and averaged, seed-style Markdown in EXP_DIR/results.md
+set -euo pipefail
+
+stage=1
+stop_stage=5
+nj=4                           # jobs of the frame-label stage
+train_config=conf/convnet_ser.yaml
+overrides=                     # training config overrides, e.g. "training.max_epochs=5"
+num_threads=1                  # torch CPU threads per fold job (the folds already run in parallel)
+max_jobs_run=0                 # at most this many fold jobs at once (0: all)
+rule=mean                      # utterance decision: mean posterior over speech frames | vote
+fold_conf=conf/iemocap_folds.conf
+fbank_config=conf/fbank.conf
+vad_config=conf/vad.conf
+
+help_message="Usage: $0 [options] DATA_DIR EXP_DIR
+  e.g. $0 data/iemocap exp/ser
+Options:
+  --stage N / --stop-stage M   run stages N..M of 1..5 (default $stage..$stop_stage)
+  --nj N                       jobs for the frame labels (default $nj)
+  --train-config FILE          training YAML (default $train_config)
+  --overrides 'K=V ...'        training config overrides
+  --num-threads N              torch threads per fold job (default $num_threads)
+  --max-jobs-run N             concurrent fold jobs, 0 = all (default $max_jobs_run)
+  --rule mean|vote             utterance decision rule (default $rule)
+  --fold-conf FILE             validation speakers (default $fold_conf)
+  --fbank-config FILE / --vad-config FILE   framing of the features / the speech-frame detector"
+
+. ./path.sh
+. ./cmd.sh
+. utils/parse_options.sh
+
+if [[ $# -ne 2 ]]; then
+  echo -e "$help_message" >&2
+  exit 1
+fi
+data=$1
+exp=$2
+targets=$exp/targets
+
+jobs_opt=()
+(( max_jobs_run > 0 )) && jobs_opt=(--max-jobs-run "$max_jobs_run")
+num_folds() { wc -l < "$data/folds/plan"; }
+
+if (( stage <= 1 && 1 <= stop_stage )); then
+  echo "$0: stage 1: frame targets (emotion + sil) of $data/all"
+  local/ser_frame_labels.sh --nj "$nj" --cmd "$train_cmd" --fbank-config "$fbank_config" \
+    --vad-config "$vad_config" "$data/all" "$targets/all"
+fi
+
+if (( stage <= 2 && 2 <= stop_stage )); then
+  echo "$0: stage 2: folds"
+  local/ser_make_folds.sh --fold-conf "$fold_conf" "$data" "$targets"
+fi
+
+if (( stage <= 3 && 3 <= stop_stage )); then
+  n=$(num_folds)
+  echo "$0: stage 3: training $n folds with $train_config (logs: $exp/log/train.*.log, $exp/fold*/log/train.log)"
+  # The fold jobs are the parallel jobs; each runs the shared training stage locally inside its job.
+  $cuda_cmd "${jobs_opt[@]}" --gpu 1 JOB=1:"$n" "$exp/log/train.JOB.log" \
+    local/ser_train_fold.sh --cmd run.pl --train-config "$train_config" --overrides "$overrides" \
+      --num-threads "$num_threads" "$data/folds" "$targets" "$exp" JOB
+  for k in $(seq "$n"); do
+    awk -v k="$k" '/^# Accounting:/ {split($3, t, "="); s = t[2]}
+                   / done after / {sub(/.* done after /, ""); d = $0}
+                   END {printf "  fold%d: %s s; done after %s\n", k, s, d}' "$exp/fold$k/log/train.log"
+  done
+fi
+
+if (( stage <= 4 && 4 <= stop_stage )); then
+  n=$(num_folds)
+  echo "$0: stage 4: evaluating $n folds on Dev (valid) and Test ($rule rule)"
+  $train_cmd "${jobs_opt[@]}" JOB=1:"$n" "$exp/log/eval.JOB.log" \
+    python3 -m pyscripts.ser.evaluate fold --rule "$rule" --num-threads "$num_threads" \
+      "$exp" "$data/folds" "$targets" JOB
+fi
+
+if (( stage <= 5 && 5 <= stop_stage )); then
+  n=$(num_folds)
+  echo "$0: stage 5: results"
+  fold_dirs=()
+  for k in $(seq "$n"); do fold_dirs+=("$exp/fold$k"); done
+  python3 -m pyscripts.ser.evaluate table --label Baseline "$exp" "${fold_dirs[@]}"
+  echo "$0: tables in $exp/results.md; confusion matrices in $exp/fold*/eval/{valid,test}/confusion.txt"
+fi

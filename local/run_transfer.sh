@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The seed's transfer-learning sweeps between ASR (TIMIT) and SER (IEMOCAP), issue 7. Each training is
+# an independent job of a $cuda_cmd job array (steps/train_convnet.sh with --init-from/--freeze-layers);
+# a job whose EXP_DIR/final.pt exists is not re-run, so the script can be re-started at any stage.
+#   stage 1: baselines, trained from scratch: ASR (the ser2asr Baseline row, and the asr2ser source)
+#            and SER on every fold (the asr2ser Baseline row; fold --ser-source-fold is the ser2asr source)
+#   stage 2: SER -> ASR: l = 5..0, layers 1..l of the SER model frozen, l+1..5 fine-tuned, layer 6 fresh
+#   stage 3: decode and score every SER -> ASR model on TIMIT dev and test (FER, PER)
+#   stage 4: ASR -> SER: l = 5..0 on every fold
+#   stage 5: E and UE of every ASR -> SER model on its fold's Dev and Test speakers
+#   stage 6: the report (local/make_report.sh): tables, curves, filters, CKA
+# With --reinit-unfrozen true, layers l+1..5 are drawn afresh instead (Yosinski et al. 2014), in
+# exp/transfer_reinit by default.
+set -euo pipefail
+
+stage=1
+stop_stage=6
+exp_root=                        # default: exp/transfer, or exp/transfer_reinit with --reinit-unfrozen true
+reinit_unfrozen=false
+asr_config=conf/convnet_asr.yaml # training YAML of ASR targets (ser2asr jobs and the ASR baseline)
+ser_config=conf/convnet_ser.yaml # training YAML of SER targets (asr2ser jobs and the SER baselines)
+overrides=                       # config overrides for every training, e.g. "training.max_epochs=5"
+timit_data=data/timit            # train/dev/test data dirs with fbank features
+asr_train_targets=exp/mono_ali_train/targets   # frame targets (targets.scp, num_targets) of TIMIT train,
+asr_dev_targets=exp/mono_ali_dev/targets       # dev (early stopping, FER) and test (FER)
+asr_test_targets=exp/mono_ali_test/targets
+graph_dir=exp/mono/graph         # HCLG of the ASR decoding (its ../final.mdl maps transition-ids to pdfs)
+ser_data=data/iemocap            # folds/ (pyscripts/folds.py) with features
+ser_targets=exp/ser/targets      # fold<k>/{train,valid,test} frame targets (local/ser_make_folds.sh)
+asr_source=                      # source model of asr2ser; default: the ASR baseline of stage 1
+ser_source=                      # source model of ser2asr; default: the SER baseline of --ser-source-fold
+ser_source_fold=fold1
+folds=                           # comma-separated folds for asr2ser (default: all of the fold plan)
+layers=                          # comma-separated l to run, e.g. 3,0 for a smoke test (default: 5..0)
+num_threads=1                    # torch CPU threads per training job
+max_jobs_run=2                   # trainings at once (0: all); on a GPU box, as many as fit
+decode_nj=4                      # parallel decoding jobs per set
+decode_opts=                     # more options of steps/decode_hybrid.sh, e.g. "--beam 15"
+rule=mean                        # SER utterance decision rule
+report_dir=                      # default: exp/report, or exp/report_reinit with --reinit-unfrozen true
+
+help_message="Usage: $0 [options]
+  e.g. $0 --stage 2 --max-jobs-run 4
+Runs in the recipe dir after the ASR (alignment targets, decoding graph) and SER (folds, targets) stages.
+Options (defaults in brackets):
+  --stage N / --stop-stage M       stages N..M of 1..6 [$stage..$stop_stage]
+  --reinit-unfrozen true|false     draw layers l+1..5 afresh instead of fine-tuning them [$reinit_unfrozen]
+  --exp-root DIR                   [exp/transfer or exp/transfer_reinit]
+  --asr-config FILE / --ser-config FILE   training YAMLs [$asr_config, $ser_config]
+  --overrides 'K=V ...'            training config overrides for all jobs
+  --timit-data DIR                 [$timit_data]
+  --asr-train-targets DIR / --asr-dev-targets DIR / --asr-test-targets DIR
+                                   [$asr_train_targets, $asr_dev_targets, $asr_test_targets]
+  --graph-dir DIR                  decoding graph [$graph_dir]
+  --ser-data DIR / --ser-targets DIR   [$ser_data, $ser_targets]
+  --asr-source MODEL / --ser-source MODEL / --ser-source-fold F   source models [the baselines; $ser_source_fold]
+  --folds LIST                     asr2ser on these folds only, e.g. fold1,fold2 [all]
+  --layers LIST                    these rows l only, e.g. 3,0 [5,4,3,2,1,0]
+  --num-threads N                  torch threads per job [$num_threads]
+  --max-jobs-run N                 concurrent trainings, 0 = all [$max_jobs_run]
+  --decode-nj N                    decoding jobs per set [$decode_nj]
+  --decode-opts 'OPTS'             more options of steps/decode_hybrid.sh
+  --rule mean|vote                 SER utterance decision [$rule]
+  --report-dir DIR                 [exp/report or exp/report_reinit]"
+
+. ./path.sh
+. ./cmd.sh
+. utils/parse_options.sh
+
+if [[ $# -ne 0 ]]; then
+  echo -e "$help_message" >&2
+  exit 1
+fi
+suffix=; [[ $reinit_unfrozen == true ]] && suffix=_reinit
+exp_root=${exp_root:-exp/transfer$suffix}
+report_dir=${report_dir:-exp/report$suffix}
+plan_opts=(--exp-root "$exp_root" --asr-train-data "$timit_data/train" --asr-dev-data "$timit_data/dev"
+           --asr-train-targets "$asr_train_targets" --asr-dev-targets "$asr_dev_targets"
+           --ser-folds-dir "$ser_data/folds" --ser-targets-dir "$ser_targets"
+           --asr-source "$asr_source" --ser-source "$ser_source" --ser-source-fold "$ser_source_fold"
+           --folds "$folds" --layers "$layers")
+[[ $reinit_unfrozen == true ]] && plan_opts+=(--reinit-unfrozen)
+limit_opts=()
+(( max_jobs_run > 0 )) && limit_opts=(--max-jobs-run "$max_jobs_run")
+
+run_stage() {  # run_stage N TEXT: true when stage N is selected; prints it
+  if (( stage <= $1 && $1 <= stop_stage )); then echo "=== $0: stage $1: $2 ==="; return 0; fi
+  return 1
+}
+
+# train_jobs DIRECTION WHICH CONFIG: plans the jobs, runs them as one job array, reports their times.
+train_jobs() {
+  local direction=$1 which=$2 config=$3 dir=$exp_root/$1
+  python3 -m pyscripts.transfer.plan --direction "$direction" --which "$which" "${plan_opts[@]}" \
+    "$dir/jobs.$which"
+  local n; n=$(wc -l < "$dir/jobs.$which")
+  echo "$0: $direction $which: $n trainings with $config (logs: $dir/log/train.$which.*.log)"
+  $cuda_cmd "${limit_opts[@]}" --gpu 1 JOB=1:"$n" "$dir/log/train.$which.JOB.log" \
+    local/transfer_train_job.sh --train-config "$config" --overrides "$overrides" \
+      --num-threads "$num_threads" "$dir/jobs.$which" JOB
+  cut -f4 "$dir/jobs.$which" | while read -r d; do
+    awk -v d="$d" '/^# Accounting:/ {split($3, t, "="); s = t[2]} / done after / {sub(/.* done after /, ""); r = $0}
+                   END {printf "  %s: %s s, %s\n", d, s, r}' "$d/log/train.log"
+  done
+}
+
+if run_stage 1 "baselines from scratch: ASR, and SER on every fold"; then
+  train_jobs ser2asr baseline "$asr_config"
+  train_jobs asr2ser baseline "$ser_config"
+fi
+
+if run_stage 2 "SER -> ASR transfer, l = ${layers:-5..0}"; then
+  train_jobs ser2asr transfer "$asr_config"
+fi
+
+if run_stage 3 "decode and score the SER -> ASR models (FER, PER; test at dev's best LM weight)"; then
+  python3 -m pyscripts.transfer.plan --direction ser2asr --which all "${plan_opts[@]}" "$exp_root/ser2asr/jobs.all"
+  cut -f4 "$exp_root/ser2asr/jobs.all" | while read -r d; do
+    if [[ $d/decode_test/scoring/best_wer -nt $d/final.pt && $d/decode_dev/scoring/best_wer -nt $d/final.pt ]]; then
+      echo "$0: $d already decoded and scored"; continue
+    fi
+    # shellcheck disable=SC2086
+    steps/decode_hybrid.sh --nj "$decode_nj" --cmd "$decode_cmd" --num-threads "$num_threads" \
+      --targets "$asr_dev_targets" $decode_opts "$graph_dir" "$timit_data/dev" "$d/decode_dev" < /dev/null
+    # shellcheck disable=SC2086
+    steps/decode_hybrid.sh --nj "$decode_nj" --cmd "$decode_cmd" --num-threads "$num_threads" \
+      --targets "$asr_test_targets" --scoring-opts "--tune-dir $d/decode_dev" $decode_opts \
+      "$graph_dir" "$timit_data/test" "$d/decode_test" < /dev/null
+  done
+fi
+
+if run_stage 4 "ASR -> SER transfer, l = ${layers:-5..0}, on ${folds:-every fold}"; then
+  train_jobs asr2ser transfer "$ser_config"
+fi
+
+if run_stage 5 "E and UE of the ASR -> SER models"; then
+  python3 -m pyscripts.transfer.plan --direction asr2ser --which all "${plan_opts[@]}" "$exp_root/asr2ser/jobs.all"
+  n=$(wc -l < "$exp_root/asr2ser/jobs.all")
+  $train_cmd "${limit_opts[@]}" JOB=1:"$n" "$exp_root/asr2ser/log/eval.JOB.log" \
+    local/transfer_eval_job.sh --rule "$rule" --num-threads "$num_threads" "$exp_root/asr2ser/jobs.all" JOB
+fi
+
+if run_stage 6 "report"; then
+  local/make_report.sh --exp-root "$exp_root" --ser-folds-dir "$ser_data/folds" \
+    --cka-data "$timit_data/dev $ser_data/folds/$ser_source_fold/valid" --asr-model "${asr_source:-$exp_root/ser2asr/baseline/final.pt}" \
+    --ser-model "${ser_source:-$exp_root/asr2ser/baseline/$ser_source_fold/final.pt}" "$report_dir"
+fi
+echo "$0: done (stages $stage..$stop_stage, $exp_root)"

@@ -1,0 +1,265 @@
+"""Utterance-level emotion decisions from the ConvNet's frame posteriors, and the SER metrics.
+
+Decision rule (default, `mean`): the utterance's emotion is the argmax of the mean, over its speech
+frames, of the frame posteriors of the 4 emotion classes (ang, hap, neu, sad). Speech frames are the
+frames the voice-activity / voicing detector labelled speech (targets != sil; at inference the same
+detector is run on the wav). The sil posterior takes no part; the reported utterance posterior is that
+mean 4-vector normalised to sum to 1. Option `vote`: each speech frame votes for its most probable
+emotion (argmax over the 4 emotion classes), the most voted emotion wins, ties go to the higher mean
+posterior; the reported score is the winner's share of the votes.
+An utterance with no speech frame at all (the detector found nothing voiced) is decided on all of its
+frames instead, and counted in the log.
+
+Metrics on a confusion matrix C (rows: reference emotion, columns: decision):
+  E  = weighted error   = 1 - trace(C) / sum(C)                 (1 - accuracy over utterances)
+  UE = unweighted error = 1 - mean over classes of C[i,i]/sum_j C[i,j]   (1 - mean per-class recall)
+A class absent from the reference of a set has no recall; UE averages over the classes present (and
+the log says so). Chance UE with 4 classes is 75%.
+
+Per fold and set (Dev = the validation speakers, Test = the held-out speaker) `score` writes
+decisions, confusion.txt and metrics.json; `table` collects the folds into Markdown tables with the
+per-fold values and their mean, laid out like the seed's results (E Dev, E Test, UE Dev, UE Test).
+`fold` does nothing for a fold whose metrics are newer than its final.pt and made with the same rule.
+"""
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from pyscripts.datadir import read_table, write_table
+from pyscripts.errors import DataError, cli_main
+from pyscripts.ser.labels import CLASSES, EMOTIONS, SIL_ID
+
+log = logging.getLogger(__name__)
+
+RULES = ("mean", "vote")
+SETS = (("valid", "Dev"), ("test", "Test"))
+
+
+def utterance_decision(log_posteriors, speech, rule="mean"):
+    """(emotion id, scores over the 4 emotions, whether it fell back to all frames) of one utterance.
+    log_posteriors: (frames, 5) frame log-posteriors; speech: (frames,) bool mask of speech frames."""
+    post = np.exp(np.asarray(log_posteriors, dtype=np.float64))
+    speech = np.asarray(speech, dtype=bool)
+    if post.ndim != 2 or post.shape[1] != len(CLASSES) or len(post) != len(speech) or len(post) == 0:
+        raise ValueError(f"need (frames>0, {len(CLASSES)}) posteriors and one speech flag per frame, got "
+                         f"{post.shape} and {speech.shape}")
+    fallback = not speech.any()
+    emo = post[:, :len(EMOTIONS)] if fallback else post[speech, :len(EMOTIONS)]
+    mean = emo.mean(axis=0)
+    mean_norm = mean / mean.sum() if mean.sum() > 0 else np.full(len(EMOTIONS), 1 / len(EMOTIONS))
+    if rule == "mean":
+        return int(np.argmax(mean)), mean_norm, fallback
+    if rule == "vote":
+        votes = np.bincount(emo.argmax(axis=1), minlength=len(EMOTIONS))
+        tied = np.flatnonzero(votes == votes.max())
+        winner = int(tied[np.argmax(mean[tied])])
+        return winner, votes / votes.sum(), fallback
+    raise ValueError(f"unknown decision rule {rule!r}; use one of {RULES}")
+
+
+def confusion_matrix(refs, hyps, num_classes=len(EMOTIONS)):
+    """C[i, j] = number of utterances of reference class i decided as class j."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for r, h in zip(refs, hyps):
+        cm[r, h] += 1
+    return cm
+
+
+def error_rates(cm):
+    """(E, UE) of a confusion matrix; UE over the reference classes present."""
+    cm = np.asarray(cm, dtype=np.float64)
+    total = cm.sum()
+    if total == 0:
+        raise DataError("no utterances to score")
+    present = cm.sum(axis=1) > 0
+    recalls = np.diag(cm)[present] / cm.sum(axis=1)[present]
+    return 1.0 - np.trace(cm) / total, 1.0 - recalls.mean()
+
+
+def format_confusion(cm, labels=EMOTIONS):
+    """Text confusion matrix with row totals and per-class recall."""
+    width = max(6, max(len(str(v)) for v in np.ravel(cm)) + 1)
+    lines = ["ref\\hyp " + "".join(f"{l:>{width}}" for l in labels) + f"{'total':>{width}}  recall"]
+    for i, label in enumerate(labels):
+        row = cm[i]
+        recall = f"{100 * row[i] / row.sum():6.1f}%" if row.sum() else "     -"
+        lines.append(f"{label:<8}" + "".join(f"{v:>{width}}" for v in row) + f"{row.sum():>{width}}  {recall}")
+    return "\n".join(lines) + "\n"
+
+
+def score_set(model, data_dir, targets_dir, out_dir, rule="mean"):
+    """Decisions and metrics of one model on one data dir; returns the metrics dict."""
+    import kaldiio
+    from pyscripts.nnet.forward import log_posteriors
+    data_dir, targets_dir, out_dir = Path(data_dir), Path(targets_dir), Path(out_dir)
+    utt2emo = read_table(data_dir / "utt2emo")
+    feats = kaldiio.load_scp(str(data_dir / "feats.scp"))
+    targets = kaldiio.load_scp(str(targets_dir / "targets.scp"))
+    refs, hyps, decisions, fallbacks = [], [], {}, []
+    for utt in utt2emo:
+        emotion = utt2emo[utt]
+        if emotion not in EMOTIONS:
+            raise DataError(f"{data_dir / 'utt2emo'}: {utt} has emotion {emotion!r}, not one of {EMOTIONS}")
+        if utt not in feats or utt not in targets:
+            raise DataError(f"utterance {utt} of {data_dir} has no {'features' if utt not in feats else 'targets'}"
+                            f"; re-run the features / local/ser_frame_labels.sh")
+        x, t = feats[utt], targets[utt]
+        if len(x) != len(t):
+            raise DataError(f"utterance {utt}: {len(x)} feature frames but {len(t)} targets in "
+                            f"{targets_dir / 'targets.scp'}; re-run local/ser_frame_labels.sh")
+        hyp, scores, fallback = utterance_decision(log_posteriors(model, np.array(x, dtype=np.float32)),
+                                                   t != SIL_ID, rule)
+        if fallback:
+            fallbacks.append(utt)
+        refs.append(EMOTIONS.index(emotion))
+        hyps.append(hyp)
+        decisions[utt] = [emotion, EMOTIONS[hyp]] + [f"{s:.4f}" for s in scores]
+    cm = confusion_matrix(refs, hyps)
+    e, ue = error_rates(cm)
+    absent = [EMOTIONS[i] for i in range(len(EMOTIONS)) if cm[i].sum() == 0]
+    if absent:
+        log.warning("%s: no reference utterance of %s; UE averages the recalls of the other classes",
+                    data_dir, ",".join(absent))
+    if fallbacks:
+        log.warning("%s: %d utterance(s) without speech frames decided on all frames: %s", data_dir,
+                    len(fallbacks), " ".join(fallbacks[:5]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_table(out_dir / "decisions", decisions)
+    (out_dir / "confusion.txt").write_text(format_confusion(cm))
+    metrics = {"E": e, "UE": ue, "utterances": len(refs), "rule": rule, "model": str(model),
+               "data": str(data_dir), "confusion": cm.tolist(), "classes": list(EMOTIONS),
+               "absent_classes": absent, "no_speech_utterances": len(fallbacks)}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    log.info("%s on %s (%s rule): E %.2f%% UE %.2f%% over %d utterances", model, data_dir, rule,
+             100 * e, 100 * ue, len(refs))
+    return metrics
+
+
+def score_fold(fold_exp_dir, fold_data_dir, fold_targets_dir, rule="mean", eval_name="eval"):
+    """Scores a fold's final.pt on its valid (Dev) and test (Test) subsets into
+    FOLD_EXP_DIR/<eval_name>/{valid,test}/."""
+    model = Path(fold_exp_dir) / "final.pt"
+    if not model.is_file():
+        raise DataError(f"{model}: missing; train the fold first (steps/train_convnet.sh)")
+    done = {}
+    for subset, _ in SETS:
+        path = Path(fold_exp_dir) / eval_name / subset / "metrics.json"
+        if path.is_file() and path.stat().st_mtime > model.stat().st_mtime:
+            metrics = json.loads(path.read_text())
+            if metrics.get("rule") == rule:
+                done[subset] = metrics
+    if len(done) == len(SETS):
+        log.info("%s: already scored with the %s rule (metrics newer than the model); not redone",
+                 fold_exp_dir, rule)
+        return done
+    return {subset: score_set(model, Path(fold_data_dir) / subset, Path(fold_targets_dir) / subset,
+                              Path(fold_exp_dir) / eval_name / subset, rule)
+            for subset, _ in SETS}
+
+
+def collect(fold_dirs, eval_name="eval"):
+    """Per-fold metrics {fold: {set: metrics}} and their mean per set and metric, from
+    FOLD_DIR/<eval_name>/{valid,test}/metrics.json."""
+    per_fold = {}
+    for d in fold_dirs:
+        d = Path(d)
+        per_fold[d.name] = {}
+        for subset, _ in SETS:
+            path = d / eval_name / subset / "metrics.json"
+            if not path.is_file():
+                raise DataError(f"{path}: missing; run the evaluation of {d} first")
+            per_fold[d.name][subset] = json.loads(path.read_text())
+    if not per_fold:
+        raise DataError("no folds to collect")
+    mean = {subset: {m: float(np.mean([f[subset][m] for f in per_fold.values()])) for m in ("E", "UE")}
+            for subset, _ in SETS}
+    return per_fold, mean
+
+
+def _cells(values):
+    """The seed's column order: E Dev, E Test, UE Dev, UE Test, in percent."""
+    return [f"{100 * values[s][m]:.1f}" for m in ("E", "UE") for s, _ in SETS]
+
+
+def markdown_tables(per_fold, mean, label="Baseline"):
+    """The seed-style result row (mean over folds) and the per-fold table, as Markdown."""
+    header = "| {} | E Dev | E Test | UE Dev | UE Test |\n|---|---|---|---|---|\n"
+    row = "| {} | " + " | ".join(["{}"] * 4) + " |\n"
+    seed_style = header.format("Model") + row.format(f"{label}", *_cells(mean))
+    folds = header.format("Fold (test speaker)")
+    for name, f in per_fold.items():
+        folds += row.format(f"{name} ({_test_speaker(f['test'])})", *_cells(f))
+    folds += row.format(f"mean of {len(per_fold)}", *_cells(mean))
+    return seed_style, folds
+
+
+def _test_speaker(metrics):
+    """The held-out speaker of a fold, from its test data dir's utt2spk (or '?' when unreadable)."""
+    try:
+        return ",".join(sorted(set(read_table(Path(metrics["data"]) / "utt2spk").values())))
+    except DataError:
+        return "?"
+
+
+def write_summary(fold_dirs, out_dir, label="Baseline", eval_name="eval"):
+    per_fold, mean = collect(fold_dirs, eval_name)
+    seed_style, folds = markdown_tables(per_fold, mean, label)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = (f"# SER results ({len(per_fold)} folds, decision rule: "
+            f"{next(iter(per_fold.values()))['test']['rule']})\n\n"
+            f"E = 1 - accuracy, UE = 1 - mean per-class recall, in %; Dev = validation speakers, "
+            f"Test = the fold's held-out speaker; means over folds.\n\n{seed_style}\n{folds}")
+    for subset, name in SETS:
+        pooled = sum(np.array(f[subset]["confusion"]) for f in per_fold.values())
+        text += f"\n{name} confusion matrix, summed over folds:\n\n```\n{format_confusion(pooled)}```\n"
+    (out_dir / "results.md").write_text(text)
+    (out_dir / "results.json").write_text(json.dumps(
+        {"mean": mean, "folds": {k: {s: {m: v[s][m] for m in ("E", "UE", "utterances")} for s, _ in SETS}
+                                 for k, v in per_fold.items()}}, indent=1) + "\n")
+    return text
+
+
+@cli_main
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("score", help="decisions and E/UE of a model on a data dir")
+    s.add_argument("--rule", choices=RULES, default="mean", help="utterance decision rule")
+    s.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0: its default)")
+    s.add_argument("model", help="final.pt of a fold")
+    s.add_argument("data_dir", help="data dir with feats.scp and utt2emo")
+    s.add_argument("targets_dir", help="its frame targets (the speech frames are the non-sil ones)")
+    s.add_argument("out_dir")
+    f = sub.add_parser("fold", help="score a fold's final.pt on its valid and test subsets")
+    f.add_argument("--rule", choices=RULES, default="mean", help="utterance decision rule")
+    f.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0: its default)")
+    f.add_argument("--eval-name", default="eval", help="output sub-directory of the fold's exp dir")
+    f.add_argument("exp_dir", help="e.g. exp/ser (fold K in EXP_DIR/foldK, with final.pt)")
+    f.add_argument("folds_data_dir", help="e.g. data/iemocap/folds (with foldK/valid, foldK/test)")
+    f.add_argument("folds_targets_dir", help="e.g. exp/ser/targets (with foldK/valid, foldK/test)")
+    f.add_argument("fold", type=int, help="the fold number K")
+    t = sub.add_parser("table", help="collect folds' metrics into Markdown tables")
+    t.add_argument("--label", default="Baseline", help="row label of the seed-style table")
+    t.add_argument("--eval-name", default="eval", help="sub-directory of each fold dir with the metrics")
+    t.add_argument("out_dir")
+    t.add_argument("fold_dirs", nargs="+")
+    args = parser.parse_args()
+    if args.cmd in ("score", "fold") and args.num_threads > 0:
+        import torch
+        torch.set_num_threads(args.num_threads)
+    if args.cmd == "score":
+        score_set(args.model, args.data_dir, args.targets_dir, args.out_dir, args.rule)
+    elif args.cmd == "fold":
+        name = f"fold{args.fold}"
+        score_fold(Path(args.exp_dir) / name, Path(args.folds_data_dir) / name,
+                   Path(args.folds_targets_dir) / name, args.rule, args.eval_name)
+    else:
+        print(write_summary(args.fold_dirs, args.out_dir, args.label, args.eval_name), end="")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Figures of the transfer report (PNG, matplotlib with the Agg backend: no display needed).
+
+  transfer RESULTS_JSON OUT_DIR   error vs number of constant layers, one PNG per direction (the seed's
+                                  "Transfer Learning Performance" figures): a curve per column of the
+                                  table over l = 0..5, the Baseline as a dashed line of the same colour,
+                                  error bars = standard deviation over folds
+  filters --asr-model A --ser-model S OUT_PNG
+                                  the 64 first-layer 5x4 filters of each network side by side (the
+                                  seed's "Learned Features"); time runs left to right, frequency
+                                  (mel bin) upwards; each filter scaled to its own largest magnitude
+  cka CKA_TSV OUT_PNG             linear CKA per layer (pyscripts/transfer/cka.py)
+"""
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pyscripts.errors import DataError, cli_main  # noqa: E402
+from pyscripts.transfer.cka import read_cka_table  # noqa: E402
+from pyscripts.transfer.plan import BASELINE, CONSTANT_LAYERS  # noqa: E402
+from pyscripts.transfer.tables import COLUMNS, TITLES, column_name  # noqa: E402
+
+log = logging.getLogger(__name__)
+CKA_LABELS = {"asr_ser": "ASR vs SER", "asr_init": "ASR vs its untrained start",
+              "asr_random": "ASR vs another untrained network", "ser_ser": "SER vs SER (another fold)"}
+
+
+def plot_transfer(direction, results, out_png):
+    """results: the direction's part of tables.py's results.json. Returns the number of curves drawn."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    layers = sorted(CONSTANT_LAYERS)
+    drawn = 0
+    for i, (metric, subset) in enumerate(COLUMNS[direction]):
+        name = column_name(metric, subset)
+        colour = f"C{i}"
+        points = [(l, results[f"l{l}"][name]) for l in layers if results[f"l{l}"][name]["n"] > 0]
+        if points:
+            x = [l for l, _ in points]
+            y = [c["mean"] for _, c in points]
+            err = [c["sd"] or 0.0 for _, c in points]
+            ax.errorbar(x, y, yerr=err, marker="o", color=colour, capsize=3, label=name)
+            drawn += 1
+        base = results[BASELINE][name]
+        if base["n"] > 0:
+            ax.axhline(base["mean"], color=colour, linestyle="--", linewidth=1, label=f"{name} baseline")
+    ax.set_xlabel("No. constant layers (l)")
+    ax.set_ylabel("error (%)")
+    ax.set_xticks(layers)
+    ax.set_title(TITLES[direction], fontsize=10)
+    ax.grid(alpha=0.3)
+    if drawn or any(results[BASELINE][column_name(m, s)]["n"] for m, s in COLUMNS[direction]):
+        ax.legend(fontsize=7, ncol=2)
+    else:
+        ax.text(0.5, 0.5, "no finished run yet", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return drawn
+
+
+def _filter_grid(weights, columns=8, pad=1):
+    """(filters, 1, time, freq) conv weights -> one image of tiles, each filter scaled to [-1, 1]."""
+    w = np.asarray(weights, dtype=np.float64)[:, 0]
+    n, t, f = w.shape
+    rows = int(np.ceil(n / columns))
+    grid = np.full((rows * (f + pad) - pad, columns * (t + pad) - pad), np.nan)
+    for k in range(n):
+        tile = w[k] / max(np.abs(w[k]).max(), 1e-12)
+        r, c = divmod(k, columns)
+        # frequency upwards: rows of the image are frequency bins, highest first
+        grid[r * (f + pad):r * (f + pad) + f, c * (t + pad):c * (t + pad) + t] = tile.T[::-1]
+    return grid
+
+
+def plot_filters(models, out_png):
+    """models: {title: ConvNet}. The first-layer filters of each, side by side."""
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4.6))
+    axes = np.atleast_1d(axes)
+    for ax, (title, model) in zip(axes, models.items()):
+        weights = model.layer1[0].weight.detach().cpu().numpy()
+        cmap = matplotlib.colormaps["RdBu_r"].copy()
+        cmap.set_bad("white")
+        ax.imshow(_filter_grid(weights), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+        ax.set_title(f"{title}: {weights.shape[0]} filters {weights.shape[2]}x{weights.shape[3]} "
+                     f"(time x freq)", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+
+
+def plot_cka(columns, out_png):
+    """columns: {name: [CKA of layers 1..5]} (read_cka_table)."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name, values in columns.items():
+        style = "-o" if name == "asr_ser" else "--."
+        ax.plot(range(1, len(values) + 1), values, style, label=CKA_LABELS.get(name, name))
+    ax.set_xlabel("layer")
+    ax.set_ylabel("linear CKA")
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(range(1, 6))
+    ax.set_title("Similarity of the representations of the same frames", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+
+
+@cli_main
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("transfer")
+    t.add_argument("results_json")
+    t.add_argument("out_dir")
+    f = sub.add_parser("filters")
+    f.add_argument("--asr-model", required=True)
+    f.add_argument("--ser-model", required=True)
+    f.add_argument("out_png")
+    c = sub.add_parser("cka")
+    c.add_argument("cka_tsv")
+    c.add_argument("out_png")
+    args = parser.parse_args(argv)
+    if args.cmd == "transfer":
+        path = Path(args.results_json)
+        if not path.is_file():
+            raise DataError(f"{path} not found: run python3 -m pyscripts.transfer.tables first")
+        results = json.loads(path.read_text())
+        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+        for direction in results:
+            out = Path(args.out_dir) / f"transfer_{direction}.png"
+            plot_transfer(direction, results[direction], out)
+            log.info("wrote %s", out)
+    elif args.cmd == "filters":
+        from pyscripts.nnet.train import load_package
+        plot_filters({"ASR": load_package(args.asr_model)[0], "SER": load_package(args.ser_model)[0]},
+                     args.out_png)
+        log.info("wrote %s", args.out_png)
+    else:
+        plot_cka(read_cka_table(args.cka_tsv), args.out_png)
+        log.info("wrote %s", args.out_png)
+
+
+if __name__ == "__main__":
+    main()

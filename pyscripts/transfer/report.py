@@ -1,0 +1,163 @@
+"""Writes the transfer report, OUT_DIR/README.md, from what local/make_report.sh left in OUT_DIR
+(tables.md, transfer_*.png, filters.png, cka.tsv, cka.png) and the sweeps' exp dirs (the training
+configs, and the job logs for how many trainings finished and how long they took).
+
+  python3 -m pyscripts.transfer.report [--exp-root exp/transfer] [--ser-folds-dir D]
+      [--asr-model A] [--ser-model S] OUT_DIR
+"""
+import argparse
+import datetime
+import logging
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from pyscripts.errors import cli_main
+from pyscripts.transfer.cka import read_cka_table
+from pyscripts.transfer.figures import CKA_LABELS
+from pyscripts.transfer.plan import DIRECTIONS, Setup, plan_direction, read_folds
+from pyscripts.transfer.tables import TITLES
+
+log = logging.getLogger(__name__)
+LOG_DATE = "%a %b %d %H:%M:%S %Z %Y"  # `date` in the job logs of utils/run.pl (LC_ALL=C)
+
+
+def job_times(exp_dirs):
+    """(finished jobs, summed job seconds, first start, last end) from EXP/log/train.log of each
+    finished job (the run.pl log header and footer)."""
+    finished, seconds, starts, ends = 0, 0, [], []
+    for d in exp_dirs:
+        path = Path(d) / "log" / "train.log"
+        if not (Path(d) / "final.pt").is_file() or not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        finished += 1
+        m = re.search(r"^# Accounting: time=(\d+)", text, re.M)
+        seconds += int(m.group(1)) if m else 0
+        for pattern, out in ((r"^# Started at (.+)$", starts), (r"^# Ended \(code \d+\) at (.+?)(?:, elapsed.*)?$", ends)):
+            m = re.search(pattern, text, re.M)
+            if m:
+                try:
+                    out.append(datetime.datetime.strptime(m.group(1).strip(), LOG_DATE))
+                except ValueError:
+                    pass
+    return finished, seconds, min(starts, default=None), max(ends, default=None)
+
+
+def _config_of(exp_dirs):
+    for d in exp_dirs:
+        path = Path(d) / "config.yaml"
+        if path.is_file():
+            return path, yaml.safe_load(path.read_text())
+    return None, None
+
+
+def _git_commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parents[2])
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _protocol(cfg):
+    reinit = bool(cfg and cfg["init"]["reinit_unfrozen"])
+    if reinit:
+        return ("layers 1..l copied from the source model and frozen (BatchNorm statistics included), "
+                "layers l+1..5 **drawn afresh** (the reading of Yosinski et al. 2014, `--reinit-unfrozen "
+                "true`), layer 6 fresh; l = 0 is then a training from scratch like the Baseline")
+    return ("layers 1..l copied from the source model and frozen (BatchNorm statistics included), "
+            "layers l+1..5 copied and **fine-tuned**, layer 6 (the output) fresh; l = 0 is full "
+            "fine-tuning from the source model (the default; `--reinit-unfrozen true` gives the other reading)")
+
+
+def cka_section(out_dir):
+    tsv = Path(out_dir) / "cka.tsv"
+    if not tsv.is_file():
+        return "Not computed (the ASR and SER baseline models were not there when the report was made).\n"
+    columns = read_cka_table(tsv)
+    names = list(columns)
+    lines = ["| layer | " + " | ".join(CKA_LABELS.get(n, n) for n in names) + " |",
+             "|" + "---|" * (len(names) + 1)]
+    for k in range(len(columns[names[0]])):
+        lines.append(f"| {k + 1} | " + " | ".join(f"{columns[n][k]:.3f}" for n in names) + " |")
+    notes = [line[1:].strip() for line in tsv.read_text().splitlines() if line.startswith("#")]
+    return ("Linear CKA between the two networks' representations (outputs of layers 1..5, eval mode) of "
+            "the same frames; 1 = identical up to rotation and scale. Reference curves: the untrained "
+            "network the ASR training started from (how far training moved each layer), an untrained "
+            "network of another seed (what the shared input alone gives) and, where present, the SER "
+            "networks of two folds (the same task with other training speakers; both folds start from "
+            "the same seeded initial weights, so early layers that training barely moves score near 1)."
+            "\n\n"
+            + "\n".join(lines) + "\n\n![CKA per layer](cka.png)\n\n"
+            + "".join(f"- {n}\n" for n in notes))
+
+
+def write_report(out_dir, setup, asr_model=None, ser_model=None):
+    out_dir = Path(out_dir)
+    folds = read_folds(setup.ser_folds_dir)
+    setup = Setup(**{**setup.__dict__, "ser_source_fold": folds[0]})  # only the exp dirs are used here
+    parts = [f"# Transfer of ConvNet features between ASR and SER\n\n"
+             f"Generated by `local/make_report.sh` on {datetime.date.today()} (commit {_git_commit()}) from "
+             f"`{setup.exp_root}`"]
+    corpus = Path("data/.corpus")
+    parts[-1] += f", corpus `{corpus.read_text().strip()}`.\n" if corpus.is_file() else ".\n"
+
+    sweep, configs = [], {}
+    for direction in DIRECTIONS:
+        jobs = plan_direction(direction, setup, folds)
+        finished, seconds, start, end = job_times([j.exp_dir for j in jobs])
+        span = f", first start to last end {(end - start).total_seconds() / 60:.0f} min" if start and end else ""
+        sweep.append(f"- {TITLES[direction]}: {finished} of {len(jobs)} trainings finished; "
+                     f"{seconds / 60:.1f} min of training jobs{span}")
+        configs[direction] = _config_of([j.exp_dir for j in jobs if j.row != "baseline"] +
+                                        [j.exp_dir for j in jobs if j.row == "baseline"])
+    transfer_cfg = next((c for _, c in configs.values() if c and c["init"]["from"]), None)
+    parts.append("## Protocol\n\n"
+                 "- Baseline: trained from scratch on the target task.\n"
+                 f"- Row l (5..0): {_protocol(transfer_cfg)}.\n"
+                 f"- Source models: ASR `{asr_model or 'the SER -> ASR baseline'}`, "
+                 f"SER `{ser_model or 'an ASR -> SER baseline fold'}`.\n"
+                 f"- SER -> ASR is one training per row; ASR -> SER one per row and fold "
+                 f"({len(folds)} folds: each tests one held-out speaker, Dev = the validation speakers).\n"
+                 + "\n".join(sweep) + "\n")
+    tables = out_dir / "tables.md"
+    parts.append("## Results\n\n" + (tables.read_text() if tables.is_file() else "No tables (run tables first).\n"))
+    figs = [f"![{TITLES[d]}](transfer_{d}.png)" for d in DIRECTIONS if (out_dir / f"transfer_{d}.png").is_file()]
+    parts.append("## Transfer learning performance\n\nError vs number of constant layers l; dashed: the "
+                 "Baseline of the same column; error bars: standard deviation over folds.\n\n"
+                 + ("\n".join(figs) if figs else "No figures.") + "\n")
+    parts.append("## Learned features\n\nThe 64 first-layer filters (5 frames x 4 mel bins; time left to "
+                 "right, frequency upwards, each scaled to its own peak) of the ASR and SER baselines.\n\n"
+                 + ("![first-layer filters](filters.png)" if (out_dir / "filters.png").is_file() else "Not drawn.")
+                 + "\n")
+    parts.append("## Correlation of learned features\n\n" + cka_section(out_dir))
+    conf = ["## Configuration\n"]
+    for direction, (path, cfg) in configs.items():
+        if cfg:
+            conf.append(f"Training config of the {TITLES[direction]} jobs (`{path}`; the init section "
+                        f"differs per row):\n\n```yaml\n{yaml.safe_dump(cfg, sort_keys=False)}```\n")
+    parts.append("\n".join(conf) if len(conf) > 1 else "## Configuration\n\nNo finished training.\n")
+    (out_dir / "README.md").write_text("\n".join(parts))
+    return out_dir / "README.md"
+
+
+@cli_main
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp-root", default=Setup.exp_root)
+    parser.add_argument("--ser-folds-dir", default=Setup.ser_folds_dir)
+    parser.add_argument("--asr-model")
+    parser.add_argument("--ser-model")
+    parser.add_argument("out_dir")
+    args = parser.parse_args(argv)
+    path = write_report(args.out_dir, Setup(exp_root=args.exp_root, ser_folds_dir=args.ser_folds_dir),
+                        args.asr_model, args.ser_model)
+    log.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The seed's two transfer tables, from the sweeps' results.
+
+SER -> ASR: rows Baseline, 5..0 under "No. Constant Layers (l)"; columns FER Dev, FER Test, PER Dev,
+PER Test (TIMIT, %). ASR -> SER: the same rows; columns E Dev, E Test, UE Dev, UE Test (IEMOCAP, %,
+over the folds). A cell is the mean over the runs behind it, with the spread across folds and the
+number of runs: "41.2 ± 2.1 (8)" (sample standard deviation), "23.4 (1)" for a single run, "–" when
+no run has finished. A last column holds the seed's numbers for comparison, read from a file given
+with --seed-results (lines `DIRECTION ROW v1 v2 v3 v4`, ROW baseline or l5..l0, values in the
+column order, `n/a` allowed); without it the column reads n/a.
+
+Where the numbers come from:
+  ser2asr  EXP/decode_{dev,test}/scoring/best_wer (PER, at the acoustic scale chosen on dev) and the
+           FER of the network alone in EXP/decode_{dev,test}/scoring/fer (issue 5's scoring)
+  asr2ser  EXP/eval/{valid,test}/metrics.json, E and UE (pyscripts/ser/evaluate.py fold); Dev is the
+           validation speakers, Test the fold's held-out speaker
+
+  python3 -m pyscripts.transfer.tables [--exp-root exp/transfer] [--ser-folds-dir D]
+      [--seed-results FILE] OUT_DIR
+writes OUT_DIR/tables.md and OUT_DIR/results.json (mean, sd, n and the values of every cell).
+"""
+import argparse
+import json
+import logging
+import math
+import re
+from pathlib import Path
+
+from pyscripts.errors import DataError, cli_main
+from pyscripts.transfer.plan import BASELINE, DIRECTIONS, ROWS, Setup, plan_direction, read_folds
+
+log = logging.getLogger(__name__)
+
+# (metric, set) in the seed's column order.
+COLUMNS = {"ser2asr": (("FER", "dev"), ("FER", "test"), ("PER", "dev"), ("PER", "test")),
+           "asr2ser": (("E", "dev"), ("E", "test"), ("UE", "dev"), ("UE", "test"))}
+TITLES = {"ser2asr": "SER -> ASR (target: TIMIT phone recognition)",
+          "asr2ser": "ASR -> SER (target: IEMOCAP emotion recognition)"}
+ROW_HEADER = "No. Constant Layers (l)"
+MISSING = "–"
+
+
+def column_name(metric, subset):
+    return f"{metric} {subset.capitalize()}"
+
+
+def row_label(row):
+    return "Baseline" if row == BASELINE else row[1:]
+
+
+# ---------------------------------------------------------------- reading one run's results
+def _percent_from_line(path, pattern):
+    text = Path(path).read_text()
+    m = re.search(pattern, text)
+    if not m:
+        raise DataError(f"{path}: no line matching {pattern!r}; re-run the scoring")
+    return float(m.group(1))
+
+
+def asr_results(exp_dir):
+    """{(metric, set): percent} of one ASR run; the results not (yet) there are left out."""
+    out = {}
+    for subset in ("dev", "test"):
+        scoring = Path(exp_dir) / f"decode_{subset}" / "scoring"
+        if (scoring / "best_wer").is_file():
+            out[("PER", subset)] = _percent_from_line(scoring / "best_wer", r"%(?:WER|PER) ([0-9.]+)")
+        if (scoring / "fer").is_file():
+            out[("FER", subset)] = _percent_from_line(scoring / "fer", r"%FER ([0-9.]+)")
+    return out
+
+
+def ser_results(exp_dir):
+    """{(metric, set): percent} of one SER fold run (Dev = valid, Test = test)."""
+    out = {}
+    for subset, name in (("valid", "dev"), ("test", "test")):
+        path = Path(exp_dir) / "eval" / subset / "metrics.json"
+        if path.is_file():
+            metrics = json.loads(path.read_text())
+            for metric in ("E", "UE"):
+                out[(metric, name)] = 100.0 * float(metrics[metric])
+    return out
+
+
+def collect(direction, jobs):
+    """{row: {(metric, set): [values over runs]}} for the rows of a direction's jobs."""
+    read = asr_results if direction == "ser2asr" else ser_results
+    cells = {row: {col: [] for col in COLUMNS[direction]} for row in ROWS}
+    for job in jobs:
+        for col, value in read(job.exp_dir).items():
+            cells[job.row][col].append(value)
+    return cells
+
+
+# ---------------------------------------------------------------- rendering
+def summarise(values):
+    """(mean, sample sd or None, n) of a cell's values."""
+    n = len(values)
+    if n == 0:
+        return None, None, 0
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+    return mean, sd, n
+
+
+def format_cell(values):
+    mean, sd, n = summarise(values)
+    if n == 0:
+        return MISSING
+    return f"{mean:.1f} ({n})" if sd is None else f"{mean:.1f} ± {sd:.1f} ({n})"
+
+
+def format_seed(values):
+    if not values:
+        return "n/a"
+    return " / ".join("n/a" if v is None else f"{v:.1f}" for v in values)
+
+
+def render_table(direction, cells, seed=None):
+    """The seed's table layout as Markdown, plus the seed's numbers in a last column."""
+    columns = COLUMNS[direction]
+    names = [column_name(m, s) for m, s in columns]
+    header = [ROW_HEADER] + names + [f"Seed ({' / '.join(names)})"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in ROWS:
+        values = [format_cell(cells.get(row, {}).get(col, [])) for col in columns]
+        lines.append("| " + " | ".join([row_label(row)] + values + [format_seed((seed or {}).get(row))]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def read_seed_results(path):
+    """{direction: {row: [4 values or None]}} from a seed-results file (see the module doc)."""
+    seed = {d: {} for d in DIRECTIONS}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.split()
+        if len(fields) != 6 or fields[0] not in DIRECTIONS or fields[1] not in ROWS:
+            raise DataError(f"{path}:{number}: expected 'DIRECTION ROW v1 v2 v3 v4' with DIRECTION in "
+                            f"{DIRECTIONS} and ROW in {ROWS}, got {line!r}")
+        try:
+            seed[fields[0]][fields[1]] = [None if v == "n/a" else float(v) for v in fields[2:]]
+        except ValueError:
+            raise DataError(f"{path}:{number}: values must be numbers or n/a: {line!r}") from None
+    return seed
+
+
+def tables_markdown(all_cells, seed, folds_note):
+    parts = []
+    for direction in DIRECTIONS:
+        parts.append(f"### {TITLES[direction]}\n\n{render_table(direction, all_cells[direction], seed.get(direction))}")
+    seed_note = ("the seed's numbers, where given in the seed-results file" if any(seed.values())
+                 else "the seed's numbers: n/a (not available to this recipe)")
+    legend = (f"Error rates in %. A cell: mean over runs ± sample standard deviation (number of runs); "
+              f"{MISSING}: no finished run. {folds_note} Last column: {seed_note}.\n")
+    return legend + "\n" + "\n".join(parts)
+
+
+def results_json(all_cells):
+    out = {}
+    for direction, cells in all_cells.items():
+        out[direction] = {}
+        for row, cols in cells.items():
+            out[direction][row] = {}
+            for (metric, subset), values in cols.items():
+                mean, sd, n = summarise(values)
+                out[direction][row][column_name(metric, subset)] = {"mean": mean, "sd": sd, "n": n,
+                                                                    "values": values}
+    return out
+
+
+@cli_main
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp-root", default=Setup.exp_root)
+    parser.add_argument("--ser-folds-dir", default=Setup.ser_folds_dir)
+    parser.add_argument("--seed-results", help="the seed's numbers (see the module doc); default: n/a")
+    parser.add_argument("out_dir")
+    args = parser.parse_args(argv)
+    folds = read_folds(args.ser_folds_dir)
+    # Only the jobs' exp dirs matter here, not their source models.
+    setup = Setup(exp_root=args.exp_root, ser_folds_dir=args.ser_folds_dir, ser_source_fold=folds[0])
+    all_cells = {d: collect(d, plan_direction(d, setup, folds)) for d in DIRECTIONS}
+    seed = read_seed_results(args.seed_results) if args.seed_results else {}
+    folds_note = (f"SER -> ASR: one run per row; ASR -> SER: one run per fold ({len(folds)} folds), "
+                  f"Dev = validation speakers, Test = each fold's held-out speaker.")
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tables.md").write_text(tables_markdown(all_cells, seed, folds_note))
+    (out / "results.json").write_text(json.dumps(results_json(all_cells), indent=1) + "\n")
+    print((out / "tables.md").read_text(), end="")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The seed-style transfer tables (pyscripts/transfer/tables.py) against hand-written tables."""
+import json
+
+import pytest
+
+from pyscripts.errors import DataError
+from pyscripts.transfer import tables
+from pyscripts.transfer.plan import Setup, plan_direction
+
+EXPECTED_ASR2SER = """\
+| No. Constant Layers (l) | E Dev | E Test | UE Dev | UE Test | Seed (E Dev / E Test / UE Dev / UE Test) |
+|---|---|---|---|---|---|
+| Baseline | 40.0 ± 2.0 (3) | 50.0 (1) | 45.0 ± 7.1 (2) | – | n/a |
+| 5 | – | – | – | – | 1.0 / n/a / 3.5 / 4.0 |
+| 4 | – | – | – | – | n/a |
+| 3 | 33.3 (1) | – | – | – | n/a |
+| 2 | – | – | – | – | n/a |
+| 1 | – | – | – | – | n/a |
+| 0 | 10.0 ± 0.0 (2) | – | – | – | n/a |
+"""
+
+
+def test_render_against_a_hand_written_table():
+    cells = {"baseline": {("E", "dev"): [38.0, 40.0, 42.0], ("E", "test"): [50.0],
+                          ("UE", "dev"): [40.0, 50.0]},
+             "l3": {("E", "dev"): [100 / 3]},
+             "l0": {("E", "dev"): [10.0, 10.0]}}
+    seed = {"l5": [1.0, None, 3.5, 4.0]}
+    assert tables.render_table("asr2ser", cells, seed) == EXPECTED_ASR2SER
+
+
+def test_ser2asr_header_and_rows():
+    text = tables.render_table("ser2asr", {"l5": {("PER", "test"): [21.44]}})
+    lines = text.splitlines()
+    assert lines[0] == ("| No. Constant Layers (l) | FER Dev | FER Test | PER Dev | PER Test | "
+                        "Seed (FER Dev / FER Test / PER Dev / PER Test) |")
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| Baseline", "| 5", "| 4", "| 3", "| 2", "| 1", "| 0"]
+    assert lines[3] == "| 5 | – | – | – | 21.4 (1) | n/a |"
+
+
+def test_collect_reads_scoring_and_fold_metrics(tmp_path):
+    setup = Setup(exp_root=str(tmp_path / "exp"), ser_source="s.pt")
+    asr_jobs = plan_direction("ser2asr", setup, [])
+    scoring = tmp_path / "exp/ser2asr/l2/decode_test/scoring"
+    scoring.mkdir(parents=True)
+    (scoring / "best_wer").write_text("%WER 24.37 [ 1234 / 5063, 100 ins, 300 del, 834 sub ] exp/x/wer_7_0.0\n"
+                                      "lmwt=7 acwt=0.1429 wip=0.0 (setting from dev)\n")
+    (scoring / "fer").write_text("%FER 38.20 [ 382 / 1000 ]\n")
+    cells = tables.collect("ser2asr", asr_jobs)
+    assert cells["l2"][("PER", "test")] == [24.37]
+    assert cells["l2"][("FER", "test")] == [38.2]
+    assert cells["l2"][("PER", "dev")] == [] and cells["baseline"][("PER", "test")] == []
+
+    ser_jobs = plan_direction("asr2ser", setup, ["fold1", "fold2"])
+    for fold, e in (("fold1", 0.25), ("fold2", 0.35)):
+        for subset in ("valid", "test"):
+            d = tmp_path / f"exp/asr2ser/l4/{fold}/eval/{subset}"
+            d.mkdir(parents=True)
+            (d / "metrics.json").write_text(json.dumps({"E": e, "UE": e + (0.1 if subset == "test" else 0)}))
+    cells = tables.collect("asr2ser", ser_jobs)
+    assert cells["l4"][("E", "dev")] == pytest.approx([25.0, 35.0])
+    assert cells["l4"][("UE", "test")] == pytest.approx([35.0, 45.0])
+    assert tables.format_cell(cells["l4"][("E", "test")]) == "30.0 ± 7.1 (2)"
+    summary = tables.results_json({"asr2ser": cells})["asr2ser"]["l4"]["E Dev"]
+    assert summary["n"] == 2 and summary["mean"] == pytest.approx(30.0)
+
+
+def test_seed_results_file(tmp_path):
+    path = tmp_path / "seed.txt"
+    path.write_text("# the seed's numbers\nser2asr baseline 30.1 31.2 n/a 22.0\n")
+    seed = tables.read_seed_results(path)
+    assert seed["ser2asr"]["baseline"] == [30.1, 31.2, None, 22.0]
+    assert tables.format_seed(seed["ser2asr"]["baseline"]) == "30.1 / 31.2 / n/a / 22.0"
+    path.write_text("ser2asr l9 1 2 3 4\n")
+    with pytest.raises(DataError, match="seed.txt:1"):
+        tables.read_seed_results(path)
+
+
+def test_report_of_a_partial_sweep(tmp_path, monkeypatch):
+    """tables -> figures -> README.md on a sweep where only some runs have finished."""
+    from pyscripts.transfer import figures, report
+    monkeypatch.chdir(tmp_path)
+    folds_dir = tmp_path / "folds"
+    folds_dir.mkdir()
+    (folds_dir / "plan").write_text("fold1 test=A\nfold2 test=B\n")
+    exp = tmp_path / "exp"
+    run = exp / "asr2ser/l1/fold2"
+    (run / "log").mkdir(parents=True)
+    (run / "final.pt").write_bytes(b"")
+    (run / "config.yaml").write_text("init:\n  from: src.pt\n  freeze_layers: 1\n  reinit_unfrozen: false\n")
+    (run / "log/train.log").write_text("# python3 -m pyscripts.nnet.train ...\n"
+                                       "# Started at Tue Nov 24 13:30:37 UTC 2026\n#\n"
+                                       "# Accounting: time=49 threads=1\n"
+                                       "# Ended (code 0) at Tue Nov 24 13:31:26 UTC 2026, elapsed time 49 seconds\n")
+    for subset, e in (("valid", 0.4), ("test", 0.5)):
+        (run / "eval" / subset).mkdir(parents=True)
+        (run / "eval" / subset / "metrics.json").write_text(json.dumps({"E": e, "UE": e}))
+    out = tmp_path / "report"
+    tables.main(["--exp-root", str(exp), "--ser-folds-dir", str(folds_dir), str(out)])
+    figures.main(["transfer", str(out / "results.json"), str(out)])
+    readme = report.write_report(out, Setup(exp_root=str(exp), ser_folds_dir=str(folds_dir))).read_text()
+    assert (out / "transfer_ser2asr.png").stat().st_size > 1000
+    assert (out / "transfer_asr2ser.png").stat().st_size > 1000
+    assert "| 1 | 40.0 (1) | 50.0 (1) | 40.0 (1) | 50.0 (1) | n/a |" in readme
+    assert "![ASR -> SER (target: IEMOCAP emotion recognition)](transfer_asr2ser.png)" in readme
+    assert "ASR -> SER (target: IEMOCAP emotion recognition): 1 of 14 trainings finished; 0.8 min" in readme
+    assert "copied and **fine-tuned**" in readme
+    assert "Not computed" in readme  # no CKA without the baseline models
