@@ -26,6 +26,8 @@ if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
   echo "setup_env: Python requirements already installed in $venv"
 else
   echo "setup_env: installing Python requirements into $venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/requirements.txt"
+  # pip.conf on some machines names local indexes that may be absent: drop those warnings only.
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/requirements.txt" 2>&1 \
+    | { grep -v "^WARNING: Location .* is ignored" || true; }
   echo "$want" > "$stamp"
 fi
