@@ -27,6 +27,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from pyscripts.audio import write_wav
+from pyscripts.demo_stamp import corpus_is_complete
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)
@@ -322,15 +323,8 @@ def make_corpus(out_dir, size="demo", seed=1234, nj=2):
     out = Path(out_dir)
     utts = plan_corpus(size, seed)
     stamp = stamp_text(size, seed, len(utts))
-    if (out / STAMP_NAME).is_file():
-        if (out / STAMP_NAME).read_text() == stamp:
-            log.info("%s: complete corpus already there (%s), nothing to do", out, stamp.strip())
-            return False
-        raise DataError(f"{out}: holds a demo corpus made with other settings "
-                        f"({(out / STAMP_NAME).read_text().strip()}); remove it or choose another dir")
-    if out.exists() and any(out.iterdir()):
-        raise DataError(f"{out}: exists but holds no complete demo corpus (no {STAMP_NAME}); "
-                        f"remove it and run again")
+    if corpus_is_complete(out, STAMP_NAME, stamp):
+        return False
     # Build in a side directory and rename at the end, so an interrupted run leaves no half corpus.
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

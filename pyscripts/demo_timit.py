@@ -47,6 +47,7 @@ import numpy as np
 
 from pyscripts.audio import read_audio, write_sphere, write_wav
 from pyscripts.demo_timit_prompts import PROMPTS
+from pyscripts.demo_stamp import corpus_is_complete
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)
@@ -487,15 +488,8 @@ def generate(out, size="demo", seed=1234, nj=2):
     """Generates the corpus into out; returns False when a complete one is already there."""
     out = Path(out)
     stamp = f"demo_timit version={GENERATOR_VERSION} size={size} seed={seed}\n"
-    if (out / STAMP_NAME).is_file():
-        if (out / STAMP_NAME).read_text() == stamp:
-            log.info("%s: complete corpus already there (%s), nothing to do", out, stamp.strip())
-            return False
-        raise DataError(f"{out}: holds a demo corpus made with other settings "
-                        f"({(out / STAMP_NAME).read_text().strip()}); remove it or choose another dir")
-    if out.exists() and any(out.iterdir()):
-        raise DataError(f"{out}: exists but holds no complete demo corpus (no {STAMP_NAME}); "
-                        f"remove it and run again")
+    if corpus_is_complete(out, STAMP_NAME, stamp):
+        return False
     for tool in ("festival", "flite", "sox"):
         if shutil.which(tool) is None:
             raise DataError(f"{tool} not found: install the Debian packages in requirements-debian.txt "
