@@ -63,7 +63,7 @@ if ls "$dir"/lat.*.gz >/dev/null 2>&1; then
     done
   else
     $cmd "$sc/log/best_path.log" \
-      python3 -m pyscripts.decode best-paths --lmwt "$min_lmwt:$max_lmwt" --wip "$word_ins_penalty" "$dir" "$sc"
+      python3 -m pyscripts.decode best-paths --lmwt "$min_lmwt:$max_lmwt" --wip="$word_ins_penalty" "$dir" "$sc"
   fi
 elif ls "$dir"/hyp.* >/dev/null 2>&1; then
   # No lattices (e.g. --decoder faster): one setting, the decoding acoustic scale.

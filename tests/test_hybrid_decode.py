@@ -242,10 +242,11 @@ def test_decode_script_end_to_end(graph, noisy_set, recipe_dir):
             w(utt, targets[utt].astype(np.int32))
     run_script([recipe_dir / "steps/decode_hybrid.sh", "--stage", "1", "--nj", "2",
                 "--trans-mdl", graph["mdl"], "--targets", tdir,
-                "--scoring-opts", "--min-lmwt 5 --max-lmwt 12 --word-ins-penalty 0.0,1.0",
+                "--scoring-opts", "--min-lmwt 5 --max-lmwt 12 --word-ins-penalty -1.0,0.0,1.0",
                 graph["graph"], data, decode_dir], cwd=recipe_dir)
     assert sorted(p.name for p in decode_dir.glob("lat.*.gz")) == ["lat.1.gz", "lat.2.gz"]
-    assert len(list(decode_dir.glob("wer_*"))) == 16
+    assert len(list(decode_dir.glob("wer_*"))) == 24   # a negative penalty (a bonus) too
+    assert (decode_dir / "wer_5_-1.0").is_file()
     best = (decode_dir / "scoring/best_wer").read_text()
     assert best.startswith("%PER ")
     # LMWT 10, no penalty: the decoding acoustic scale, so the in-memory decode's PER.
