@@ -73,7 +73,7 @@ elif ls "$dir"/hyp.* >/dev/null 2>&1; then
   for f in "$dir"/hyp.*; do if [[ $f =~ /hyp\.[0-9]+$ ]]; then cat "$f"; fi; done | sort > "$sc/${lmwt}_0.0.txt"
   echo "$0: $dir has no lattices: scoring its best paths only (acoustic scale $acwt)"
 elif ! compgen -G "$sc/*.tra" >/dev/null && ! compgen -G "$sc/*.txt" >/dev/null; then
-  # (otherwise: hypotheses already in scoring/, NAME.tra or NAME.txt, e.g. from steps/decode_gmm.sh)
+  # (otherwise: hypotheses already in scoring/, NAME.tra or NAME.txt)
   echo "$0: $dir has no lat.*.gz, hyp.* or scoring/*.{tra,txt}: decode first" >&2
   exit 1
 fi

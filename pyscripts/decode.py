@@ -434,10 +434,17 @@ def setting_name(lmwt, wip_text):
 
 
 # -- the decode job -------------------------------------------------------------------------------
-def decode_ark(graph, trans_mdl, loglikes_ark, decode_dir, job, words_txt=None, acoustic_scale=0.1,
-               beam=13.0, lattice_beam=8.0, max_active=7000, min_active=200, decoder="lattice"):
-    """Decodes every utterance of LOGLIKES_ARK; writes DECODE_DIR/hyp.JOB (words), lat.JOB.gz
-    (decoder `lattice`) and timing/decode.JOB."""
+def decode_ark(graph, trans_mdl, loglikes_ark, decode_dir, job, *args, **kwargs):
+    """Decodes every utterance of LOGLIKES_ARK (see decode_matrices)."""
+    return decode_matrices(graph, trans_mdl, kaldiio.load_ark(str(loglikes_ark)), decode_dir, job, *args,
+                           source=loglikes_ark, **kwargs)
+
+
+def decode_matrices(graph, trans_mdl, matrices, decode_dir, job, words_txt=None, acoustic_scale=0.1,
+                    beam=13.0, lattice_beam=8.0, max_active=7000, min_active=200, decoder="lattice",
+                    source="the input"):
+    """Decodes (utt, frames x pdfs log-likelihoods) pairs; writes DECODE_DIR/hyp.JOB (words),
+    lat.JOB.gz (decoder `lattice`) and timing/decode.JOB."""
     from pyscripts.scoring import read_words_txt
     decode_dir = Path(decode_dir)
     id2word = read_words_txt(words_txt) if words_txt else None
@@ -454,7 +461,7 @@ def decode_ark(graph, trans_mdl, loglikes_ark, decode_dir, job, words_txt=None, 
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tmp_path = Path(tmp) / "lat.fst"
-            for utt, loglikes in kaldiio.load_ark(str(loglikes_ark)):
+            for utt, loglikes in matrices:
                 start = time.perf_counter()  # decoding and writing the lattice, as Kaldi's RTF
                 result = dec.decode(loglikes, utt)
                 if lat_file is not None and result.lattice is not None:
@@ -472,7 +479,7 @@ def decode_ark(graph, trans_mdl, loglikes_ark, decode_dir, job, words_txt=None, 
         if lat_file is not None:
             lat_file.close()
     if not hyps:
-        raise DataError(f"{loglikes_ark}: no utterances")
+        raise DataError(f"{source}: no utterances")
     write_word_table(decode_dir / f"hyp.{job}", hyps, id2word)
     (decode_dir / "timing").mkdir(exist_ok=True)
     (decode_dir / "timing" / f"decode.{job}").write_text(

@@ -26,15 +26,12 @@ Command line:
   python3 -m pyscripts.scoring best [--tune-dir DEV_DECODE_DIR] DECODE_DIR   (prints the setting)
   python3 -m pyscripts.scoring reports --ref-trn REF --hyp-trn HYP          (built-in sclite reports)
   python3 -m pyscripts.scoring results [--dev dev --test test] EXP_DIR...   (Markdown table)
-  python3 -m pyscripts.scoring --phone-map MAP TEXT DECODE_DIR               (score-dir + best, the
-      form steps/decode_gmm.sh uses)
 """
 import argparse
 import logging
 import math
 import re
 import statistics
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -491,14 +488,6 @@ def write_best(decode_dir, tune_dir=None):
     return setting, rate
 
 
-def score_decode_dir(decode_dir, ref_text, phone_map, words_txt=None, tune_dir=None):
-    """Scores every DECODE_DIR/scoring/NAME.{tra,txt} and writes best_wer; returns {name: ErrorCounts}."""
-    results = score_dir(decode_dir, ref_text, read_map39(phone_map), words_txt)
-    setting, rate = write_best(decode_dir, tune_dir)
-    log.info("%s: best %s at %s", decode_dir, results[setting].kaldi_line(), setting)
-    return results
-
-
 # -- results table --------------------------------------------------------------------------------
 def _first_percent(path, label):
     if not Path(path).is_file():
@@ -591,21 +580,8 @@ def results_markdown(exp_roots, dev="dev", test="test"):
     return "\n".join(lines) + "\n"
 
 
-SUBCOMMANDS = ("score-dir", "best", "reports", "results")
-
-
 @cli_main
 def main():
-    if len(sys.argv) > 1 and sys.argv[1] not in SUBCOMMANDS + ("-h", "--help"):
-        # The GMM decode's form: --phone-map MAP TEXT DECODE_DIR (scoring/LMWT.txt hypotheses).
-        parser = argparse.ArgumentParser(description="score DECODE_DIR/scoring/*.txt|*.tra, write best_wer")
-        parser.add_argument("--phone-map", required=True)
-        parser.add_argument("--words")
-        parser.add_argument("ref_text")
-        parser.add_argument("decode_dir")
-        args = parser.parse_args()
-        score_decode_dir(args.decode_dir, args.ref_text, args.phone_map, args.words)
-        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("score-dir", help="score every scoring/NAME.tra|txt of a decode dir -> wer_NAME")

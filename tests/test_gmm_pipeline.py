@@ -96,12 +96,17 @@ def test_gmm_stages_end_to_end(recipe_dir):
     assert re.search(r"HCLG: \d+ states, \d+ arcs", out.stdout)
     for x in ("dev", "test"):
         tune = ["--tune-dir", "exp/mono/decode_dev"] if x == "test" else []
-        run_script(["steps/decode_gmm.sh", "--nj", "2", "--lmwt", "1:3", "--phone-map", "phones.map", *tune,
+        run_script(["steps/decode_gmm.sh", "--nj", "2", *tune, "--scoring-opts",
+                    "--min-lmwt 1 --max-lmwt 3 --phone-map phones.map",
                     "exp/mono/graph", f"data/{x}", f"exp/mono/decode_{x}"], d)
     best = (d / "exp/mono/decode_test/scoring/best_wer").read_text()
     per = float(re.search(r"%(?:WER|PER) ([0-9.]+)", best).group(1))
     assert per < 10.0, best
-    hyps = (d / "exp/mono/decode_test/scoring/1.txt").read_text().splitlines()
+    assert "(setting chosen on exp/mono/decode_dev)" in best
+    decode = d / "exp/mono/decode_test"
+    assert sorted(p.name for p in decode.glob("lat.*.gz")) == ["lat.1.gz", "lat.2.gz"]
+    assert len(list(decode.glob("wer_*"))) == 9   # LM weights 1..3 x penalties 0.0, 0.5, 1.0
+    hyps = [line for job in (1, 2) for line in (decode / f"hyp.{job}").read_text().splitlines()]
     assert len(hyps) == 10
 
 
@@ -123,6 +128,11 @@ def test_model_file_round_trip(tmp_path):
     assert am2.num_gauss == am.num_gauss == 40
     x = rng.randn(4).astype(np.float32)
     assert all(abs(am.log_likelihood(i, x) - am2.log_likelihood(i, x)) < 1e-3 for i in range(am.num_pdfs))
+    # The decoder's vectorised log-likelihoods are Kaldi's DiagGmm::LogLikelihood, pdf by pdf.
+    from pyscripts.gmm.decode import PdfLoglikes
+    frames = rng.randn(5, 4).astype(np.float32)
+    kaldi = [[am2.log_likelihood(p, f) for p in range(am2.num_pdfs)] for f in frames]
+    assert np.allclose(PdfLoglikes(am2)(frames), kaldi, atol=1e-3)
 
 
 def test_gaussian_split_allocation():

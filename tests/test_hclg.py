@@ -1,13 +1,12 @@
 """HCLG (pyscripts/gmm/mkgraph.py) decodes synthetic utterances built from known pdf
-log-likelihoods to the right phones, with kaldi-decoder's DecodableCtc on transition-id columns."""
+log-likelihoods to the right phones, with the recipe's mapped decoder (pyscripts/decode.py)."""
 import kaldi_hmm_gmm  # noqa: F401,I001  (before kaldifst)
-import kaldi_decoder
 import kaldifst
 import numpy as np
 import pytest
 
 from gmm_fixtures import PHONES, make_lang
-from pyscripts.gmm.decode import linear_lattice_labels
+from pyscripts.decode import GraphDecoder
 from pyscripts.gmm.mkgraph import make_hclg
 from pyscripts.gmm.model import init_mono, save_model, save_tree
 from pyscripts.kaldi_model import load_transition_model
@@ -45,8 +44,7 @@ def pdf_of(tm, phone_id, state):
 
 
 def synthetic_loglikes(tm, phone_ids, frames_per_state, rng):
-    """Per-frame pdf log-likelihoods: 0 for the pdf of the true (phone, state), about -10 for the
-    rest; then expanded to transition-id columns (column tid-1 holds the log-likelihood of pdf(tid))."""
+    """Per-frame pdf log-likelihoods: 0 for the pdf of the true (phone, state), about -10 for the rest."""
     rows = []
     for k, p in enumerate(phone_ids):
         for s in range(3):
@@ -54,8 +52,7 @@ def synthetic_loglikes(tm, phone_ids, frames_per_state, rng):
                 row = -10.0 + rng.randn(tm.num_pdfs)
                 row[pdf_of(tm, p, s)] = 0.0
                 rows.append(row)
-    pdf_ll = np.array(rows, dtype=np.float32)
-    return pdf_ll[:, tm.id2pdf[1:]] * ACOUSTIC_SCALE  # DecodableCtc applies no acoustic scale
+    return np.array(rows, dtype=np.float32)
 
 
 @pytest.mark.parametrize("sequence", [["sil", "k", "aa", "s", "sil"], ["sil", "b", "iy", "iy", "b", "sil"]])
@@ -65,13 +62,11 @@ def test_hclg_decodes_known_loglikes(graph, sequence):
     phones = read_symbols(lang / "phones.txt")
     id2word = {i: w for w, i in read_symbols(model / "graph/words.txt").items()}
     loglikes = synthetic_loglikes(tm, [phones[p] for p in sequence], [2, 4, 3], np.random.RandomState(0))
-    hclg = kaldifst.StdVectorFst.read(str(model / "graph/HCLG.fst"))
-    decoder = kaldi_decoder.FasterDecoder(hclg, kaldi_decoder.FasterDecoderOptions(beam=16.0))
-    decoder.decode(kaldi_decoder.DecodableCtc(loglikes))
-    ok, lattice = decoder.get_best_path()
-    assert ok
+    decoder = GraphDecoder(model / "graph/HCLG.fst", tm.id2pdf[1:], ACOUSTIC_SCALE, beam=16.0, decoder="faster")
+    result = decoder.decode(loglikes)
+    assert result.reached_final
     # Words of the graph are the phones themselves (the phone-level lexicon).
-    assert [id2word[w] for w in linear_lattice_labels(lattice)[1]] == sequence
+    assert [id2word[w] for w in result.words] == sequence
 
 
 def test_graph_dir_layout(graph):
