@@ -140,11 +140,12 @@ fi
 
 if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figures, CKA, report"; then
   transfer_opts=()
-  # The smoke test: two values of l, one fold and a narrow network, to show the stages run.
-  [[ $corpus == tiny ]] && transfer_opts=(--layers 3,0 --folds fold1 --overrides \
-    "model.conv1_channels=8 model.conv2_channels=16 model.fc_dim=64 training.frames_per_epoch=500 training.max_epochs=1")
+  # The smoke test: two values of l and one fold, to show the stages run.
+  [[ $corpus == tiny ]] && transfer_opts=(--layers 3,0 --folds fold1)
+  # The Baseline rows are the models of stages 9 and 11, trained with the same configs.
   local/run_transfer.sh --asr-config conf/convnet_asr$nnet_profile.yaml \
-    --ser-config conf/convnet_ser$nnet_profile.yaml --asr-train-targets exp/mono_ali/targets \
+    --ser-config conf/convnet_ser$nnet_profile.yaml --asr-baseline exp/convnet_asr --ser-baseline exp/ser \
+    --asr-train-targets exp/mono_ali/targets \
     --asr-dev-targets exp/mono_ali_dev/targets --asr-test-targets exp/mono_ali_test/targets \
     --graph-dir exp/mono/graph --decode-nj "$nj" --max-jobs-run "$nj" "${transfer_opts[@]}"
 fi

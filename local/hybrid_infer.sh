@@ -5,8 +5,8 @@
 # model (ASR_DIR/decode_dev/scoring/best_wer) when that exists, else --acwt.
 set -euo pipefail
 
-asr_dir=exp/transfer/ser2asr/baseline   # the ASR ConvNet: ASR_DIR/final.pt
-ser_model=exp/transfer/asr2ser/baseline/fold1/final.pt
+asr_dir=exp/convnet_asr                 # the ASR ConvNet: ASR_DIR/final.pt (stage 9)
+ser_model=exp/ser/fold1/final.pt        # an SER ConvNet (stage 11)
 graph_dir=exp/mono/graph
 acwt=                       # default: from ASR_DIR/decode_dev/scoring/best_wer, else 0.1
 beam=13.0

@@ -3,7 +3,8 @@
 # an independent job of a $cuda_cmd job array (steps/train_convnet.sh with --init-from/--freeze-layers);
 # a job whose EXP_DIR/final.pt exists is not re-run, so the script can be re-started at any stage.
 #   stage 1: baselines, trained from scratch: ASR (the ser2asr Baseline row, and the asr2ser source)
-#            and SER on every fold (the asr2ser Baseline row; fold --ser-source-fold is the ser2asr source)
+#            and SER on every fold (the asr2ser Baseline row; fold --ser-source-fold is the ser2asr source);
+#            --asr-baseline/--ser-baseline link models already trained with the same configs instead
 #   stage 2: SER -> ASR: l = 5..0, layers 1..l of the SER model frozen, l+1..5 fine-tuned, layer 6 fresh
 #   stage 3: decode and score every SER -> ASR model on TIMIT dev and test (FER, PER)
 #   stage 4: ASR -> SER: l = 5..0 on every fold
@@ -27,6 +28,10 @@ asr_test_targets=exp/mono_ali_test/targets
 graph_dir=exp/mono/graph         # HCLG of the ASR decoding (its ../final.mdl maps transition-ids to pdfs)
 ser_data=data/iemocap            # folds/ (pyscripts/folds.py) with features
 ser_targets=exp/ser/targets      # fold<k>/{train,valid,test} frame targets (local/ser_make_folds.sh)
+asr_baseline=                    # an ASR model dir trained with --asr-config (e.g. exp/convnet_asr): the
+                                 # ser2asr Baseline row, linked instead of trained
+ser_baseline=                    # a dir of SER models fold<k>/ trained with --ser-config (e.g. exp/ser): the
+                                 # asr2ser Baseline row, linked instead of trained
 asr_source=                      # source model of asr2ser; default: the ASR baseline of stage 1
 ser_source=                      # source model of ser2asr; default: the SER baseline of --ser-source-fold
 ser_source_fold=fold1
@@ -53,6 +58,7 @@ Options (defaults in brackets):
                                    [$asr_train_targets, $asr_dev_targets, $asr_test_targets]
   --graph-dir DIR                  decoding graph [$graph_dir]
   --ser-data DIR / --ser-targets DIR   [$ser_data, $ser_targets]
+  --asr-baseline DIR / --ser-baseline DIR   reuse these baselines (trained with the same configs)
   --asr-source MODEL / --ser-source MODEL / --ser-source-fold F   source models [the baselines; $ser_source_fold]
   --folds LIST                     asr2ser on these folds only, e.g. fold1,fold2 [all]
   --layers LIST                    these rows l only, e.g. 3,0 [5,4,3,2,1,0]
@@ -104,7 +110,19 @@ train_jobs() {
   done
 }
 
+# link_baseline SRC DEST: DEST becomes a relative link to an already trained baseline SRC.
+link_baseline() {
+  [[ -d $1 ]] || { echo "$0: baseline $1 does not exist" >&2; exit 1; }
+  if [[ -e $2 && ! -L $2 ]]; then
+    echo "$0: $2 is a baseline trained here; remove it to use $1 instead" >&2; exit 1
+  fi
+  mkdir -p "$(dirname "$2")"
+  ln -sfnr "$1" "$2"
+}
+
 if run_stage 1 "baselines from scratch: ASR, and SER on every fold"; then
+  [[ -n $asr_baseline ]] && link_baseline "$asr_baseline" "$exp_root/ser2asr/baseline"
+  [[ -n $ser_baseline ]] && link_baseline "$ser_baseline" "$exp_root/asr2ser/baseline"
   train_jobs ser2asr baseline "$asr_config"
   train_jobs asr2ser baseline "$ser_config"
 fi

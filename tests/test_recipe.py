@@ -1,8 +1,10 @@
 """End-to-end smoke test: ./run.sh --corpus tiny runs every stage that exists, in a fresh directory."""
 import kaldiio
+import pytest
 
 from conftest import run_script
 from pyscripts.datadir import read_table, validate_data_dir
+from pyscripts.scoring import fold_phones, read_map39
 
 
 def test_run_sh_tiny_end_to_end(recipe_dir):
@@ -30,11 +32,43 @@ def test_run_sh_tiny_end_to_end(recipe_dir):
     assert (recipe_dir / "exp/convnet_asr/decode_test/scoring/best_wer").is_file()
     assert len(list((recipe_dir / "exp/ser").glob("fold*/final.pt"))) == 8
     assert "| Baseline |" in (recipe_dir / "exp/ser/results.md").read_text()
+    # Stage 12 reuses the models of stages 9 and 11 as its Baseline rows instead of training them again.
+    assert (recipe_dir / "exp/transfer/ser2asr/baseline").resolve() == (recipe_dir / "exp/convnet_asr").resolve()
+    assert (recipe_dir / "exp/transfer/asr2ser/baseline").resolve() == (recipe_dir / "exp/ser").resolve()
     report = (recipe_dir / "exp/report/README.md").read_text()
     assert "No. Constant Layers" in report
     for png in ("cka.png", "filters.png", "transfer_asr2ser.png", "transfer_ser2asr.png"):
         assert (recipe_dir / "exp/report" / png).stat().st_size > 1000
+    check_hybrid_inference(recipe_dir)
     # A second run with the wrong corpus is refused rather than mixing results.
     wrong = run_script(["./run.sh", "--corpus", "demo", "--skip-setup", "true", "--stage", "4"],
                        cwd=recipe_dir, check=False)
     assert wrong.returncode == 1 and "hold results of --corpus tiny" in wrong.stderr
+
+
+def check_hybrid_inference(recipe_dir):
+    """local/hybrid_infer.sh on a wav must give what the recipe's stages gave for the same utterance:
+    the hybrid decode's best path (folded to 39 phones) and the SER evaluation's posteriors."""
+    timit_utt, timit_wav = _first_wav(recipe_dir / "data/timit/test/wav.scp")
+    ser_utt, ser_line = (recipe_dir / "exp/ser/fold1/eval/test/decisions").read_text().split("\n")[0].split(" ", 1)
+    ser_wav = read_table(recipe_dir / "data/iemocap/all/wav.scp")[ser_utt]
+    decode = recipe_dir / "exp/convnet_asr/decode_test"
+    acwt = (decode / "acwt").read_text().strip()
+    proc = run_script(["local/hybrid_infer.sh", "--asr-dir", "exp/convnet_asr", "--ser-model",
+                       "exp/ser/fold1/final.pt", "--acwt", acwt, timit_wav, ser_wav], cwd=recipe_dir)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == timit_wav and lines[3] == ser_wav
+    hyps = dict(line.split(" ", 1) for path in decode.glob("hyp.*") for line in path.read_text().splitlines())
+    map39 = read_map39(recipe_dir / "conf/phones.60-48-39.map")
+    assert lines[1].split() == ["phones:"] + fold_phones(hyps[timit_utt], map39)
+    emotion = lines[5].split()
+    ref, hyp, *posteriors = ser_line.split()
+    assert emotion[:2] == ["emotion:", hyp]
+    printed = [float(item.split("=")[1].rstrip(";")) for item in emotion[3:7]]
+    assert printed == pytest.approx([float(p) for p in posteriors], abs=6e-4)
+
+
+def _first_wav(wav_scp):
+    """(utterance, path) of the first entry of a wav.scp, whatever its rxfilename form."""
+    utt, rx = wav_scp.read_text().split("\n")[0].split(" ", 1)
+    return utt, next(w for w in rx.split() if w.upper().endswith(".WAV"))
