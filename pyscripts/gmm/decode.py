@@ -5,16 +5,13 @@ the ConvNet's pseudo log-likelihoods (pyscripts/decode.py), so both models get l
 and best paths (hyp.JOB) in the decode dir, and local/score.sh scores them with the same LM weight x
 insertion penalty sweep."""
 import argparse
-import logging
 
 import numpy as np
 
-from pyscripts.decode import DECODERS, decode_matrices
+from pyscripts.decode import decode_matrices
 from pyscripts.errors import cli_main
 from pyscripts.gmm.data import load_feats
 from pyscripts.gmm.model import load_model
-
-log = logging.getLogger(__name__)
 
 
 class PdfLoglikes:
@@ -39,13 +36,13 @@ class PdfLoglikes:
 
 
 def decode_data(graph_dir, model_dir, data_dir, decode_dir, job, acoustic_scale=0.083333, beam=13.0,
-                lattice_beam=6.0, decoder="lattice", delta_order=2):
+                lattice_beam=6.0, delta_order=2):
     _, am, _ = load_model(f"{model_dir}/final.mdl", f"{model_dir}/tree")
     loglikes = PdfLoglikes(am)
     feats = load_feats(data_dir, delta_order)
     decode_matrices(f"{graph_dir}/HCLG.fst", f"{model_dir}/final.mdl",
                     ((utt, loglikes(feats[utt])) for utt in sorted(feats)), decode_dir, job,
-                    f"{graph_dir}/words.txt", acoustic_scale, beam, lattice_beam, decoder=decoder)
+                    f"{graph_dir}/words.txt", acoustic_scale, beam, lattice_beam)
 
 
 @cli_main
@@ -54,7 +51,6 @@ def main():
     parser.add_argument("--acoustic-scale", type=float, default=0.083333)
     parser.add_argument("--beam", type=float, default=13.0)
     parser.add_argument("--lattice-beam", type=float, default=6.0)
-    parser.add_argument("--decoder", default="lattice", choices=DECODERS)
     parser.add_argument("--delta-order", type=int, default=2)
     parser.add_argument("graph_dir")
     parser.add_argument("model_dir")
@@ -63,7 +59,7 @@ def main():
     parser.add_argument("job")
     args = parser.parse_args()
     decode_data(args.graph_dir, args.model_dir, args.data_dir, args.decode_dir, args.job,
-                args.acoustic_scale, args.beam, args.lattice_beam, args.decoder, args.delta_order)
+                args.acoustic_scale, args.beam, args.lattice_beam, args.delta_order)
 
 
 if __name__ == "__main__":
