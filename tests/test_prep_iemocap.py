@@ -69,10 +69,13 @@ def test_kept_labels_merged_and_dropped_counted(tiny_iemocap, prepared):
         assert path.endswith("/" + key.split("-", 1)[1] + ".wav")
 
 
-def test_folds(prepared):
+def test_folds(prepared, tmp_path):
     data, _ = prepared
+    assert not (data / "folds").exists()  # made once, after features, by local/ser_make_folds.sh
+    run_script([sys.executable, "-m", "pyscripts.folds", "--fold-conf", RECIPE / "conf/iemocap_folds.conf",
+                data / "all", tmp_path / "folds"], cwd=RECIPE)
     spk2utt = read_list_table(data / "all" / "spk2utt")
-    folds = sorted((data / "folds").glob("fold*"), key=lambda p: int(p.name[4:]))
+    folds = sorted((tmp_path / "folds").glob("fold*"), key=lambda p: int(p.name[4:]))
     assert [f.name for f in folds] == [f"fold{k}" for k in range(1, 9)]
     tested = []
     for fold in folds:
@@ -88,7 +91,7 @@ def test_folds(prepared):
         assert len(spks["train"]) == 7
         tested += spks["test"]
     assert sorted(tested) == [s for s in SPEAKERS if s not in VALIDATION]  # each exactly once
-    plan = read_table(data / "folds" / "plan")
+    plan = read_table(tmp_path / "folds" / "plan")
     assert plan["fold1"] == "test=Ses01F valid=Ses05F,Ses05M " \
                             "train=Ses01M,Ses02F,Ses02M,Ses03F,Ses03M,Ses04F,Ses04M"
 
