@@ -109,10 +109,13 @@ def write_report(out_dir, setup, asr_model=None, ser_model=None):
     sweep, configs = [], {}
     for direction in DIRECTIONS:
         jobs = plan_direction(direction, setup, folds)
-        finished, seconds, start, end = job_times([j.exp_dir for j in jobs])
-        span = f", first start to last end {(end - start).total_seconds() / 60:.0f} min" if start and end else ""
+        finished, seconds, _, _ = job_times([j.exp_dir for j in jobs])
+        # The wall span of the transfer rows only: a Baseline may be a link to a model of an earlier stage.
+        _, _, start, end = job_times([j.exp_dir for j in jobs if j.row != "baseline"])
+        span = (f", the transfer rows' first start to last end {(end - start).total_seconds() / 60:.0f} min"
+                if start and end else "")
         sweep.append(f"- {TITLES[direction]}: {finished} of {len(jobs)} trainings finished; "
-                     f"{seconds / 60:.1f} min of training jobs{span}")
+                     f"{seconds / 60:.1f} min of training jobs (Baselines included){span}")
         configs[direction] = _config_of([j.exp_dir for j in jobs if j.row != "baseline"] +
                                         [j.exp_dir for j in jobs if j.row == "baseline"])
     transfer_cfg = next((c for _, c in configs.values() if c and c["init"]["from"]), None)
