@@ -109,9 +109,10 @@ def write_report(out_dir, setup, asr_model=None, ser_model=None):
     sweep, configs = [], {}
     for direction in DIRECTIONS:
         jobs = plan_direction(direction, setup, folds)
-        finished, seconds, _, _ = job_times([j.exp_dir for j in jobs])
         # The wall span of the transfer rows only: a Baseline may be a link to a model of an earlier stage.
-        _, _, start, end = job_times([j.exp_dir for j in jobs if j.row != "baseline"])
+        base_finished, base_seconds, _, _ = job_times([j.exp_dir for j in jobs if j.row == "baseline"])
+        finished, seconds, start, end = job_times([j.exp_dir for j in jobs if j.row != "baseline"])
+        finished, seconds = finished + base_finished, seconds + base_seconds
         span = (f", the transfer rows' first start to last end {(end - start).total_seconds() / 60:.0f} min"
                 if start and end else "")
         sweep.append(f"- {TITLES[direction]}: {finished} of {len(jobs)} trainings finished; "
