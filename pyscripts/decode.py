@@ -21,8 +21,9 @@ Decoders (--decoder):
 
 Lattices (decoder `lattice`) are written as lat.JOB.gz, a gzipped Kaldi archive of binary raw
 (state-level, not determinised) lattices: input labels transition-ids, output labels words,
-weights (graph cost, acoustic cost) with the acoustic scale taken out again, as
-latgen-faster-mapped --determinize-lattice=false writes them; Kaldi's lattice tools read them.
+weights (graph cost, acoustic cost) with the acoustic scale taken out again, byte for byte as
+latgen-faster-mapped --determinize-lattice=false writes them; Kaldi's lattice tools read them, and
+read_lattice_ark reads Kaldi's (raw or compact).
 Not being determinised, they are large (about 9 kB per frame at --lattice-beam 8 with a weak
 network, 3 kB gzipped); a smaller --lattice-beam shrinks them quickly.
 
@@ -178,13 +179,18 @@ def _kaldi_hmm_gmm_transition_model(trans_mdl, tid2pdf):
 
 
 # -- Kaldi lattice archives -----------------------------------------------------------------------
+# Kaldi's lattice holders write an archive entry as `key ` followed directly by the OpenFst binary
+# (its magic number is the binary marker: no `\0B`). Two arc types occur: raw state-level lattices
+# (`lattice4`: weight = graph, acoustic cost) and compact lattices (`compactlattice44`, latgen's
+# determinised output: the weight also carries the arc's transition-ids).
 _FST_MAGIC = 2125659606
 _ARC = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("graph", "<f4"), ("acoustic", "<f4"),
                  ("nextstate", "<i4")])
+_ARC_TYPES = ("lattice4", "compactlattice44")
 
 
 def lattice_to_bytes(lattice, tmp_path):
-    """OpenFst binary of a kaldifst.Lattice (the bytes Kaldi writes after `key \\0B`)."""
+    """OpenFst binary of a kaldifst.Lattice (what Kaldi writes after `key `)."""
     if not lattice.write(str(tmp_path)):
         raise DataError(f"{tmp_path}: cannot write a temporary lattice file")
     return Path(tmp_path).read_bytes()
@@ -205,7 +211,8 @@ def _read_string(data, pos):
 
 @dataclass
 class RawLattice:
-    """A state-level lattice as arrays; arcs in state order (src ascending)."""
+    """A lattice as arrays, arcs in state order (src ascending); for a compact lattice ilabel =
+    olabel = the word and the transition-ids are dropped (best paths need only words and costs)."""
     start: int
     final: np.ndarray   # (states, 2) float32 final (graph, acoustic) costs; inf: not final
     src: np.ndarray     # (arcs,) source state of every arc
@@ -216,40 +223,64 @@ class RawLattice:
         return len(self.final)
 
 
+def _read_states_raw(data, p, num_states):
+    """States of a lattice4 VectorFst: fixed-size records, arcs sliced out as whole blocks."""
+    final = np.empty((num_states, 2), dtype=np.float32)
+    narcs = np.empty(num_states, dtype=np.int64)
+    chunks = []
+    for s in range(num_states):
+        final[s] = struct.unpack_from("<ff", data, p)
+        narcs[s] = struct.unpack_from("<q", data, p + 8)[0]
+        p += 16
+        if narcs[s]:
+            chunks.append(data[p:p + int(narcs[s]) * _ARC.itemsize])
+            p += int(narcs[s]) * _ARC.itemsize
+    return p, final, narcs, np.frombuffer(b"".join(chunks), dtype=_ARC)
+
+
+def _read_states_compact(data, p, num_states):
+    """States of a compactlattice44 VectorFst: every weight is followed by its transition-id string
+    (int32 length + ids), so records vary in size."""
+    final = np.empty((num_states, 2), dtype=np.float32)
+    narcs = np.empty(num_states, dtype=np.int64)
+    arcs = []
+    for s in range(num_states):
+        g, a, n = struct.unpack_from("<ffi", data, p)
+        final[s] = g, a
+        p += 12 + 4 * n
+        narcs[s] = struct.unpack_from("<q", data, p)[0]
+        p += 8
+        for _ in range(narcs[s]):
+            ilabel, olabel, g, a, n = struct.unpack_from("<iiffi", data, p)
+            p += 20 + 4 * n
+            arcs.append((ilabel, olabel, g, a, struct.unpack_from("<i", data, p)[0]))
+            p += 4
+    return p, final, narcs, np.array(arcs, dtype=_ARC)
+
+
 def parse_lattice_binary(data, pos=0, where="lattice"):
-    """Reads an OpenFst VectorFst binary with lattice4 arcs at data[pos:] -> (end position,
-    RawLattice). Raises DataError for other FST or arc types and for truncated data."""
+    """Reads an OpenFst VectorFst binary with Kaldi lattice arcs (raw or compact) at data[pos:] ->
+    (end position, RawLattice). Raises DataError for other FST types and for truncated data."""
     try:
         if struct.unpack_from("<i", data, pos)[0] != _FST_MAGIC:
             raise DataError(f"{where}: not an OpenFst binary")
         fst_type, p = _read_string(data, pos + 4)
         arc_type, p = _read_string(data, p)
-        if fst_type != "vector" or arc_type != "lattice4":
-            raise DataError(f"{where}: a {fst_type} FST with {arc_type} arcs; expected Kaldi raw "
-                            "lattices (vector, lattice4). Lattices from Kaldi's latgen (compact) are "
-                            "scored with Kaldi's tools, or convert them with "
-                            "lattice-copy --write-compact=false")
+        if fst_type != "vector" or arc_type not in _ARC_TYPES:
+            raise DataError(f"{where}: a {fst_type} FST with {arc_type} arcs; expected a Kaldi lattice "
+                            f"(vector FST, arcs {' or '.join(_ARC_TYPES)})")
         _version, flags = struct.unpack_from("<ii", data, p)
         if flags & 3:
             raise DataError(f"{where}: lattice with symbol tables is not supported")
         p += 8 + 8  # version, flags, properties
         start, num_states, _num_arcs = struct.unpack_from("<qqq", data, p)
         p += 24
-        final = np.empty((num_states, 2), dtype=np.float32)
-        narcs = np.empty(num_states, dtype=np.int64)
-        chunks = []
-        for s in range(num_states):
-            final[s] = struct.unpack_from("<ff", data, p)
-            narcs[s] = struct.unpack_from("<q", data, p + 8)[0]
-            p += 16
-            if narcs[s]:
-                chunks.append(data[p:p + int(narcs[s]) * _ARC.itemsize])
-                p += int(narcs[s]) * _ARC.itemsize
+        read_states = _read_states_raw if arc_type == "lattice4" else _read_states_compact
+        p, final, narcs, arcs = read_states(data, p, num_states)
         if p > len(data):
             raise DataError(f"{where}: truncated lattice")
     except struct.error:
         raise DataError(f"{where}: truncated lattice") from None
-    arcs = np.frombuffer(b"".join(chunks), dtype=_ARC)
     if (num_states and not 0 <= start < num_states) or (
             len(arcs) and (arcs["nextstate"].min() < 0 or arcs["nextstate"].max() >= num_states)):
         raise DataError(f"{where}: corrupt lattice (state ids out of range)")
@@ -257,11 +288,14 @@ def parse_lattice_binary(data, pos=0, where="lattice"):
 
 
 def write_lattice_entry(f, utt, lattice_bytes):
-    f.write(utt.encode("utf-8") + b" \0B" + lattice_bytes)
+    """One archive entry as Kaldi's LatticeHolder writes it: `key ` then the FST binary."""
+    f.write(utt.encode("utf-8") + b" " + lattice_bytes)
 
 
 def read_lattice_ark(path):
-    """Yields (utt, OpenFst bytes, RawLattice) from a (gzipped) Kaldi archive of binary raw lattices."""
+    """Yields (utt, OpenFst bytes, RawLattice) from a binary Kaldi lattice archive, gzipped or not,
+    written by Kaldi (raw or compact lattices) or by this recipe. Entries with a `\0B` marker
+    before the FST (archives of earlier versions of this recipe) are read too."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: lattice archive not found")
@@ -275,9 +309,12 @@ def read_lattice_ark(path):
         if end < 0:
             raise DataError(f"{path}: truncated archive (a key without a lattice)")
         utt = data[pos:end].decode("utf-8")
-        if data[end + 1:end + 3] != b"\0B":
-            raise DataError(f"{path}: utterance {utt}: text-mode lattice; only binary archives are read")
-        start = end + 3
+        start = end + 1
+        if data[start:start + 2] == b"\0B":
+            start += 2
+        elif data[start:start + 1].isspace():
+            raise DataError(f"{path}: utterance {utt}: text-mode lattice; write binary archives "
+                            "(lattice-copy ark:IN ark:OUT)")
         stop, lattice = parse_lattice_binary(data, start, f"{path}: utterance {utt}")
         yield utt, data[start:stop], lattice
         pos = stop
