@@ -1,7 +1,9 @@
 """Hybrid decoding (issue 5): priors, the transition-id expansion, decoding a synthetic log-likelihood
 matrix through a small HCLG, Kaldi lattice archives and the LM-weight sweep, and the same PER from
 the ark written for Kaldi as from the in-memory matrices (also through steps/decode_hybrid.sh)."""
+import gzip
 import math
+import struct
 import sys
 from pathlib import Path
 
@@ -326,3 +328,39 @@ def test_forward_stage_subtracts_the_priors(graph, noisy_set, recipe_dir):
     assert written[utt] == pytest.approx(expected, abs=1e-4)
     assert (decode_dir / "scoring/best_wer").read_text().startswith("%PER ")
     assert "forward:" in (decode_dir / "rtf").read_text()
+
+
+def _compact_lattice_bytes():
+    """A hand-made compactlattice44 VectorFst (Kaldi's determinised lattices): 0 -5-> 1 -> final
+    (costs graph 1 + 0.5, acoustic 2 + 0.5) and 0 -6-> 2 final (graph 0 + 0.5, acoustic 10 + 0.5);
+    weights carry transition-id strings, which the reader skips."""
+    def string(s):
+        return struct.pack("<i", len(s)) + s.encode()
+
+    def weight(g, a, tids):
+        return struct.pack("<ffi", g, a, len(tids)) + struct.pack(f"<{len(tids)}i", *tids)
+
+    def arc(word, g, a, tids, nextstate):
+        return struct.pack("<ii", word, word) + weight(g, a, tids) + struct.pack("<i", nextstate)
+
+    inf = float("inf")
+    header = (struct.pack("<i", 2125659606) + string("vector") + string("compactlattice44")
+              + struct.pack("<iiQqqq", 2, 0, 0, 0, 3, 2))
+    states = (weight(inf, inf, []) + struct.pack("<q", 2) + arc(5, 1.0, 2.0, [3, 4], 1)
+              + arc(6, 0.0, 10.0, [], 2)
+              + weight(0.5, 0.5, [7]) + struct.pack("<q", 0)
+              + weight(0.5, 0.5, []) + struct.pack("<q", 0))
+    return header + states
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_compact_lattices_as_kaldi_writes_them(tmp_path, compress):
+    data = b"u1 " + _compact_lattice_bytes() + b"u2 " + _compact_lattice_bytes()
+    path = tmp_path / "lat.1.gz"
+    path.write_bytes(gzip.compress(data) if compress else data)
+    entries = list(read_lattice_ark(path))
+    assert [e[0] for e in entries] == ["u1", "u2"]
+    assert entries[0][2].num_states == 3 and entries[0][2].arcs["olabel"].tolist() == [5, 6]
+    sweep = sweep_best_paths([path], [1, 100], [0.0])
+    assert sweep[(1, 0.0)] == {"u1": [5], "u2": [5]}      # 1 + 2 + 1 < 0 + 10 + 1
+    assert sweep[(100, 0.0)] == {"u1": [6], "u2": [6]}    # 1.5 + 0.025 > 0.5 + 0.105
