@@ -13,6 +13,7 @@ from pyscripts.errors import DataError, cli_main
 log = logging.getLogger(__name__)
 
 # Tables keyed by utterance that a data dir may have; they must all cover the same utterances.
+# With a `segments` file (utterance -> recording, start, end), wav.scp is keyed by recording.
 UTT_TABLES = ("wav.scp", "text", "utt2spk", "feats.scp", "utt2emo", "utt2num_frames", "utt2dur",
               "segments")
 SPK_TABLES = ("spk2utt", "spk2gender", "cmvn.scp")
@@ -101,9 +102,12 @@ def validate_data_dir(data_dir, need_feats=False, need_text=False):
         raise DataError(f"{d / 'spk2utt'}: does not match utt2spk; regenerate it with "
                         f"utils/utt2spk_to_spk2utt.pl or pyscripts.datadir.utt2spk_to_spk2utt")
     utts = set(utt2spk)
+    segmented = (d / "segments").is_file()
+    if segmented:
+        _check_segments(d)
     for name in UTT_TABLES:
         p = d / name
-        if name == "utt2spk" or not p.is_file():
+        if name == "utt2spk" or not p.is_file() or (segmented and name == "wav.scp"):
             continue
         table = read_table(p)
         if set(table) != utts:
@@ -127,6 +131,22 @@ def validate_data_dir(data_dir, need_feats=False, need_text=False):
             raise DataError(f"{d / 'spk2gender'}: gender must be m or f, got {bad}")
 
 
+def _check_segments(d):
+    """segments lines `utt recording start end` name recordings of wav.scp, with 0 <= start < end."""
+    recordings = set(read_table(d / "wav.scp")) if (d / "wav.scp").is_file() else None
+    for utt, value in read_table(d / "segments").items():
+        fields = value.split()
+        try:
+            ok = len(fields) == 3 and 0 <= float(fields[1]) < float(fields[2])
+        except ValueError:
+            ok = False
+        if not ok:
+            raise DataError(f"{d / 'segments'}: utterance {utt}: expected `utt recording start end` "
+                            f"with 0 <= start < end (seconds), got {value!r}")
+        if recordings is not None and fields[0] not in recordings:
+            raise DataError(f"{d / 'segments'}: utterance {utt}: recording {fields[0]} is not in wav.scp")
+
+
 def subset_data_dir(src, utt_ids, dst):
     """Writes a data dir with only the utterances utt_ids (and their speakers)."""
     src, dst = Path(src), Path(dst)
@@ -136,10 +156,14 @@ def subset_data_dir(src, utt_ids, dst):
     if unknown:
         raise DataError(f"{src}: subset asks for utterances not in the data dir: {sorted(unknown)[:3]}")
     dst.mkdir(parents=True, exist_ok=True)
+    segmented = (src / "segments").is_file()
     for name in UTT_TABLES:
-        if (src / name).is_file():
+        if (src / name).is_file() and not (segmented and name == "wav.scp"):
             table = read_table(src / name)
             write_table(dst / name, {u: v for u, v in table.items() if u in keep})
+    if segmented and (src / "wav.scp").is_file():
+        recordings = {v.split()[0] for v in read_table(dst / "segments").values()}
+        write_table(dst / "wav.scp", {r: v for r, v in read_table(src / "wav.scp").items() if r in recordings})
     spk2utt = utt2spk_to_spk2utt({u: s for u, s in utt2spk.items() if u in keep})
     write_table(dst / "spk2utt", spk2utt)
     for name in ("spk2gender", "cmvn.scp"):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Computes fbank or MFCC features of a data dir in --nj parallel jobs, writing
 # FEAT_DIR/raw_<type>_<name>.JOB.{ark,scp}, DATA_DIR/feats.scp and DATA_DIR/utt2num_frames.
-# Embedded backend: kaldi-native-fbank (pyscripts.features); with KALDI_ROOT: compute-<type>-feats.
+# Embedded backend: kaldi-native-fbank (pyscripts.features); with KALDI_ROOT: compute-<type>-feats,
+# after extract-segments when the data dir has a segments file (utterances cut from recordings).
 set -euo pipefail
 nj=4
 cmd=${train_cmd:-run.pl}
@@ -29,8 +30,10 @@ split=$data/split$nj
 
 echo "$0: computing $feat_type for $data ($num_utts utterances, $nj jobs; log in $logdir)"
 if [[ -n ${KALDI_ROOT:-} ]]; then
+  wavs="scp,p:$split/JOB/wav.scp"
+  [[ -f $data/segments ]] && wavs="ark:extract-segments scp,p:$split/JOB/wav.scp $split/JOB/segments ark:- |"
   $cmd JOB=1:$nj "$logdir/make_${feat_type}_$name.JOB.log" \
-    compute-$feat_type-feats --verbose=1 --config="$config" "scp,p:$split/JOB/wav.scp" ark:- \| \
+    compute-$feat_type-feats --verbose=1 --config="$config" "$wavs" ark:- \| \
     copy-feats --write-num-frames="ark,t:$split/JOB/utt2num_frames" ark:- \
       "ark,scp:$featdir/raw_${feat_type}_$name.JOB.ark,$featdir/raw_${feat_type}_$name.JOB.scp"
 else

@@ -98,3 +98,34 @@ def test_subset_keeps_only_listed_utterances_and_their_speakers(tmp_path):
     validate_data_dir(sub, need_text=True)
     assert set(read_table(sub / "spk2gender")) == {"s0", "s2"}
     assert list(read_table(sub / "text")) == ["s0_u1", "s2_u0"]
+
+
+def make_segmented_data_dir(d):
+    """Two recordings (one per speaker) cut into two utterances each: wav.scp keyed by recording."""
+    d = make_data_dir(d, speakers=2, utts_per_spk=2)
+    write_table(d / "wav.scp", {"rec0": "/audio/rec0.wav", "rec1": "/audio/rec1.wav"})
+    write_table(d / "segments", {f"s{s}_u{u}": f"rec{s} {u * 1.5:.2f} {u * 1.5 + 1.2:.2f}"
+                                 for s in range(2) for u in range(2)})
+    return d
+
+
+def test_segmented_data_dir_validates_and_splits_by_recording(tmp_path):
+    d = make_segmented_data_dir(tmp_path / "d")
+    validate_data_dir(d, need_text=True)
+    parts = split_data(d, 2)
+    for p in parts:
+        validate_data_dir(p, need_text=True)
+    assert [list(read_table(p / "wav.scp")) for p in parts] == [["rec0"], ["rec1"]]
+
+
+@pytest.mark.parametrize("segments, message", [
+    ("s0_u0 rec9 0.0 1.2\n", "recording rec9 is not in wav.scp"),
+    ("s0_u0 rec0 1.2 0.5\n", "0 <= start < end"),
+    ("s0_u0 rec0 0.0\n", "expected `utt recording start end`"),
+])
+def test_bad_segments_are_reported(tmp_path, segments, message):
+    d = make_segmented_data_dir(tmp_path / "d")
+    lines = (d / "segments").read_text().splitlines(keepends=True)
+    (d / "segments").write_text(segments + "".join(lines[1:]))
+    with pytest.raises(DataError, match=message):
+        validate_data_dir(d)
