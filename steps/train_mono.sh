@@ -3,10 +3,11 @@
 # re-alignment at --realign-iters, Gaussians split up to --totgauss. Options in --conf
 # (conf/mono.conf, Kaldi `--name=value` lines). Features: feats.scp with per-speaker CMVN (means)
 # plus deltas and delta-deltas.
-# Embedded backend: pyscripts.gmm.train_mono (kaldi-hmm-gmm, one process); with KALDI_ROOT: Kaldi's
-# gmm-init-mono, compile-train-graphs, align-equal-compiled, gmm-align-compiled, gmm-acc-stats-ali
-# and gmm-est in --nj jobs.
-# Output: DIR/{final.mdl,tree,final.occs,phones.txt,cmvn_opts}, logs in DIR/log.
+# Embedded backend: pyscripts.gmm.train_mono (kaldi-hmm-gmm, one process, the same computation on
+# the same --nj speaker splits); with KALDI_ROOT: Kaldi's gmm-init-mono, compile-train-graphs,
+# align-equal-compiled, gmm-align-compiled, gmm-acc-stats-ali and gmm-est in --nj jobs.
+# Output: DIR/{final.mdl,tree,final.occs,phones.txt,cmvn_opts,num_jobs} and the last alignment
+# DIR/ali.JOB.gz, logs in DIR/log.
 set -euo pipefail
 nj=4
 cmd=${train_cmd:-run.pl}
@@ -14,7 +15,7 @@ conf=conf/mono.conf
 help_message="Usage: $0 [options] DATA_DIR LANG_DIR EXP_DIR
   e.g. $0 --nj 4 data/timit_mfcc/train data/lang exp/mono
 Options:
-  --nj N          parallel jobs (Kaldi backend; the embedded trainer is one process)
+  --nj N          speaker splits: parallel jobs of the Kaldi backend; both initialise from split 1
   --cmd CMD       job runner (default \$train_cmd)
   --conf FILE     training options (default $conf)"
 . ./path.sh
@@ -24,12 +25,16 @@ data=$1; lang=$2; dir=$3
 for f in "$data/feats.scp" "$data/cmvn.scp" "$data/text" "$lang/L.fst" "$lang/topo" "$conf"; do
   [[ -f $f ]] || { echo "$0: $f not found" >&2; exit 1; }
 done
+num_spk=$(wc -l < "$data/spk2utt")
+(( nj > num_spk )) && nj=$num_spk   # the data is split by speaker
 mkdir -p "$dir/log"
+echo "$nj" > "$dir/num_jobs"
 start=$(date +%s)
 
 if [[ -z ${KALDI_ROOT:-} ]]; then
   echo "$0: training monophones on $data (embedded backend; log in $dir/log/train.log)"
-  $cmd "$dir/log/train.log" python3 -m pyscripts.gmm.train_mono --config "$conf" "$data" "$lang" "$dir"
+  $cmd "$dir/log/train.log" python3 -m pyscripts.gmm.train_mono --config "$conf" --nj "$nj" \
+    "$data" "$lang" "$dir"
 else
   . utils/read_conf.sh "$conf"   # sets conf_<option name> shell variables
   oov=$(cat "$lang/oov.int")

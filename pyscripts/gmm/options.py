@@ -46,7 +46,6 @@ def add_mono_options(parser):
     g.add_argument("--acoustic-scale", type=float, default=0.1)
     g.add_argument("--self-loop-scale", type=float, default=0.1)
     g.add_argument("--delta-order", type=int, default=2, help="add-deltas --delta-order")
-    g.add_argument("--seed", type=int, default=0, help="random seed of the Gaussian splitting")
 
 
 def parse_with_config(parser, argv=None):

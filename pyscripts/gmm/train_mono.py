@@ -1,14 +1,15 @@
 """Monophone GMM-HMM training, the embedded counterpart of Kaldi's steps/train_mono.sh.
 
-Flat start (every pdf a single Gaussian with the global mean and variance of the first utterances),
-equal alignment, then EM: at the iterations in --realign-iters the data is re-aligned (beam
---initial-beam at the first, --beam after), statistics are accumulated from the alignment, the
-transition model and GMMs are re-estimated, and Gaussians are split towards --totgauss, adding an
-equal share at each of the first --max-iter-inc iterations. Writes DIR/{0.mdl,final.mdl,tree,
-final.occs,phones.txt,cmvn_opts}.
+Flat start (every pdf a single Gaussian with the global mean and variance of the first --init-utts
+utterances of the first of --nj speaker splits, as gmm-init-mono sees them), equal alignment, then EM:
+at the iterations in --realign-iters the data is re-aligned (beam --initial-beam at the first, --beam
+after), statistics are accumulated from the alignment, the transition model and GMMs are re-estimated,
+and Gaussians are split towards --totgauss, adding an equal share at each of the first --max-iter-inc
+iterations. Random numbers are Kaldi's, so the computation follows Kaldi's run of the same data split.
+Writes DIR/{0.mdl,final.mdl,tree,final.occs,phones.txt,cmvn_opts} and the last alignment of each
+split in DIR/ali.JOB.gz.
 """
 import argparse
-import heapq
 import logging
 import shutil
 import time
@@ -18,17 +19,31 @@ import kaldi_hmm_gmm as khg
 import kaldifst
 import numpy as np
 
+from pyscripts.alignments import write_int_vector_ark
+from pyscripts.datadir import read_table, split_data
 from pyscripts.errors import DataError, cli_main
 from pyscripts.gmm.align import Aligner, boost_silence
 from pyscripts.gmm.data import (CMVN_OPTS, load_feats, load_transcripts, silence_pdfs,
                                 training_graph_compiler)
+from pyscripts.gmm.estimate import job_stats, summed_stats, update_gmm
+from pyscripts.gmm.kaldi_rand import KaldiRand
 from pyscripts.gmm.model import init_mono, save_model, save_tree
 from pyscripts.gmm.options import add_mono_options, parse_with_config
 
 log = logging.getLogger(__name__)
 
 
-def equal_align(graph, num_frames, seed=0):
+def utt_seed(utt):
+    """align-equal-compiled's random seed for an utterance: Kaldi's StringHasher of the key (signed
+    chars, 64-bit arithmetic) truncated to a C int."""
+    h = 0
+    for c in utt.encode("utf-8"):
+        h = (h * 7853 + (c - 256 if c > 127 else c)) % 2**64
+    h %= 2**32
+    return h - 2**32 if h >= 2**31 else h
+
+
+def equal_align(graph, num_frames, seed):
     """align-equal-compiled: a path through the graph with its frames shared out equally, or None
     when the utterance has fewer frames than its graph needs."""
     ok, path = kaldifst.equal_align(graph, num_frames, seed, 10)
@@ -39,102 +54,122 @@ def equal_align(graph, num_frames, seed=0):
 
 
 def split_targets(occs, target, power, min_count):
-    """Gaussians per pdf when mixing up to `target` in total (as gmm-est --mix-up allocates them):
-    one at a time to the pdf with the largest occupancy**power per Gaussian, never giving a pdf
-    more Gaussians than its occupancy / min_count allows. Starts from one per pdf."""
-    counts = [1] * len(occs)
-    weight = [float(o) ** power for o in occs]
-    # Max-heap on weight per Gaussian; ties go to the lower pdf index.
-    heap = [(-w, i) for i, w in enumerate(weight)]
-    heapq.heapify(heap)
-    total = len(occs)
-    while total < target and heap:
-        _, i = heapq.heappop(heap)
-        if weight[i] == 0 or (counts[i] + 1) * min_count >= occs[i]:
-            continue  # this pdf cannot take another Gaussian
-        counts[i] += 1
-        total += 1
-        heapq.heappush(heap, (-weight[i] / counts[i], i))
-    return counts
-
-
-def split_gmm(gmm, num_components, perturb_factor, rng):
-    """Splits a DiagGmm in place up to num_components: repeatedly halves the heaviest component into
-    two whose means move apart by +-perturb_factor standard deviations along a random direction.
-    A seeded numpy generator makes it reproducible (kaldi-hmm-gmm's own split is not)."""
-    weights = np.asarray(gmm.weights, dtype=np.float64).copy()
-    inv_vars = np.asarray(gmm.inv_vars, dtype=np.float64).copy()
-    means = np.asarray(gmm.means_invvars, dtype=np.float64) / inv_vars
-    weights, inv_vars, means = list(weights), list(inv_vars), list(means)
-    while len(weights) < num_components:
-        k = int(np.argmax(weights))
-        weights[k] /= 2.0
-        shift = perturb_factor * rng.standard_normal(len(means[k])) / np.sqrt(inv_vars[k])
-        weights.append(weights[k])
-        inv_vars.append(inv_vars[k].copy())
-        means.append(means[k] + shift)
-        means[k] = means[k] - shift
-    gmm.resize(len(weights), len(means[0]))
-    gmm.set_weights(np.array(weights, dtype=np.float32))
-    gmm.set_invvars_and_means(np.array(inv_vars, dtype=np.float32), np.array(means, dtype=np.float32))
+    """Gaussians per pdf when mixing up to `target` in total, as gmm-est --mix-up allocates them
+    (one at a time to the pdf with the largest occupancy**power per Gaussian, while occupancy /
+    min_count allows). Kaldi's own allocation run on a stand-in model with one 1-dim Gaussian per
+    pdf, so that ties go where Kaldi's priority queue sends them."""
+    gmm = khg.DiagGmm(1, 1)
+    gmm.set_weights(np.ones(1, dtype=np.float32))
+    gmm.set_invvars_and_means(np.ones((1, 1), dtype=np.float32), np.zeros((1, 1), dtype=np.float32))
     gmm.compute_gconsts()
+    am = khg.AmDiagGmm()
+    for _ in occs:
+        am.add_pdf(gmm)
+    am.split_by_count(np.asarray(occs, dtype=np.float32), target, 0.0, power, min_count)
+    return [am.num_gauss_in_pdf(i) for i in range(len(occs))]
+
+
+def split_gmm(gmm, num_components, perturb_factor, rand):
+    """DiagGmm::Split up to num_components: each step halves the heaviest component, and the copy and
+    the original move apart by +-perturb_factor * RandGauss * sqrt(inv_var) in means_invvars (float32,
+    one Gaussian number per dimension, from `rand`). kaldi-hmm-gmm's split picks the components; its
+    own random numbers (not Kaldi's sequence) are disabled by a zero perturbation."""
+    means_invvars = np.array(gmm.means_invvars, dtype=np.float32)
+    history = gmm.split(num_components, 0.0)
+    inv_vars = np.asarray(gmm.inv_vars, dtype=np.float32)
+    means_invvars = np.concatenate([means_invvars, np.zeros((len(history), gmm.dim), np.float32)])
+    factor = np.float32(perturb_factor)
+    new = num_components - len(history)
+    for k in history:
+        step = np.array([rand.gauss() for _ in range(gmm.dim)], dtype=np.float32)
+        step = factor * (step * np.sqrt(inv_vars[k]))
+        means_invvars[new] = means_invvars[k] + step
+        means_invvars[k] = means_invvars[k] - step
+        new += 1
+    for k in set(history) | set(range(num_components - len(history), num_components)):
+        gmm.set_component_mean(k, means_invvars[k] / inv_vars[k])
+    gmm.compute_gconsts()
+
+
+def mix_up(am, occs, target, perturb_factor, power, min_count):
+    """gmm-est --mix-up: splits every pdf with fewer Gaussians than its share of `target`, in pdf
+    order, drawing from a fresh Kaldi generator as each gmm-est process does."""
+    rand = KaldiRand()
+    for pdf, n in enumerate(split_targets(occs, target, power, min_count)):
+        gmm = am.get_pdf(pdf)
+        if n > gmm.num_gauss:
+            split_gmm(gmm, n, perturb_factor, rand)
 
 
 class MonoTrainer:
     def __init__(self, tm, am, opts):
         self.tm, self.am, self.opts = tm, am, opts
-        self.rng = np.random.default_rng(opts.seed)
         self.id2pdf = np.array(tm.transition_id_to_pdf_array(), dtype=np.int64)
 
-    def accumulate(self, alis, feats):
-        """gmm-acc-stats-ali: GMM statistics and transition counts of the aligned frames."""
-        accs = khg.AccumAmDiagGmm()
-        accs.init(self.am, khg.GmmUpdateFlags.kGmmAll)
+    def accumulate(self, jobs, alis, feats):
+        """gmm-acc-stats-ali in each job, then gmm-sum-accs: the GMM statistics of the aligned frames
+        (GmmStats per pdf, rounded as Kaldi stores them), transition counts and the average
+        log-likelihood per frame."""
         counts = np.zeros(self.tm.num_transition_ids + 1)
-        for utt, ali in alis.items():
-            ali = np.asarray(ali)
-            counts += np.bincount(ali, minlength=len(counts))
-            mat = feats[utt]
-            for frame, pdf in zip(mat, self.id2pdf[ali]):
-                accs.accumulate_for_gmm(self.am, frame, int(pdf), 1.0)
-        return accs, counts
+        per_job, tot_like, num_frames = [], 0.0, 0
+        # gmm-sum-accs reads x.*.acc in the shell's C-locale order: 1, 10, 11, ..., 2, 20, ...
+        for j in sorted(range(len(jobs)), key=lambda j: str(j + 1)):
+            aligned = [u for u in jobs[j] if u in alis]
+            tids = np.concatenate([np.asarray(alis[u]) for u in aligned] or [np.zeros(0, int)])
+            counts += np.bincount(tids, minlength=len(counts))
+            frames = np.concatenate([feats[u] for u in aligned] or [np.zeros((0, self.am.dim))])
+            stats, like = job_stats(self.am, frames.astype(np.float32), self.id2pdf[tids])
+            per_job.append(stats)
+            tot_like += like
+            num_frames += len(tids)
+        return summed_stats(per_job), counts, tot_like / max(num_frames, 1)
 
-    def estimate(self, accs, counts, min_gaussian_occupancy, mixup):
-        """gmm-est: transition and GMM updates, then Gaussian splitting up to `mixup` in total."""
-        impr, count = self.tm.mle_update(counts.reshape(-1, 1), khg.MleTransitionUpdateConfig())
-        log_like = accs.tot_log_like / max(accs.tot_count, 1.0)
-        gmm_opts = khg.MleDiagGmmOptions()
-        gmm_opts.min_gaussian_occupancy = min_gaussian_occupancy
-        occs = np.array([accs.get_acc(i).occupancy.sum() for i in range(accs.num_accs)],
-                        dtype=np.float32)
-        gmm_impr, gmm_count = khg.mle_am_diag_gmm_update(gmm_opts, accs,
-                                                         khg.str_to_gmm_flags("mvwt"), self.am)
-        if mixup > self.am.num_gauss:
-            targets = split_targets(occs, mixup, self.opts.power, self.opts.min_count)
-            for pdf, n in enumerate(targets):
-                gmm = self.am.get_pdf(pdf)
-                if n > gmm.num_gauss:
-                    split_gmm(gmm, n, self.opts.perturb_factor, self.rng)
-        return log_like, occs
+    def estimate(self, stats, counts, min_gaussian_occupancy, mixup):
+        """gmm-est: transition update, GMM update (dropping Gaussians under min_gaussian_occupancy),
+        then Gaussian splitting up to `mixup` in total. Returns the pdfs' occupancies."""
+        self.tm.mle_update(counts.reshape(-1, 1), khg.MleTransitionUpdateConfig())
+        for pdf, pdf_stats in enumerate(stats):
+            update_gmm(self.am.get_pdf(pdf), pdf_stats, min_gaussian_occupancy)
+        occs = np.array([st.occ.sum() for st in stats], dtype=np.float32)
+        mix_up(self.am, occs, mixup, self.opts.perturb_factor, self.opts.power, self.opts.min_count)
+        return occs
 
 
-def train_mono(data_dir, lang_dir, exp_dir, opts):
+def split_jobs(data_dir, nj):
+    """utils/split_data.sh's speaker splits (written to DATA/splitNJ as the Kaldi backend does):
+    the utterance ids of each, in its feats.scp order."""
+    return [list(read_table(d / "feats.scp")) for d in split_data(data_dir, nj)]
+
+
+def init_stats(mat):
+    """gmm-init-mono --train-feats: the mean and variance (E[x^2] - mean^2), in double precision
+    and scaled by 1/count as Kaldi does."""
+    mat = mat.astype(np.float64)
+    scale = 1.0 / len(mat)
+    mean = mat.sum(0) * scale
+    return mean, (mat * mat).sum(0) * scale - mean * mean
+
+
+def train_mono(data_dir, lang_dir, exp_dir, opts, nj=1):
     start = time.time()
     exp, lang = Path(exp_dir), Path(lang_dir)
     exp.mkdir(parents=True, exist_ok=True)
     feats = load_feats(data_dir, opts.delta_order)
     transcripts = load_transcripts(data_dir, lang / "words.txt")
-    utts = sorted(set(feats) & set(transcripts))
+    splits = split_jobs(data_dir, nj)
+    jobs = [[u for u in split if u in transcripts] for split in splits]
+    utts = [u for job in jobs for u in job]
     if len(utts) < len(feats):
         log.warning("%d utterances have no transcript and are not used", len(feats) - len(utts))
     if not utts:
         raise DataError(f"{data_dir}: no utterance has both features and a transcript")
     n_frames = sum(len(feats[u]) for u in utts)
-    log.info("%d utterances, %d frames (%.1f min), feature dim %d", len(utts), n_frames,
-             n_frames / 6000.0, feats[utts[0]].shape[1])
+    log.info("%d utterances in %d splits, %d frames (%.1f min), feature dim %d", len(utts), nj,
+             n_frames, n_frames / 6000.0, feats[utts[0]].shape[1])
 
-    init = np.concatenate([feats[u] for u in utts[:opts.init_utts]]).astype(np.float64)
-    tm, tree, am = init_mono((lang / "topo").read_text(), init.mean(0), np.maximum(init.var(0), 1e-6))
+    # Kaldi's `subset-feats --n=N` of split 1's features, transcript or not.
+    mean, var = init_stats(np.concatenate([feats[u] for u in splits[0][:opts.init_utts]]))
+    tm, tree, am = init_mono((lang / "topo").read_text(), mean, np.maximum(var, 1e-6))
     save_model(exp / "0.mdl", tm, am)
     save_tree(exp / "tree", tree)
     shutil.copy(lang / "phones.txt", exp / "phones.txt")
@@ -149,7 +184,7 @@ def train_mono(data_dir, lang_dir, exp_dir, opts):
     graphs = {u: compiler.compile_graph_from_text(transcripts[u]) for u in utts}
     alis = {}
     for u in utts:
-        ali = equal_align(graphs[u], len(feats[u]))
+        ali = equal_align(graphs[u], len(feats[u]), utt_seed(u))
         if ali is not None:
             alis[u] = ali
     if not alis:
@@ -159,8 +194,8 @@ def train_mono(data_dir, lang_dir, exp_dir, opts):
                     "they wait for the first re-alignment", len(utts) - len(alis))
 
     trainer = MonoTrainer(tm, am, opts)
-    accs, counts = trainer.accumulate(alis, feats)
-    log_like, occs = trainer.estimate(accs, counts, opts.min_gaussian_occupancy_first, num_gauss)
+    stats, counts, log_like = trainer.accumulate(jobs, alis, feats)
+    occs = trainer.estimate(stats, counts, opts.min_gaussian_occupancy_first, num_gauss)
     log.info("iteration 0 (equal alignment of %d utterances): log-like per frame %.4f, %d Gaussians",
              len(alis), log_like, am.num_gauss)
 
@@ -183,14 +218,16 @@ def train_mono(data_dir, lang_dir, exp_dir, opts):
                 raise DataError(f"iteration {it}: every utterance failed to align; the model diverged")
             alis = new
             note = f"; re-aligned (beam {beam:g}/{retry_beam:g}): {aligner.summary()}"
-        accs, counts = trainer.accumulate(alis, feats)
-        log_like, occs = trainer.estimate(accs, counts, opts.min_gaussian_occupancy, num_gauss)
+        stats, counts, log_like = trainer.accumulate(jobs, alis, feats)
+        occs = trainer.estimate(stats, counts, opts.min_gaussian_occupancy, num_gauss)
         log.info("iteration %d: log-like per frame %.4f over %d utterances, %d Gaussians (%.1f s)%s",
                  it, log_like, len(alis), am.num_gauss, time.time() - t0, note)
         if it <= opts.max_iter_inc:
             num_gauss += inc_gauss
         beam, retry_beam = opts.beam, opts.retry_beam
     save_model(exp / "final.mdl", tm, am)
+    for j, job in enumerate(jobs, 1):
+        write_int_vector_ark(exp / f"ali.{j}.gz", [(u, alis[u]) for u in job if u in alis])
     (exp / "final.occs").write_text("[ " + " ".join(f"{x:g}" for x in occs) + " ]\n")
     log.info("wrote %s: %d pdfs, %d Gaussians; training took %.1f s for %.1f min of audio",
              exp / "final.mdl", am.num_pdfs, am.num_gauss, time.time() - start, n_frames / 6000.0)
@@ -204,8 +241,11 @@ def main():
     parser.add_argument("data_dir", help="data dir with feats.scp, cmvn.scp and text")
     parser.add_argument("lang_dir")
     parser.add_argument("exp_dir")
+    parser.add_argument("--nj", type=int, default=1,
+                        help="number of speaker splits, as the Kaldi backend's jobs: the model is "
+                        "initialised from the first utterances of split 1")
     opts = parse_with_config(parser)
-    train_mono(opts.data_dir, opts.lang_dir, opts.exp_dir, opts)
+    train_mono(opts.data_dir, opts.lang_dir, opts.exp_dir, opts, opts.nj)
 
 
 if __name__ == "__main__":
