@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # TIMIT phone scoring of a decode dir, like Kaldi's local/score.sh with sclite: PER on the 39 folded
 # phones for every LM weight (LMWT, acoustic scale 1/LMWT) and word insertion penalty (WIP).
-#   1. best paths per setting: from the lattices lat.*.gz (Kaldi's lattice-scale | lattice-add-penalty
-#      | lattice-best-path when KALDI_ROOT is set, else pyscripts/decode.py best-paths), or, for a
-#      decode without lattices, its best paths hyp.* at the decoding acoustic scale, or the
-#      hypotheses a decode left in scoring/NAME.{tra,txt} (steps/decode_gmm.sh: one per LMWT);
+#   1. best paths per setting: from the lattices lat.*.gz (Kaldi's or the embedded decoder's, raw or
+#      determinised) by pyscripts/decode.py best-paths, one pass over each lattice for all settings,
+#      equal to Kaldi's lattice-scale | lattice-add-penalty | lattice-best-path (the Kaldi tier tests
+#      it), which --use-kaldi true runs instead, one pass per setting; or, for a decode without
+#      lattices, its best paths hyp.* at the decoding acoustic scale, or the hypotheses a decode left
+#      in scoring/NAME.{tra,txt};
 #   2. hypotheses and references folded 48 -> 39 and written as sclite trn files, PER per setting
 #      (DECODE_DIR/wer_LMWT_WIP, sclite's alignment costs, pyscripts/scoring.py);
 #   3. scoring/best_wer: the best setting (with --tune-dir: the setting chosen on that dev decode);
@@ -17,7 +19,7 @@ max_lmwt=20
 word_ins_penalty=0.0,0.5,1.0   # comma-separated, as in Kaldi's score_kaldi.sh
 phone_map=conf/phones.60-48-39.map
 tune_dir=              # the dev set's decode dir: report this set at dev's best setting
-use_kaldi=auto         # auto: Kaldi's lattice tools when KALDI_ROOT is set
+use_kaldi=false        # true: Kaldi's lattice tools (KALDI_ROOT), one pass over the lattices per setting
 
 help_message="Usage: $0 [options] <data-dir> <graph-or-lang-dir> <decode-dir>
  e.g.: $0 --tune-dir exp/convnet_asr/decode_dev data/timit/test exp/mono/graph exp/convnet_asr/decode_test
@@ -27,7 +29,7 @@ Options:
   --word-ins-penalty L,L    word insertion penalties (default $word_ins_penalty)
   --phone-map FILE          60-48-39 phone map (default $phone_map)
   --tune-dir DIR            dev decode dir whose best setting applies here
-  --use-kaldi auto|true|false"
+  --use-kaldi true|false    Kaldi's lattice-best-path pipeline per setting (default $use_kaldi)"
 
 . ./path.sh
 . utils/parse_options.sh
@@ -40,9 +42,11 @@ data=$1 lang=$2 dir=$3
 for f in "$data/text" "$lang/words.txt" "$phone_map"; do
   [[ -f $f ]] || { echo "$0: no such file $f" >&2; exit 1; }
 done
-if [[ $use_kaldi == auto ]]; then
-  if [[ -n ${KALDI_ROOT:-} ]] && command -v lattice-best-path >/dev/null; then use_kaldi=true; else use_kaldi=false; fi
-fi
+case $use_kaldi in
+  true) command -v lattice-best-path >/dev/null || { echo "$0: --use-kaldi true but lattice-best-path is not on PATH (set KALDI_ROOT)" >&2; exit 1; } ;;
+  false) ;;
+  *) echo "$0: --use-kaldi must be true or false" >&2; exit 1 ;;
+esac
 
 sc=$dir/scoring
 mkdir -p "$sc/log"

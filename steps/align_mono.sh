@@ -42,12 +42,11 @@ if [[ -z ${KALDI_ROOT:-} ]]; then
 else
   . utils/read_conf.sh "$conf"
   conf_beam=${beam:-$conf_beam}; conf_retry_beam=${retry_beam:-$conf_retry_beam}
-  oov=$(cat "$lang/oov.int")
   feats="ark,s,cs:apply-cmvn $(cat "$dir/cmvn_opts") --utt2spk=ark:$sdata/JOB/utt2spk scp:$sdata/JOB/cmvn.scp scp:$sdata/JOB/feats.scp ark:- | add-deltas --delta-order=$conf_delta_order ark:- ark:- |"
   mdl="gmm-boost-silence --boost=$conf_boost_silence $(cat "$lang/phones/optional_silence.csl") $dir/final.mdl - |"
   $cmd JOB=1:$nj "$dir/log/align.JOB.log" compile-train-graphs \
     --read-disambig-syms="$lang/phones/disambig.int" "$dir/tree" "$dir/final.mdl" "$lang/L.fst" \
-    "ark:$KALDI_ROOT/egs/wsj/s5/utils/sym2int.pl --map-oov $oov -f 2- $lang/words.txt < $sdata/JOB/text|" \
+    "ark:utils/sym2int.sh $lang/words.txt $sdata/JOB/text|" \
     ark:- \| gmm-align-compiled --transition-scale="$conf_transition_scale" \
     --acoustic-scale="$conf_acoustic_scale" --self-loop-scale="$conf_self_loop_scale" \
     --beam="$conf_beam" --retry-beam="$conf_retry_beam" --careful="$conf_careful" "$mdl" ark:- \

@@ -52,7 +52,7 @@ if [[ -z ${KALDI_ROOT:-} ]]; then
 else
   feats="ark,s,cs:apply-cmvn $(cat "$srcdir/cmvn_opts" 2>/dev/null || echo --norm-vars=false) --utt2spk=ark:$sdata/JOB/utt2spk scp:$sdata/JOB/cmvn.scp scp:$sdata/JOB/feats.scp ark:- | add-deltas --delta-order=$conf_delta_order ark:- ark:- |"
   $cmd JOB=1:$nj "$dir/log/decode.JOB.log" gmm-latgen-faster --max-active="$max_active" --beam="$beam" \
-    --lattice-beam="$lattice_beam" --acoustic-scale="$acwt" --allow-partial=true \
+    --lattice-beam="$lattice_beam" --acoustic-scale="$acwt" --allow-partial=true --determinize-lattice=false \
     --word-symbol-table="$graphdir/words.txt" "$srcdir/final.mdl" "$graphdir/HCLG.fst" "$feats" \
     "ark:|gzip -c > $dir/lat.JOB.gz"
 fi

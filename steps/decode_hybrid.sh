@@ -21,6 +21,8 @@ beam=13.0
 lattice_beam=8.0
 max_active=7000
 min_active=200
+determinize_lattice=false  # Kaldi backend: raw lattices, as the embedded decoder writes (see below)
+max_mem=50000000       # Kaldi backend with --determinize-lattice true: determinization memory (bytes)
 decoder=lattice        # embedded backend: lattice | faster | lattice-faster (see pyscripts/decode.py)
 use_kaldi=auto         # auto | true | false
 targets=               # targets dir of this data set (alignment pdf ids): FER of the network
@@ -41,6 +43,8 @@ Options:
   --num-threads N        torch threads per forward job (default $num_threads)
   --acwt X               acoustic scale (default $acwt)
   --beam X --lattice-beam X --max-active N --min-active N   decoder pruning ($beam, $lattice_beam, $max_active, $min_active)
+  --determinize-lattice BOOL  Kaldi backend: determinize the lattices (default $determinize_lattice)
+  --max-mem BYTES        Kaldi backend: memory limit of lattice determinization (default $max_mem)
   --decoder NAME         embedded decoder: lattice|faster|lattice-faster (default $decoder)
   --use-kaldi auto|true|false   Kaldi's latgen-faster-mapped (auto: when KALDI_ROOT is set)
   --targets DIR          targets dir (targets.scp) of this set, for the FER
@@ -103,21 +107,36 @@ if (( stage <= 1 )); then
   # The decode uses as many jobs as there are loglikes arks.
   nj=$(ls "$dir"/loglikes.*.ark 2>/dev/null | wc -l)
   (( nj > 0 )) || { echo "$0: no $dir/loglikes.*.ark; run stage 0" >&2; exit 1; }
-  rm -f "$dir"/lat.*.gz "$dir"/hyp.* "$dir"/timing/decode.*
+  rm -f "$dir"/lat.*.gz "$dir"/hyp.* "$dir"/lattice_best.* "$dir"/timing/decode.*
   echo "$acwt" > "$dir/acwt"
   start=$(now)
   if $use_kaldi; then
-    echo "$0: decoding with Kaldi's latgen-faster-mapped ($nj jobs)"
+    # Raw (not determinised) lattices by default: the LM-weight sweep then searches exactly the
+    # paths the decoder kept, as on the embedded backend. Determinisation with a weak network can
+    # hit --max-mem and prune the lattice below --lattice-beam; the check below catches a lattice
+    # that lost the decoder's own best path.
+    echo "$0: decoding with Kaldi's latgen-faster-mapped ($nj jobs, determinize-lattice $determinize_lattice)"
     $cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
+      utils/timed.sh "$dir/timing/decode.JOB" \
       latgen-faster-mapped --min-active="$min_active" --max-active="$max_active" --beam="$beam" \
         --lattice-beam="$lattice_beam" --acoustic-scale="$acwt" --allow-partial=true \
+        --determinize-lattice="$determinize_lattice" --max-mem="$max_mem" \
         --word-symbol-table="$graphdir/words.txt" "$trans_mdl" "$graphdir/HCLG.fst" \
-        "ark:$dir/loglikes.JOB.ark" "ark:|gzip -c > $dir/lat.JOB.gz"
+        "ark:$dir/loglikes.JOB.ark" "ark:|gzip -c > $dir/lat.JOB.gz" "ark,t:$dir/hyp.JOB.int"
     wall decode "$start"
-    # Best paths at the decoding acoustic scale, in words.
-    $cmd JOB=1:"$nj" "$dir/log/best_path.JOB.log" \
-      lattice-best-path --acoustic-scale="$acwt" "ark:gunzip -c $dir/lat.JOB.gz|" "ark,t:$dir/hyp.JOB.int"
+    $cmd JOB=1:"$nj" "$dir/log/lattice_best_path.JOB.log" \
+      lattice-best-path --acoustic-scale="$acwt" "ark:gunzip -c $dir/lat.JOB.gz|" "ark,t:$dir/lattice_best.JOB.int"
     for j in $(seq "$nj"); do
+      if ! cmp -s "$dir/hyp.$j.int" "$dir/lattice_best.$j.int"; then
+        echo "$0: the lattices of job $j lost the decoder's best path for" \
+          "$(diff "$dir/hyp.$j.int" "$dir/lattice_best.$j.int" | awk '/^</ { print $2 }' | sort -u | tr '\n' ' ')" \
+          "(determinization pruned them, see $dir/log/decode.$j.log): raise --max-mem, lower" \
+          "--lattice-beam or use --determinize-lattice false" >&2
+        exit 1
+      fi
+      read -r frames utts < <(feat-to-len "ark:$dir/loglikes.$j.ark" ark,t:- 2>> "$dir/log/decode.$j.log" | awk '{ f += $2 } END { print f, NR }')
+      echo "frames=$frames utts=$utts threads=1 decoder=latgen-faster-mapped $(cat "$dir/timing/decode.$j")" \
+        > "$dir/timing/decode.$j.tmp" && mv "$dir/timing/decode.$j.tmp" "$dir/timing/decode.$j"
       awk 'NR == FNR { w[$2] = $1; next } { s = $1; for (i = 2; i <= NF; i++) s = s " " w[$i]; print s }' \
         "$graphdir/words.txt" "$dir/hyp.$j.int" > "$dir/hyp.$j"
     done

@@ -37,7 +37,6 @@ if [[ -z ${KALDI_ROOT:-} ]]; then
     "$data" "$lang" "$dir"
 else
   . utils/read_conf.sh "$conf"   # sets conf_<option name> shell variables
-  oov=$(cat "$lang/oov.int")
   utils/split_data.sh "$data" "$nj"
   sdata=$data/split$nj
   feats="ark,s,cs:apply-cmvn --norm-vars=false --utt2spk=ark:$sdata/JOB/utt2spk scp:$sdata/JOB/cmvn.scp scp:$sdata/JOB/feats.scp ark:- | add-deltas --delta-order=$conf_delta_order ark:- ark:- |"
@@ -53,7 +52,7 @@ else
   incgauss=$(( (conf_totgauss - numgauss) / conf_max_iter_inc ))
   $cmd JOB=1:$nj "$dir/log/compile_graphs.JOB.log" compile-train-graphs \
     --read-disambig-syms="$lang/phones/disambig.int" "$dir/tree" "$dir/0.mdl" "$lang/L.fst" \
-    "ark:$KALDI_ROOT/egs/wsj/s5/utils/sym2int.pl --map-oov $oov -f 2- $lang/words.txt < $sdata/JOB/text|" \
+    "ark:utils/sym2int.sh $lang/words.txt $sdata/JOB/text|" \
     "ark:|gzip -c > $dir/fsts.JOB.gz"
   $cmd JOB=1:$nj "$dir/log/align.0.JOB.log" align-equal-compiled "ark:gunzip -c $dir/fsts.JOB.gz|" \
     "$feats" ark,t:- \| gmm-acc-stats-ali --binary=true "$dir/0.mdl" "$feats" ark:- "$dir/0.JOB.acc"

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-# kaldi_io sets KALDI_ROOT to a made-up path when it is unset, which would send the recipe's scripts
-# to a Kaldi that does not exist: import it here once and undo that.
-_kaldi_root = os.environ.get("KALDI_ROOT")
+# The suite runs the recipe on the embedded backend; the Kaldi tier (marker `kaldi`) passes the
+# KALDI_ROOT of the test run to its own scripts only. (kaldi_io also sets KALDI_ROOT, to a made-up
+# path, when it is unset: import it here once and undo that too.)
+KALDI_ROOT = os.environ.pop("KALDI_ROOT", None)
 import kaldi_io  # noqa: E402,F401
-if _kaldi_root is None:
-    os.environ.pop("KALDI_ROOT", None)
+os.environ.pop("KALDI_ROOT", None)
 
 RECIPE = Path(__file__).resolve().parent.parent
 RECIPE_ENTRIES = ("path.sh", "cmd.sh", "run.sh", "conf", "local", "steps", "utils", "pyscripts")
@@ -45,11 +45,56 @@ def tiny_iemocap(corpus_cache):
     return out
 
 
+def link_recipe(path):
+    """Makes `path` a working directory holding links to the recipe, as Kaldi's egs dirs link
+    steps/ utils/."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in RECIPE_ENTRIES:
+        (path / name).symlink_to(RECIPE / name)
+    if (RECIPE / ".venv").exists():
+        (path / ".venv").symlink_to(RECIPE / ".venv")
+    return path
+
+
 @pytest.fixture
 def recipe_dir(tmp_path):
-    """A fresh working directory holding links to the recipe, as Kaldi's egs dirs link steps/ utils/."""
-    for name in RECIPE_ENTRIES:
-        (tmp_path / name).symlink_to(RECIPE / name)
-    if (RECIPE / ".venv").exists():
-        (tmp_path / ".venv").symlink_to(RECIPE / ".venv")
-    return tmp_path
+    return link_recipe(tmp_path)
+
+
+def run_tiny_recipe(workdir, corpus_cache, env=None, stop_stage=12):
+    """./run.sh --corpus tiny (stages 1..stop_stage) in a fresh recipe dir, on the session's tiny
+    corpora. Returns the finished process."""
+    return run_script(["./run.sh", "--corpus", "tiny", "--nj", "2", "--skip-setup", "true",
+                       "--corpus-dir", corpus_cache, "--stop-stage", stop_stage],
+                      cwd=link_recipe(workdir), env=env)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, corpus_cache, tiny_timit, tiny_iemocap):
+    """The whole recipe on the tiny corpora, embedded backend: (recipe dir, its process)."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    return workdir, run_tiny_recipe(workdir, corpus_cache)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "kaldi: needs a Kaldi build (KALDI_ROOT); skipped without one")
+    config.addinivalue_line("markers", "slurm: needs a one-node Slurm (Debian's slurmctld, slurmd, slurm-client, "
+                            "munge; root); skipped without one")
+
+
+@pytest.fixture(scope="session")
+def kaldi_root():
+    """The Kaldi build the Kaldi tier runs against (the test run's KALDI_ROOT); without one the test
+    is skipped and says why."""
+    if not KALDI_ROOT:
+        pytest.skip("Kaldi tier: KALDI_ROOT is not set (point it at a Kaldi build to run these tests)")
+    if not (Path(KALDI_ROOT) / "src/bin/ali-to-pdf").is_file():
+        pytest.fail(f"KALDI_ROOT={KALDI_ROOT} has no src/bin/ali-to-pdf: not a built Kaldi")
+    return Path(KALDI_ROOT)
+
+
+@pytest.fixture(scope="session")
+def kaldi_env(kaldi_root):
+    """Environment for a Kaldi program called directly (Kaldi's binaries on PATH)."""
+    bins = [str(kaldi_root / "src" / d) for d in ("bin", "featbin", "gmmbin", "latbin", "fstbin", "lmbin")]
+    return {**os.environ, "KALDI_ROOT": str(kaldi_root), "PATH": os.pathsep.join(bins + [os.environ["PATH"]])}

@@ -7,9 +7,8 @@ from pyscripts.datadir import read_table, validate_data_dir
 from pyscripts.scoring import fold_phones, read_map39
 
 
-def test_run_sh_tiny_end_to_end(recipe_dir):
-    proc = run_script(["./run.sh", "--corpus", "tiny", "--nj", "2", "--skip-setup", "true"],
-                      cwd=recipe_dir)
+def test_run_sh_tiny_end_to_end(tiny_run):
+    recipe_dir, proc = tiny_run
     for stage in range(1, 13):
         assert f"stage {stage}:" in proc.stdout
     for name in ("train", "dev", "test"):
