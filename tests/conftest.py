@@ -93,6 +93,19 @@ def kaldi_root():
     return Path(KALDI_ROOT)
 
 
+def run_kaldi(args, kaldi_env, cwd, stderr=False):
+    """Runs a Kaldi program (or a pipeline through bash); its stdout, and its stderr where Kaldi logs
+    when asked. On failure the assertion shows stderr."""
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=kaldi_env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{args} failed:\n{proc.stderr[-3000:]}"
+    return (proc.stdout, proc.stderr) if stderr else proc.stdout
+
+
+def int_table(text):
+    """{utt: [ints]} from Kaldi text-mode integer vectors (`utt 1 2 3`): alignments, pdfs, word ids."""
+    return {u: [int(w) for w in ws] for u, *ws in (line.split() for line in text.splitlines())}
+
+
 @pytest.fixture(scope="session")
 def kaldi_env(kaldi_root):
     """Environment for a Kaldi program called directly (Kaldi's binaries on PATH)."""

@@ -2,11 +2,10 @@
 steps/train_mono.sh) on the same tiny-corpus features, split and options. Skipped, with the reason,
 without KALDI_ROOT."""
 import re
-import subprocess
 
 import pytest
 
-from conftest import run_script, run_tiny_recipe
+from conftest import run_kaldi, run_script, run_tiny_recipe
 
 pytestmark = pytest.mark.kaldi
 
@@ -18,20 +17,14 @@ MIN_FRAME_AGREEMENT = 0.99
 MAX_GAUSS_DIFF = 3
 
 
-def kaldi_out(args, kaldi_env, cwd):
-    proc = subprocess.run(args, cwd=cwd, env=kaldi_env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{args} failed:\n{proc.stderr[-3000:]}"
-    return proc.stdout
-
-
 def num_gauss(exp, kaldi_env):
-    info = kaldi_out(["gmm-info", f"{exp}/final.mdl"], kaldi_env, exp)
+    info = run_kaldi(["gmm-info", f"{exp}/final.mdl"], kaldi_env, exp)
     return int(re.search(r"number of gaussians (\d+)", info).group(1))
 
 
 def frame_phones(exp, kaldi_env):
     """{utt: [phone id per frame]} of the training's last alignment (ali.*.gz)."""
-    text = kaldi_out(["bash", "-c", f"gunzip -c {exp}/ali.*.gz | ali-to-phones --per-frame=true "
+    text = run_kaldi(["bash", "-c", f"gunzip -c {exp}/ali.*.gz | ali-to-phones --per-frame=true "
                       f"{exp}/final.mdl ark:- ark,t:-"], kaldi_env, exp)
     return {line.split()[0]: line.split()[1:] for line in text.splitlines()}
 

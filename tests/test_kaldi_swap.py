@@ -8,12 +8,11 @@
   5. the recipe's train_convnet.sh on the triphone targets and decode_hybrid.sh through that graph.
 Runs when KALDI_ROOT points at a Kaldi build; skipped, with the reason, when it does not."""
 import re
-import subprocess
 
 import kaldiio
 import pytest
 
-from conftest import run_script
+from conftest import int_table, run_kaldi, run_script
 from pyscripts.nnet.train import load_package
 
 pytestmark = pytest.mark.kaldi
@@ -50,30 +49,21 @@ def kaldi_workdir(path, kaldi_root):
     return path
 
 
-def kaldi_stdout(args, kaldi_env, cwd):
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=kaldi_env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{args} failed:\n{proc.stderr[-3000:]}"
-    return proc.stdout
-
-
 def ali_to_pdf(ali_dir, kaldi_env):
     """Kaldi's own ali-to-pdf of every ali.*.gz of ali_dir: {utt: pdf ids}."""
     num_jobs = int((ali_dir / "num_jobs").read_text())
     out = {}
     for j in range(1, num_jobs + 1):
-        text = kaldi_stdout(["ali-to-pdf", ali_dir / "final.mdl", f"ark:gunzip -c {ali_dir}/ali.{j}.gz|",
-                             "ark,t:-"], kaldi_env, ali_dir)
-        for line in text.splitlines():
-            utt, *pdfs = line.split()
-            out[utt] = [int(p) for p in pdfs]
+        out.update(int_table(run_kaldi(["ali-to-pdf", ali_dir / "final.mdl",
+                                        f"ark:gunzip -c {ali_dir}/ali.{j}.gz|", "ark,t:-"], kaldi_env, ali_dir)))
     return out
 
 
 def num_pdfs(model_dir, kaldi_env):
     """(pdfs of the tree, pdfs of the acoustic model, context width of the tree), as Kaldi reports them."""
-    tree = dict(line.split() for line in kaldi_stdout(["tree-info", model_dir / "tree"], kaldi_env,
+    tree = dict(line.split() for line in run_kaldi(["tree-info", model_dir / "tree"], kaldi_env,
                                                       model_dir).splitlines())
-    am = re.search(r"number of pdfs (\d+)", kaldi_stdout(["am-info", model_dir / "final.mdl"], kaldi_env,
+    am = re.search(r"number of pdfs (\d+)", run_kaldi(["am-info", model_dir / "final.mdl"], kaldi_env,
                                                           model_dir)).group(1)
     return int(tree["num-pdfs"]), int(am), int(tree["context-width"])
 
