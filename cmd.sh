@@ -1,15 +1,18 @@
 # Job runners, as in Kaldi's cmd.sh. Pick one block; the default runs everything on this machine.
 #   run.pl   : local, JOB=1:N jobs in parallel (limit with --max-jobs-run)
-#   queue.pl : Sun Grid Engine (qsub)
-#   slurm.pl : Slurm (sbatch)
+#   queue.pl : Sun Grid Engine (qsub), resources mapped by conf/queue.conf
+#   slurm.pl : Slurm (sbatch), resources mapped by conf/slurm.conf
+# Every job sources path.sh and must end its log with "# Ended (code 0)"; JOB=1:N is one array job.
+# cuda_cmd runs the ConvNet trainings (stages 9, 11, 12): with --gpu 1 each asks for a GPU and uses it
+# (--device auto); without, it trains on CPUs. --device cpu|cuda in the stages' scripts overrides it.
 export train_cmd="run.pl"
 export decode_cmd="run.pl"
 export cuda_cmd="run.pl"
 
 # export train_cmd="queue.pl --mem 4G"
 # export decode_cmd="queue.pl --mem 4G"
-# export cuda_cmd="queue.pl --gpu 1"
+# export cuda_cmd="queue.pl --mem 8G --gpu 1"
 
 # export train_cmd="slurm.pl --mem 4G"
 # export decode_cmd="slurm.pl --mem 4G"
-# export cuda_cmd="slurm.pl --gpu 1"
+# export cuda_cmd="slurm.pl --mem 8G --gpu 1"    # a CPU-only partition: "slurm.pl --mem 8G"

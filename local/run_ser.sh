@@ -14,6 +14,8 @@ nj=4                           # jobs of the frame-label stage
 train_config=conf/convnet_ser.yaml
 overrides=                     # training config overrides, e.g. "training.max_epochs=5"
 num_threads=1                  # torch CPU threads per fold job (the folds already run in parallel)
+device=auto                    # auto | cpu | cuda: cuda asks the scheduler for a GPU per fold job, cpu for
+                               # none, auto leaves it to $cuda_cmd (cmd.sh)
 max_jobs_run=0                 # at most this many fold jobs at once (0: all)
 rule=mean                      # utterance decision: mean posterior over speech frames | vote
 fold_conf=conf/iemocap_folds.conf
@@ -28,6 +30,7 @@ Options:
   --train-config FILE          training YAML (default $train_config)
   --overrides 'K=V ...'        training config overrides
   --num-threads N              torch threads per fold job (default $num_threads)
+  --device auto|cpu|cuda       where the fold jobs train (default $device; see above)
   --max-jobs-run N             concurrent fold jobs, 0 = all (default $max_jobs_run)
   --rule mean|vote             utterance decision rule (default $rule)
   --fold-conf FILE             validation speakers (default $fold_conf)
@@ -64,9 +67,11 @@ if (( stage <= 3 && 3 <= stop_stage )); then
   n=$(num_folds)
   echo "$0: stage 3: training $n folds with $train_config (logs: $exp/log/train.*.log, $exp/fold*/log/train.log)"
   # The fold jobs are the parallel jobs; each runs the shared training stage locally inside its job.
-  $cuda_cmd "${jobs_opt[@]}" --gpu 1 JOB=1:"$n" "$exp/log/train.JOB.log" \
+  res_opts=(--num-threads "$num_threads")   # CPUs per job; GPUs as --device says
+  case $device in cuda) res_opts+=(--gpu 1) ;; cpu) res_opts+=(--gpu 0) ;; esac
+  $cuda_cmd "${jobs_opt[@]}" "${res_opts[@]}" JOB=1:"$n" "$exp/log/train.JOB.log" \
     local/ser_train_fold.sh --cmd run.pl --train-config "$train_config" --overrides "$overrides" \
-      --num-threads "$num_threads" "$data/folds" "$targets" "$exp" JOB
+      --num-threads "$num_threads" --device "$device" "$data/folds" "$targets" "$exp" JOB
   for k in $(seq "$n"); do
     awk -v k="$k" '/^# Accounting:/ {split($3, t, "="); s = t[2]}
                    / done after / {sub(/.* done after /, ""); d = $0}

@@ -38,6 +38,8 @@ ser_source_fold=fold1
 folds=                           # comma-separated folds for asr2ser (default: all of the fold plan)
 layers=                          # comma-separated l to run, e.g. 3,0 for a smoke test (default: 5..0)
 num_threads=1                    # torch CPU threads per training job
+device=auto                      # auto | cpu | cuda: cuda asks the scheduler for a GPU per training job,
+                                 # cpu for none, auto leaves it to $cuda_cmd (cmd.sh)
 max_jobs_run=2                   # trainings at once (0: all); on a GPU box, as many as fit
 decode_nj=4                      # parallel decoding jobs per set
 decode_opts=                     # more options of steps/decode_hybrid.sh, e.g. "--beam 15"
@@ -63,6 +65,7 @@ Options (defaults in brackets):
   --folds LIST                     asr2ser on these folds only, e.g. fold1,fold2 [all]
   --layers LIST                    these rows l only, e.g. 3,0 [5,4,3,2,1,0]
   --num-threads N                  torch threads per job [$num_threads]
+  --device auto|cpu|cuda           where the trainings run [$device]
   --max-jobs-run N                 concurrent trainings, 0 = all [$max_jobs_run]
   --decode-nj N                    decoding jobs per set [$decode_nj]
   --decode-opts 'OPTS'             more options of steps/decode_hybrid.sh
@@ -101,9 +104,11 @@ train_jobs() {
     "$dir/jobs.$which"
   local n; n=$(wc -l < "$dir/jobs.$which")
   echo "$0: $direction $which: $n trainings with $config (logs: $dir/log/train.$which.*.log)"
-  $cuda_cmd "${limit_opts[@]}" --gpu 1 JOB=1:"$n" "$dir/log/train.$which.JOB.log" \
+  local res_opts=(--num-threads "$num_threads")   # CPUs per job; GPUs as --device says
+  case $device in cuda) res_opts+=(--gpu 1) ;; cpu) res_opts+=(--gpu 0) ;; esac
+  $cuda_cmd "${limit_opts[@]}" "${res_opts[@]}" JOB=1:"$n" "$dir/log/train.$which.JOB.log" \
     local/transfer_train_job.sh --train-config "$config" --overrides "$overrides" \
-      --num-threads "$num_threads" "$dir/jobs.$which" JOB
+      --num-threads "$num_threads" --device "$device" "$dir/jobs.$which" JOB
   cut -f4 "$dir/jobs.$which" | while read -r d; do
     awk -v d="$d" '/^# Accounting:/ {split($3, t, "="); s = t[2]} / done after / {sub(/.* done after /, ""); r = $0}
                    END {printf "  %s: %s s, %s\n", d, s, r}' "$d/log/train.log"
