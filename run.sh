@@ -7,6 +7,7 @@
 #   ./run.sh --corpus timit --timit-root /data/TIMIT        ASR stages on a real TIMIT
 #   ./run.sh --corpus iemocap --iemocap-root /data/IEMOCAP  SER stages on a real IEMOCAP
 #   ./run.sh --stage 4 --stop-stage 4                       one stage only
+#   --dev-spk-list FILE --test-spk-list FILE                TIMIT dev/test speakers (a partial copy, another split)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,24 +18,44 @@ corpus=demo          # demo | tiny (synthetic, generated here) | timit | iemocap
 timit_root=
 iemocap_root=
 corpus_dir=corpora   # where the synthetic corpora are generated
+dev_spk_list=        # TIMIT dev speakers, one a line (default: conf/timit_dev_spk.list, the standard 50)
+test_spk_list=       # TIMIT test speakers (default: conf/timit_test_spk.list, the 24 of the core test set)
 skip_setup=false
-help_message=$(sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//')
+last_stage=12
+help_message=$(sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//')
 
 . utils/parse_options.sh
 if [[ $# -ne 0 ]]; then echo "$0: unexpected argument $1 (see --help)" >&2; exit 1; fi
+# parse_options.sh took --stage, --stop-stage and --nj as integers; here their ranges.
+if (( stage > last_stage )); then echo "$0: --stage $stage: there is no such stage (1..$last_stage)" >&2; exit 1; fi
+if (( stage > stop_stage )); then echo "$0: --stage $stage is after --stop-stage $stop_stage: nothing to run" >&2; exit 1; fi
+if (( nj < 1 )); then echo "$0: --nj $nj: at least one job is needed" >&2; exit 1; fi
 
 case $corpus in
   demo|tiny) do_asr=true; do_ser=true
              timit_root=${timit_root:-$corpus_dir/$corpus/timit}
              iemocap_root=${iemocap_root:-$corpus_dir/$corpus/iemocap}
-             timit_spk_lists="--dev-spk-list conf/${corpus}_timit_dev_spk.list --test-spk-list conf/${corpus}_timit_test_spk.list" ;;
+             dev_spk_list=${dev_spk_list:-conf/${corpus}_timit_dev_spk.list}
+             test_spk_list=${test_spk_list:-conf/${corpus}_timit_test_spk.list} ;;
   timit)     do_asr=true; do_ser=false
-             timit_spk_lists="--dev-spk-list conf/timit_dev_spk.list --test-spk-list conf/timit_test_spk.list"
+             dev_spk_list=${dev_spk_list:-conf/timit_dev_spk.list}
+             test_spk_list=${test_spk_list:-conf/timit_test_spk.list}
              [[ -n $timit_root ]] || { echo "$0: --corpus timit needs --timit-root DIR" >&2; exit 1; } ;;
   iemocap)   do_asr=false; do_ser=true
              [[ -n $iemocap_root ]] || { echo "$0: --corpus iemocap needs --iemocap-root DIR" >&2; exit 1; } ;;
   *) echo "$0: --corpus must be demo, tiny, timit or iemocap, not '$corpus'" >&2; exit 1 ;;
 esac
+
+# Kaldi's tables ("key path" lines of wav.scp, feats.scp) and the job runners' command lines cannot hold
+# paths with white space or shell characters: refuse them now rather than fail in a later stage.
+paths=("$PWD" "$corpus_dir"); $do_asr && paths+=("$timit_root"); $do_ser && paths+=("$iemocap_root")
+for path in "${paths[@]}"; do
+  if [[ $path =~ [^A-Za-z0-9_./+@%,:=~-] ]]; then
+    echo "$0: the path '$path' has a space or a shell character, which Kaldi's scp files and job" \
+         "commands cannot hold; use a path without them, e.g. a symbolic link (ln -s '$path' /tmp/link) in its place" >&2
+    exit 1
+  fi
+done
 
 if [[ $skip_setup != true ]]; then utils/setup_env.sh; fi
 . ./path.sh
@@ -49,8 +70,13 @@ if [[ -f data/.corpus && $(cat data/.corpus) != "$corpus" ]]; then
 fi
 echo "$corpus" > data/.corpus
 
-run_stage() {  # run_stage N: true when stage N is selected; prints it
-  if (( stage <= $1 && $1 <= stop_stage )); then echo "=== $0: stage $1: $2 ==="; return 0; fi
+run_stage() {  # run_stage N TEXT [OUTPUT]: true when stage N is selected; prints it, and says when
+  # OUTPUT exists: stages 1-8 have no up-to-date check and make everything again (9, 11 and 12 do check).
+  if (( stage <= $1 && $1 <= stop_stage )); then
+    echo "=== $0: stage $1: $2 ==="
+    if [[ -n ${3:-} && -e ${3:-} ]]; then echo "$0: stage $1 redoes its work ($3 exists and is made again)"; fi
+    return 0
+  fi
   return 1
 }
 
@@ -59,16 +85,16 @@ if [[ $corpus == demo || $corpus == tiny ]] && run_stage 1 "generate the synthet
   local/make_demo_iemocap.sh --size "$corpus" "$iemocap_root"
 fi
 
-if $do_asr && run_stage 2 "TIMIT data preparation"; then
-  # shellcheck disable=SC2086
-  local/timit_data_prep.sh $timit_spk_lists "$timit_root" data/timit
+if $do_asr && run_stage 2 "TIMIT data preparation" data/timit/train/text; then
+  local/timit_data_prep.sh --dev-spk-list "$dev_spk_list" --test-spk-list "$test_spk_list" "$timit_root" data/timit
 fi
 
-if $do_ser && run_stage 3 "IEMOCAP data preparation"; then
+if $do_ser && run_stage 3 "IEMOCAP data preparation" data/iemocap/all/utt2spk; then
   local/iemocap_data_prep.sh "$iemocap_root" data/iemocap
 fi
 
-if run_stage 4 "features: fbank (+ global CMVN) for the ConvNet, MFCC (+ per-speaker CMVN) for the GMM"; then
+if run_stage 4 "features: fbank (+ global CMVN) for the ConvNet, MFCC (+ per-speaker CMVN) for the GMM" \
+    exp/make_fbank; then
   fbank_sets=(); $do_asr && fbank_sets+=(data/timit/train data/timit/dev data/timit/test)
   $do_ser && fbank_sets+=(data/iemocap/all)
   for d in "${fbank_sets[@]}"; do
@@ -84,18 +110,19 @@ if run_stage 4 "features: fbank (+ global CMVN) for the ConvNet, MFCC (+ per-spe
   fi
 fi
 
-if $do_asr && run_stage 5 "lang dir and bigram phone LM"; then
+if $do_asr && run_stage 5 "lang dir and bigram phone LM" data/lang_test_bg; then
   local/timit_prepare_dict.sh conf/phones.60-48-39.map data/local/dict
   utils/prepare_lang.sh data/local/dict sil data/local/lang_tmp data/lang
   local/timit_train_lm.sh data/timit/train data/timit/dev data/local/lm/lm_phone_bg.arpa
   utils/format_lm.sh data/lang data/local/lm/lm_phone_bg.arpa data/lang_test_bg
 fi
 
-if $do_asr && run_stage 6 "monophone GMM-HMM training"; then
+if $do_asr && run_stage 6 "monophone GMM-HMM training" exp/mono/final.mdl; then
   steps/train_mono.sh --nj "$nj" --cmd "$train_cmd" data/timit_mfcc/train data/lang exp/mono
 fi
 
-if $do_asr && run_stage 7 "forced alignment of train, dev and test; frame targets for the ConvNet"; then
+if $do_asr && run_stage 7 "forced alignment of train, dev and test; frame targets for the ConvNet" \
+    exp/mono_ali/targets; then
   # The tiny corpus trains too weak a model for dev/test speakers to align at Kaldi's beams.
   ali_opts=(); [[ $corpus == tiny ]] && ali_opts=(--beam 40 --retry-beam 400)
   steps/align_mono.sh --nj "$nj" --cmd "$train_cmd" data/timit_mfcc/train data/lang exp/mono exp/mono_ali
@@ -109,7 +136,7 @@ if $do_asr && run_stage 7 "forced alignment of train, dev and test; frame target
   if [[ -f data/timit/train/ref_phones.ctm ]]; then local/score_alignment.sh exp/mono_ali data/timit/train; fi
 fi
 
-if $do_asr && run_stage 8 "decoding graph and GMM baseline decode"; then
+if $do_asr && run_stage 8 "decoding graph and GMM baseline decode" exp/mono/graph; then
   utils/mkgraph.sh data/lang_test_bg exp/mono exp/mono/graph
   steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" exp/mono/graph data/timit_mfcc/dev exp/mono/decode_dev
   steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" --tune-dir exp/mono/decode_dev \

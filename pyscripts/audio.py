@@ -1,4 +1,7 @@
 """Audio files of the corpora: NIST SPHERE (as in the LDC TIMIT release) and RIFF wav, 16-bit PCM.
+RIFF wavs may be WAVE_FORMAT_PCM or WAVE_FORMAT_EXTENSIBLE with the PCM sub-format, as Kaldi's WaveData
+reads them; other sample formats (24-bit, float, ...) are refused with the sox command that converts them
+(Kaldi refuses 24-bit and float too, and reads 8/32-bit samples unscaled).
 
 read_audio() takes a path or a wav.scp value (a path, or a shell command ending in '|' that writes a
 RIFF or SPHERE file to stdout) and tells the format by its magic bytes. Command line:
@@ -10,6 +13,7 @@ import argparse
 import io
 import os
 import shlex
+import struct
 import subprocess
 import sys
 import wave
@@ -21,6 +25,9 @@ from pyscripts.errors import DataError, cli_main
 SPHERE_MAGIC = b"NIST_1A"
 RIFF_MAGIC = b"RIFF"
 SPHERE_HEADER_BYTES = 1024
+WAVE_FORMAT_PCM, WAVE_FORMAT_EXTENSIBLE = 1, 0xFFFE
+# The sub-format GUID of WAVE_FORMAT_EXTENSIBLE is the format tag (2 bytes) followed by these 14 bytes.
+GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 
 
 def _sphere_fields(head, name):
@@ -78,7 +85,8 @@ def _parse_sphere_header(head, name):
 
 def _to_mono(samples, channels, name):
     if channels != 1:
-        raise DataError(f"{name}: {channels} channels; only mono audio is supported")
+        raise DataError(f"{name}: {channels} channels; only mono audio is supported: mix it down, e.g. "
+                        f"sox {shlex.quote(name)} -c 1 out.wav")
     return samples
 
 
@@ -93,22 +101,63 @@ def _decode_sphere(data, name):
     return rate, _to_mono(samples, channels, name)
 
 
+def _riff_format(data, name):
+    """Walks the chunks of a RIFF WAVE file up to its data chunk, as Kaldi's WaveData does, and checks
+    that the samples are 16-bit PCM. Returns (rate, channels, offset of the samples, declared bytes of
+    the data chunk), or None when `data` (a file's head) ends before the data chunk."""
+    if data[8:12] != b"WAVE":
+        raise DataError(f"{name}: a RIFF file but not a WAVE file")
+    pos, fmt = 12, None
+    while pos + 8 <= len(data):
+        chunk, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        body = pos + 8
+        if chunk == b"fmt ":
+            if len(data) < body + min(size, 40):
+                return None  # a head that ends inside the chunk
+            if size < 16:
+                _bad_riff(name, "short fmt chunk")
+            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", data[body:body + 16])
+            if tag == WAVE_FORMAT_EXTENSIBLE:
+                if size < 40:
+                    _bad_riff(name, "malformed WAVE_FORMAT_EXTENSIBLE fmt chunk")
+                sub = data[body + 24:body + 40]
+                tag = struct.unpack("<H", sub[:2])[0] if sub[2:] == GUID_TAIL else None
+            if tag != WAVE_FORMAT_PCM or bits != 16:
+                what = f"{bits}-bit PCM" if tag == WAVE_FORMAT_PCM else f"{bits}-bit non-PCM (format {tag})"
+                raise DataError(f"{name}: {what} samples; only 16-bit PCM is supported (as by Kaldi): "
+                                f"convert it, e.g. sox {shlex.quote(name)} -b 16 -e signed-integer out.wav")
+            if channels < 1:
+                _bad_riff(name, "no channels")
+            fmt = rate, channels
+        elif chunk == b"data":
+            if fmt is None:
+                _bad_riff(name, "data chunk before the fmt chunk")
+            return (*fmt, body, size)
+        pos = body + size + (size & 1)  # chunks are padded to an even size
+    return None
+
+
+def _bad_riff(name, why):
+    raise DataError(f"{name}: not a readable RIFF wav ({why})")
+
+
+def _data_bytes(declared, available):
+    """Bytes of samples: the declared size of the data chunk, except from pipes (sox, Kaldi), which
+    write 0 or a huge size when they cannot seek back; then all that is there."""
+    return available if declared == 0 or declared >= 0x7FFFFFF0 else declared
+
+
 def _decode_riff(data, name):
-    try:
-        with wave.open(io.BytesIO(data), "rb") as w:
-            rate, channels, width, nframes = (w.getframerate(), w.getnchannels(), w.getsampwidth(),
-                                              w.getnframes())
-            if width != 2:
-                raise DataError(f"{name}: {8 * width}-bit samples; only 16-bit PCM is supported")
-            frames = w.readframes(nframes)
-    except (wave.Error, EOFError) as err:
-        raise DataError(f"{name}: not a readable 16-bit PCM RIFF wav ({err})") from None
-    # Pipes (sox, Kaldi) write a huge or zero frame count when they cannot seek back: take what is there.
-    declared_ok = nframes not in (0, 0x7FFFFFFF, 0x3FFFFFFF) and nframes * 2 * channels < 0xFFFFFFF0
-    if declared_ok and len(frames) < nframes * 2 * channels:
-        raise DataError(f"{name}: truncated RIFF wav: header says {nframes} samples, "
+    fmt = _riff_format(data, name)
+    if fmt is None:
+        _bad_riff(name, "no data chunk; truncated?")
+    rate, channels, offset, declared = fmt
+    frames = data[offset:]
+    need = _data_bytes(declared, len(frames))
+    if len(frames) < need:
+        raise DataError(f"{name}: truncated RIFF wav: header says {need // (2 * channels)} samples, "
                         f"the file holds {len(frames) // (2 * channels)}")
-    frames = frames[:len(frames) - len(frames) % (2 * channels)]
+    frames = frames[:need - need % (2 * channels)]
     samples = np.frombuffer(frames, dtype="<i2").astype(np.int16)
     return rate, _to_mono(samples, channels, name)
 
@@ -169,14 +218,16 @@ def audio_info(path):
                             f"the file holds {(size - header_bytes) // (2 * channels)}")
         return "sphere", rate, channels, count
     if head.startswith(RIFF_MAGIC):
-        try:
-            with wave.open(path, "rb") as w:
-                if w.getsampwidth() != 2:
-                    raise DataError(f"{path}: {8 * w.getsampwidth()}-bit samples; only 16-bit PCM is "
-                                    f"supported")
-                return "riff", w.getframerate(), w.getnchannels(), w.getnframes()
-        except (wave.Error, EOFError) as err:
-            raise DataError(f"{path}: not a readable 16-bit PCM RIFF wav ({err})") from None
+        fmt = _riff_format(head, path)
+        if fmt is None:  # chunks before the samples larger than the head: read them all
+            with open(path, "rb") as f:
+                fmt = _riff_format(f.read(), path) or _bad_riff(path, "no data chunk; truncated?")
+        rate, channels, offset, declared = fmt
+        need = _data_bytes(declared, size - offset)
+        if size - offset < need:
+            raise DataError(f"{path}: truncated RIFF wav: header says {need // (2 * channels)} samples, "
+                            f"the file holds {(size - offset) // (2 * channels)}")
+        return "riff", rate, channels, need // (2 * channels)
     raise DataError(f"{path}: neither NIST SPHERE (NIST_1A) nor RIFF wav (magic bytes {head[:8]!r})")
 
 

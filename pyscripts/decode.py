@@ -21,7 +21,7 @@ Decoders (--decoder):
 
 Lattices (decoder `lattice`) are written as lat.JOB.gz, a gzipped Kaldi archive of binary raw
 (state-level, not determinised) lattices: input labels transition-ids, output labels words,
-weights (graph cost, acoustic cost) with the acoustic scale taken out again, byte for byte as
+weights (graph cost, acoustic cost) with the acoustic scale taken out again, in the format
 latgen-faster-mapped --determinize-lattice=false writes them; Kaldi's lattice tools read them, and
 read_lattice_ark reads Kaldi's (raw or compact).
 Not being determinised, they are large (about 9 kB per frame at --lattice-beam 8 with a weak
@@ -52,7 +52,7 @@ import kaldifst
 import kaldiio
 import numpy as np
 
-from pyscripts.errors import DataError, cli_main
+from pyscripts.errors import DataError, check_finite, cli_main
 from pyscripts.hybrid import FRAME_SHIFT
 
 log = logging.getLogger(__name__)
@@ -499,6 +499,7 @@ def decode_matrices(graph, trans_mdl, matrices, decode_dir, job, words_txt=None,
         with tempfile.TemporaryDirectory() as tmp:
             tmp_path = Path(tmp) / "lat.fst"
             for utt, loglikes in matrices:
+                check_finite(loglikes, f"{source}: log-likelihoods of utterance {utt}")
                 start = time.perf_counter()  # decoding and writing the lattice, as Kaldi's RTF
                 result = dec.decode(loglikes, utt)
                 if lat_file is not None and result.lattice is not None:

@@ -3,14 +3,15 @@
 CMVN and deltas (apply-cmvn, add-deltas)."""
 import argparse
 import logging
+import shlex
 from pathlib import Path
 
 import kaldiio
 import numpy as np
 
-from pyscripts.audio import read_audio
+from pyscripts.audio import audio_info, read_audio
 from pyscripts.datadir import read_list_table, read_table, write_table
-from pyscripts.errors import DataError, cli_main
+from pyscripts.errors import DataError, check_finite, cli_main
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,23 @@ def compute_features(kind, opts, samples):
     return np.array([extractor.get_frame(i) for i in range(n)], dtype=np.float32).reshape(n, -1)
 
 
+def wav_features(wav, conf, kind="fbank"):
+    """(samples, features) of one audio file for inference, with the options of `conf`. A file at
+    another sample rate or with several channels is refused with the sox command that converts it."""
+    opts = make_options(kind, conf)
+    rate = opts.frame_opts.samp_freq
+    _, file_rate, channels, _ = audio_info(wav)
+    if file_rate != rate or channels != 1:
+        raise DataError(f"{wav}: {file_rate} Hz, {channels} channel(s); the models want {rate:g} Hz mono "
+                        f"({conf}): resample it and mix it down first, e.g. sox {shlex.quote(str(wav))} -r {rate:g} "
+                        "-c 1 out.wav")
+    _, samples = read_audio(wav)
+    feats = compute_features(kind, opts, samples)
+    if len(feats) == 0:
+        raise DataError(f"{wav}: shorter than one frame ({len(samples)} samples)")
+    return samples, check_finite(feats, f"{wav}: features")
+
+
 def make_feats(kind, conf, data_dir, ark, scp):
     """Computes features for every utterance of data_dir/wav.scp into ark + scp (and num frames)."""
     opts = make_options(kind, conf)
@@ -104,7 +122,7 @@ def make_feats(kind, conf, data_dir, ark, scp):
             feats = compute_features(kind, opts, samples)
             if len(feats) == 0:
                 raise DataError(f"{wav_scp}: utterance {utt} is shorter than one frame")
-            writer(utt, feats)
+            writer(utt, check_finite(feats, f"{wav_scp}: features of utterance {utt}"))
             num_frames[utt] = str(len(feats))
             if (i + 1) % 100 == 0:
                 log.info("%d/%d utterances", i + 1, len(wavs))
@@ -163,14 +181,17 @@ def add_deltas(feats, order=2, window=2):
 def compute_cmvn_stats(data_dir, out, per_speaker):
     """Global stats of all utterances into a matrix file, or per-speaker stats into ark+scp."""
     d = Path(data_dir)
-    feats = kaldiio.load_scp(str(d / "feats.scp"))
+    table = kaldiio.load_scp(str(d / "feats.scp"))
+
+    def feats(utt):  # one NaN would make the whole set's statistics NaN
+        return check_finite(table[utt], f"{d / 'feats.scp'}: utterance {utt}")
     if per_speaker:
         spk2utt = read_list_table(d / "spk2utt")
         with kaldiio.WriteHelper(f"ark,scp:{out}.ark,{out}.scp") as writer:
             for spk, utts in spk2utt.items():
-                writer(spk, accumulate_cmvn(feats[u] for u in utts))
+                writer(spk, accumulate_cmvn(feats(u) for u in utts))
     else:
-        kaldiio.save_mat(str(out), accumulate_cmvn(feats[u] for u in feats))
+        kaldiio.save_mat(str(out), accumulate_cmvn(feats(u) for u in table))
 
 
 @cli_main

@@ -31,7 +31,7 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 
-from pyscripts.errors import DataError, cli_main
+from pyscripts.errors import DataError, check_finite, cli_main
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +133,14 @@ def compute_loglikes(model_path, feats_scp, out_ark, prior_counts=None, prior_sc
     seconds = 0.0
     with kaldiio.WriteHelper(f"ark,scp:{out_ark},{out_ark.with_suffix('.scp')}") as writer:
         for utt, feats in kaldiio.load_scp_sequential(str(feats_scp)):
+            check_finite(feats, f"{feats_scp}: utterance {utt}")
             start = time.perf_counter()
             try:
                 log_post = log_posteriors(model_path, feats, batch_size=batch_size, device=device)
             except ValueError as err:
                 raise DataError(f"{feats_scp}: utterance {utt}: {err}") from None
+            check_finite(log_post, f"{model_path}: log-posteriors of utterance {utt} of {feats_scp} (a "
+                         "model with NaN weights?)")
             if device == "cuda":
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - start

@@ -187,10 +187,11 @@ def split_speakers(spk_folder, dev_spks, test_spks, dev_list, test_list):
     for lst, spks in ((dev_list, dev_spks), (test_list, test_spks)):
         missing = [s for s in spks if s not in spk_folder]
         if missing:
-            raise DataError(f"{lst}: speakers not in the corpus: {missing[:5]}"
-                            f"{'...' if len(missing) > 5 else ''}; use the speaker lists that go with "
-                            f"this corpus (--dev-spk-list/--test-spk-list; conf/tiny_timit_*_spk.list "
-                            f"for the tiny demo corpus)")
+            raise DataError(f"{lst}: {len(missing)} of its {len(spks)} speakers are not in the corpus: "
+                            f"{' '.join(missing)}. For a partial copy or another split, pass speaker lists "
+                            f"that go with the corpus: ./run.sh --dev-spk-list FILE --test-spk-list FILE "
+                            f"(local/timit_data_prep.sh takes the same options; conf/tiny_timit_*_spk.list "
+                            f"are those of the tiny demo corpus)")
     both = sorted(set(dev_spks) & set(test_spks))
     if both:
         raise DataError(f"{dev_list} and {test_list} share speakers {both}; dev and test must be disjoint")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Trains the seed's ConvNet on frame targets (pyscripts/nnet/train.py) through $cuda_cmd.
-# Skips the job when EXP_DIR/final.pt exists; a killed job resumes from EXP_DIR/checkpoint.pt.
+# Skips the job when EXP_DIR/final.pt is up to date (EXP_DIR/final.stamp: checksums of the config,
+# features, targets, CMVN stats and source model it was trained on), trains it again when one of them
+# changed; a killed job resumes from EXP_DIR/checkpoint.pt.
 set -euo pipefail
 
 cmd=${cuda_cmd:-run.pl}
@@ -13,6 +15,7 @@ init_from=                # transfer: a final.pt whose layers 1..5 initialise th
 freeze_layers=            # keep layers 1..l of --init-from fixed (empty: the config's init.freeze_layers)
 reinit_unfrozen=false     # true: draw layers l+1..5 afresh instead of fine-tuning them
 cmvn_stats=               # Kaldi global CMVN stats; empty: normalise with the training frames' mean/variance
+force=false               # true: train afresh even when final.pt is up to date
 
 help_message="Usage: $0 [options] <train-data> <dev-data> <train-targets> <dev-targets> <exp-dir>
  e.g.: $0 data/timit/train data/timit/dev exp/timit/mono_ali_train exp/timit/mono_ali_dev exp/timit/convnet
@@ -21,13 +24,14 @@ Options:
   --cmd CMD              job runner (default: \$cuda_cmd)
   --train-config FILE    training YAML (default: $train_config)
   --overrides 'K=V ...'  config overrides
-  --num-gpus N           GPUs; N > 1 runs torchrun (default: $num_gpus)
+  --num-gpus N           GPUs (with --device cpu: processes); N > 1 runs torchrun (default: $num_gpus)
   --num-threads N        CPU threads (default: torch's choice)
   --device DEV           auto|cpu|cuda (default: $device)
   --init-from MODEL      initialise layers 1..5 from MODEL
   --freeze-layers L      keep layers 1..L of MODEL fixed (default: the config's, 0)
   --reinit-unfrozen B    true: layers L+1..5 freshly drawn (default: $reinit_unfrozen)
-  --cmvn-stats FILE      global CMVN stats instead of the training frames' statistics"
+  --cmvn-stats FILE      global CMVN stats instead of the training frames' statistics
+  --force B              true: train afresh even when final.pt is up to date (default: $force)"
 
 . ./path.sh
 . utils/parse_options.sh
@@ -38,10 +42,6 @@ if [[ $# -ne 5 ]]; then
 fi
 train_data=$1 dev_data=$2 train_targets=$3 dev_targets=$4 dir=$5
 
-if [[ -f $dir/final.pt ]]; then
-  echo "$0: $dir/final.pt exists, skipping (delete it to train again)"
-  exit 0
-fi
 for f in "$train_data/feats.scp" "$dev_data/feats.scp" "$train_targets/targets.scp" \
          "$train_targets/num_targets" "$dev_targets/targets.scp" "$dev_targets/num_targets" "$train_config"; do
   [[ -f $f ]] || { echo "$0: no such file $f" >&2; exit 1; }
@@ -57,6 +57,25 @@ for kv in $overrides; do args+=(--set "$kv"); done
 [[ $num_threads -gt 0 ]] && args+=(--num-threads "$num_threads")
 args+=("$train_data" "$dev_data" "$train_targets" "$dev_targets" "$dir")
 
+if [[ $force == true ]]; then
+  args=(--force "${args[@]}")
+elif [[ -f $dir/final.pt ]]; then
+  status=$(python3 -m pyscripts.nnet.train --check "${args[@]}")
+  if [[ $status == up-to-date ]]; then echo "$0: $dir/final.pt is up to date, skipping"; exit 0; fi
+  echo "$0: $dir/final.pt is out of date ($status): training it again"
+fi
+
+# What the job asks the scheduler for (utils/run.pl ignores it locally): CPUs for --num-threads threads
+# per process, and GPUs as --device says: cuda: --num-gpus; cpu: none; auto: --num-gpus when > 1, else
+# what $cmd asks for (cmd.sh: cuda_cmd="slurm.pl --gpu 1" on a GPU partition, none on a CPU-only one).
+res_opts=(--num-threads $(( (num_threads > 0 ? num_threads : 1) * num_gpus )))
+case $device in
+  cuda) res_opts+=(--gpu "$num_gpus") ;;
+  cpu) res_opts+=(--gpu 0) ;;
+  auto) [[ $num_gpus -gt 1 ]] && res_opts+=(--gpu "$num_gpus") ;;
+  *) echo "$0: --device must be auto, cpu or cuda, not '$device'" >&2; exit 1 ;;
+esac
+
 mkdir -p "$dir/log"
 if [[ $num_gpus -gt 1 ]]; then
   launcher=(torchrun --standalone --nproc_per_node "$num_gpus" -m pyscripts.nnet.train)
@@ -64,5 +83,11 @@ else
   launcher=(python3 -m pyscripts.nnet.train)
 fi
 echo "$0: training $dir (log: $dir/log/train.log)"
-$cmd --gpu "$num_gpus" "$dir/log/train.log" "${launcher[@]}" "${args[@]}"
-grep -E "epoch [0-9]+/[0-9]+: TRAIN|done after" "$dir/log/train.log" | tail -n 3 || true
+# The job runner truncates its log: a resumed training keeps what the earlier runs logged in front of it.
+log=$dir/log/train.log
+if [[ -f $dir/checkpoint.pt && -f $log ]]; then cat "$log" >> "$log.earlier"; fi
+rc=0; $cmd "${res_opts[@]}" "$log" "${launcher[@]}" "${args[@]}" || rc=$?
+if [[ -f $log.earlier ]]; then cat "$log.earlier" "$log" > "$log.tmp" && mv "$log.tmp" "$log" && rm "$log.earlier"; fi
+grep -E "have no targets" "$log" | tail -n 2 >&2 || true   # dropped utterances: say so here, not only in the log
+grep -E "epoch [0-9]+/[0-9]+: TRAIN|done after" "$log" | tail -n 3 || true
+exit $rc

@@ -14,7 +14,7 @@ import kaldiio
 import numpy as np
 import torch
 
-from pyscripts.errors import DataError
+from pyscripts.errors import DataError, check_finite
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def load_frame_set(data_dir, targets_dir):
         if targets.min() < 0 or targets.max() >= num_targets:
             raise DataError(f"{targets_scp}: utterance {utt} has target ids in {targets.min()}.."
                             f"{targets.max()}, outside 0..{num_targets - 1} given by num_targets")
-        feats_list.append(feats)
+        feats_list.append(check_finite(feats, f"{feats_scp}: utterance {utt}"))
         targets_list.append(targets)
     frames = frame_set_from_arrays(feats_list, targets_list, kept)
     log.info("%s: %d utterances, %d frames, %d-dim features, %d targets", data_dir, len(kept),
@@ -114,7 +114,7 @@ def _read_entry(table, utt, scp):
         return table[utt]
     except Exception as err:  # kaldiio raises OSError, ValueError, ... on a missing or corrupt ark
         raise DataError(f"{scp}: cannot read utterance {utt} ({type(err).__name__}: {err}); "
-                        f"paths in an scp are relative to the recipe dir - re-run the stage that wrote it") from None
+                        f"the archive it points to is missing or damaged - re-run the stage that wrote it") from None
 
 
 def norm_stats_from_frames(feats):

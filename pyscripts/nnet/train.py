@@ -6,7 +6,13 @@
       TRAIN_DATA DEV_DATA TRAIN_TARGETS DEV_TARGETS EXP_DIR
 
 Under torchrun (WORLD_SIZE > 1) every process holds all frames; the epoch's shuffled frame order is
-cut into one equal share per rank, and DistributedDataParallel averages the gradients.
+cut into one equal share per rank (rank r takes every N-th frame), each rank's batch is
+training.batch_size / N frames, and DistributedDataParallel averages the gradients. BatchNorm is
+synchronised (issue 13): it normalises with the mean and variance of the whole batch, all ranks' shares
+together (torch.nn.SyncBatchNorm on GPUs, SyncBatchNormCPU with gloo on CPUs), so N processes x B/N
+frames take the same steps as one process x B frames, up to the order of float sums, when B and the
+epoch's frames divide by N. What still differs: dropout draws its masks per rank (from seed, epoch and
+rank), so with dropout > 0 the runs are equally good but not equal; with dropout 0 they match.
 
 EXP_DIR receives:
   checkpoint.pt   the state after the last finished epoch (model, optimiser, schedule, early-stopping
@@ -23,6 +29,7 @@ EXP_DIR receives:
 """
 import argparse
 import copy
+import hashlib
 import logging
 import math
 import os
@@ -48,15 +55,19 @@ RESUME_FREE_KEYS = {("training", "log_interval_frames"), ("training", "eval_batc
 # ---------------------------------------------------------------- configuration
 def load_config(path, overrides=()):
     """YAML config; `base: FILE` (relative to the file) is read first and updated key by key.
-    overrides: "section.key=value" strings, value parsed as YAML. Unknown keys are errors (typos)."""
+    overrides: "section.key=value" strings, value parsed as YAML. Unknown keys are errors (typos), and
+    every value is checked against CONFIG_SCHEMA here, before any data is read or file written."""
     path = Path(path)
     try:
         cfg = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise DataError(f"cannot read config {path}: {err}") from None
+    if not isinstance(cfg, dict):
+        raise DataError(f"config {path}: expected a mapping of sections (model:, optimizer:, ...)")
     base = cfg.pop("base", None)
     if base is not None:
         cfg = _merge(load_config(path.parent / base), cfg, str(path))
+    validate_config(cfg, f"config {path}")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
@@ -68,7 +79,71 @@ def load_config(path, overrides=()):
         if not isinstance(node, dict) or leaf not in node:
             raise DataError(f"override '{item}': no key '{key}' in config {path}")
         node[leaf] = yaml.safe_load(value)
+    if overrides:
+        validate_config(cfg, f"config {path} with --set {' '.join(overrides)}")
     return cfg
+
+
+# The type of every config value, and the range it must lie in: (type or types, (test, range text)).
+_POS, _NONNEG, _UNIT = (lambda v: v > 0, "> 0"), (lambda v: v >= 0, ">= 0"), (lambda v: 0 <= v < 1, "in [0, 1)")
+_NULL = type(None)
+
+
+def _one_of(*names):
+    return lambda v: v in names, "one of " + ", ".join(names)
+
+
+CONFIG_SCHEMA = {
+    "model": {"context": (int, _NONNEG), "conv1_channels": (int, _POS), "conv2_channels": (int, _POS),
+              "fc_dim": (int, _POS), "dropout": (float, _UNIT), "conv_l2": (float, _NONNEG)},
+    "optimizer": {"name": (str, _one_of("sgd", "rmsprop")), "lr": (float, _POS), "momentum": (float, _UNIT),
+                  "rmsprop_alpha": (float, _UNIT)},
+    "schedule": {"name": (str, _one_of("newbob", "exponential")), "factor": (float, _UNIT),
+                 "threshold": (float, _NONNEG), "gamma": (float, _POS)},
+    "training": {"seed": (int, None), "batch_size": (int, (lambda v: v >= 2, ">= 2")), "max_epochs": (int, _POS),
+                 "frames_per_epoch": ((int, _NULL), _POS), "dev_frames": ((int, _NULL), _POS),
+                 "dev_metric": (str, _one_of("loss", "fer")), "patience": (int, _POS),
+                 "eval_batch_size": (int, _POS), "amp": (bool, None), "compile": (bool, None),
+                 "channels_last": (bool, None), "log_interval_frames": (int, _POS)},
+    "init": {"from": ((str, _NULL), None), "freeze_layers": (int, (lambda v: 0 <= v <= TRANSFERABLE_LAYERS,
+                                                                    f"0..{TRANSFERABLE_LAYERS}")),
+             "reinit_unfrozen": (bool, None)},
+    "data": {"cmvn_stats": ((str, _NULL), None)},
+}
+
+
+def validate_config(cfg, where):
+    """Raises DataError naming the key, the value and the expected type or range. YAML quirks are
+    caught here rather than deep in training: "false" (a string) would count as true, 1e-3 (no dot)
+    is a string in YAML 1.1."""
+    for section, keys in CONFIG_SCHEMA.items():
+        node = cfg.get(section)
+        if not isinstance(node, dict):
+            raise DataError(f"{where}: section '{section}' is missing or not a mapping")
+        for key in node:
+            if key not in keys:
+                raise DataError(f"{where}: unknown key '{section}.{key}' (known: {', '.join(keys)})")
+        for key, (types, check) in keys.items():
+            if key not in node:
+                raise DataError(f"{where}: key '{section}.{key}' is missing")
+            value, types = node[key], types if isinstance(types, tuple) else (types,)
+            ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+            if not ok and float in types and isinstance(value, int) and not isinstance(value, bool):
+                ok = True  # an integer is a fine float
+            if not ok:
+                names = " or ".join("null" if t is _NULL else "number" if t is float else t.__name__ for t in types)
+                hint = ""
+                if isinstance(value, str) and float in types:
+                    hint = " (a string: remove any quotes; YAML reads 1e-3 as a string, 1.0e-3 as a number)"
+                elif isinstance(value, str) and bool in types:
+                    hint = " (a string: write true or false without quotes)"
+                raise DataError(f"{where}: {section}.{key} is {value!r} ({type(value).__name__}); expected "
+                                f"{names}{hint}")
+            if check is not None and value is not None and not check[0](value):
+                raise DataError(f"{where}: {section}.{key} is {value!r}; expected a value {check[1]}")
+    for section in cfg:
+        if section not in CONFIG_SCHEMA:
+            raise DataError(f"{where}: unknown section '{section}' (known: {', '.join(CONFIG_SCHEMA)})")
 
 
 def _merge(base, update, where):
@@ -207,7 +282,8 @@ def train_epoch(model, step_model, optimizer, scaler, frames, order, batch_size,
     """One pass over `order` (frame indices on the frames' device). Returns (mean loss, FER, frames)."""
     model.train()
     device = frames.feats.device
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*frames, errors, frames
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss*frames, errors, frames, bad batches
+    first_bad = torch.tensor(-1, device=device)  # the first batch with a NaN/inf loss, kept on the device
     progress = _Progress(len(order), label, show_progress)
     next_log = log_interval or math.inf
     for start in range(0, len(order), batch_size):
@@ -229,9 +305,12 @@ def train_epoch(model, step_model, optimizer, scaler, frames, order, batch_size,
             sums[0] += loss.detach().double() * len(batch)
             sums[1] += (logits.argmax(1) != y).sum()
             sums[2] += len(batch)
+            bad = ~torch.isfinite(loss.detach())
+            sums[3] += bad
+            first_bad = torch.where(bad & (first_bad < 0), start // batch_size + 1, first_bad)
         done = start + len(batch)
         if done >= next_log or (show_progress and (start // batch_size) % 20 == 0):
-            loss_sum, errors, n = sums.tolist()
+            loss_sum, errors, n, _ = sums.tolist()
             progress.update(done, loss_sum / n, errors / n)
             if done >= next_log:
                 log.info("%s: %d frames, running train AvgLoss %.4f (Xent) FER %.2f%%", label, done,
@@ -240,9 +319,14 @@ def train_epoch(model, step_model, optimizer, scaler, frames, order, batch_size,
     progress.close()
     if reduce:
         reduce(sums)
-    loss_sum, errors, n = sums.tolist()
+    loss_sum, errors, n, num_bad = sums.tolist()
     if n == 0:
         raise DataError("no training batch in this epoch: the training set has fewer than 2 frames per rank")
+    if num_bad:  # checked once per epoch (no sync per batch); nothing of this epoch gets saved
+        where = f"batch {int(first_bad)}" if first_bad >= 0 else "a batch of another rank"
+        raise DataError(f"{label}: the training loss became NaN or inf at {where} ({int(num_bad)} such "
+                        "batches); stopped before saving this epoch (checkpoint.pt and best.pt keep the last "
+                        "good one). Lower optimizer.lr, or check the features and targets")
     return loss_sum / n, errors / n, int(n)
 
 
@@ -273,6 +357,120 @@ def evaluate(model, frames, batch_size, amp_dtype, channels_last, rank=0, world_
     return loss_sum / n, errors / n, int(n)
 
 
+# ---------------------------------------------------------------- BatchNorm across DDP ranks
+class SyncBatchNormCPU(torch.nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are those of the whole batch across the ranks of the
+    process group, for the gloo backend on CPUs (torch.nn.SyncBatchNorm runs on GPUs only). Sums go
+    through differentiable all-reduces, so the gradients also flow through the other ranks' frames.
+    It has the BatchNorm's parameters and buffers (same names), so checkpoints do not change."""
+
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
+
+    def forward(self, x):
+        import torch.distributed as dist
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+        dims = [0] + list(range(2, x.dim()))
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        sums = all_reduce(torch.cat([x.sum(dims), x.new_tensor([x.numel() // x.size(1)])]))
+        n = sums[-1]
+        mean = sums[:-1] / n
+        centred = x - mean.view(shape)
+        var = all_reduce(centred.pow(2).sum(dims)) / n  # two passes: no cancellation in E[x^2] - E[x]^2
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
+                self.running_var.mul_(1 - momentum).add_(var.detach() * n / (n - 1), alpha=momentum)
+        return out
+
+
+def sync_batchnorm(module, device):
+    """Replaces every BatchNorm of `module` (in place) by one synchronised across the DDP ranks,
+    sharing its parameters and buffers (so optimiser state, freezing and saving are unaffected)."""
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.modules.batchnorm._BatchNorm):
+            new = SyncBatchNormCPU(child.num_features, child.eps, child.momentum, child.affine,
+                                   child.track_running_stats)
+            if child.affine:
+                new.weight, new.bias = child.weight, child.bias
+            if child.track_running_stats:
+                new.running_mean, new.running_var = child.running_mean, child.running_var
+                new.num_batches_tracked = child.num_batches_tracked
+            new.train(child.training)
+            setattr(module, name, new)
+        else:
+            sync_batchnorm(child, device)
+    return module
+
+
+# ---------------------------------------------------------------- what a model was trained on
+def _digest(path):
+    """Checksum of a file's content ('none' for no file): a rewrite with equal content keeps it."""
+    if path is None:
+        return "none"
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as err:
+        raise DataError(f"{path}: cannot read it ({err.strerror})") from None
+    return h.hexdigest()[:16]
+
+
+def _scp_digest(scp):
+    """Checksum of the matrices an scp points to: its keys and offsets with the content of its arks (not
+    their paths or times, so stages that only rewrite the same features leave it unchanged)."""
+    if not Path(scp).is_file():
+        raise DataError(f"{scp} does not exist: run the feature extraction / alignment stage first")
+    h, arks = hashlib.sha256(), {}
+    for line in Path(scp).read_text().splitlines():
+        key, _, where = line.partition(" ")
+        ark, _, offset = where.strip().rpartition(":")
+        if ark not in arks:
+            arks[ark] = _digest(ark)
+        h.update(f"{key} {arks[ark]} {offset}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def input_stamp(cfg, train_data, dev_data, train_targets, dev_targets):
+    """{input: checksum} of everything a training depends on; saved beside final.pt as final.stamp."""
+    cfg = copy.deepcopy(cfg)
+    for section, key in RESUME_FREE_KEYS:
+        cfg[section].pop(key, None)
+    config = hashlib.sha256(yaml.safe_dump(cfg, sort_keys=True).encode()).hexdigest()[:16]
+    stamp = {"config": config, "cmvn_stats": _digest(cfg["data"]["cmvn_stats"]),
+             "init_from": _digest(cfg["init"]["from"])}
+    for name, data, targets in (("train", train_data, train_targets), ("dev", dev_data, dev_targets)):
+        stamp[f"{name}_feats"] = _scp_digest(Path(data) / "feats.scp")
+        stamp[f"{name}_targets"] = _scp_digest(Path(targets) / "targets.scp") + "/" + \
+            _digest(Path(targets) / "num_targets")
+    return stamp
+
+
+def read_stamp(path):
+    path = Path(path)
+    return dict(line.split(None, 1) for line in path.read_text().splitlines()) if path.is_file() else None
+
+
+def stamp_changes(old, new):
+    """'' when the stamps agree, else what differs (for the messages)."""
+    if old is None:
+        return "no final.stamp says what it was trained on"
+    changed = [k for k in new if old.get(k) != new[k]]
+    return "" if not changed else "changed since it was trained: " + ", ".join(changed)
+
+
 # ---------------------------------------------------------------- the training run
 def _resolve_device(name, local_rank):
     if name == "auto":
@@ -285,13 +483,22 @@ def _resolve_device(name, local_rank):
     return torch.device(name)
 
 
-def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device="auto"):
-    """Runs (or resumes, or skips when final.pt exists) one training. Returns the path of final.pt."""
+def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device="auto", force=False):
+    """Runs (or resumes) one training, or skips it when final.pt was trained on the same inputs
+    (final.stamp); force: train afresh. Returns the path of final.pt."""
     exp_dir = Path(exp_dir)
     final_path, ckpt_path, best_path = exp_dir / "final.pt", exp_dir / "checkpoint.pt", exp_dir / "best.pt"
+    stamp_path = exp_dir / "final.stamp"
+    stamp = input_stamp(cfg, train_data, dev_data, train_targets, dev_targets)
     if final_path.exists():
-        log.info("%s exists: training already finished (delete it to train again)", final_path)
-        return final_path
+        changed = stamp_changes(read_stamp(stamp_path), stamp)
+        if not changed and not force:
+            log.info("%s is up to date (same config, features, targets, CMVN stats and source model)", final_path)
+            return final_path
+        log.warning("%s: %s; training it again", final_path, "--force" if force else changed)
+    if force or final_path.exists():  # never resume or keep anything of an outdated training
+        for path in (final_path, stamp_path, ckpt_path, best_path):
+            path.unlink(missing_ok=True)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     device = _resolve_device(device, local_rank)
@@ -337,6 +544,8 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
     init_from_source(model, cfg["init"])
     channels_last = bool(tcfg["channels_last"])
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    if world_size > 1:
+        sync_batchnorm(model, device)
     optimizer = make_optimizer(model, cfg["optimizer"], cfg["model"]["conv_l2"])
     schedule = make_schedule(optimizer, cfg["schedule"])
     amp_dtype = None
@@ -350,6 +559,10 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
         if diffs:
             raise DataError(f"{ckpt_path} was made with a different config ({', '.join(diffs)}); "
                             f"delete {exp_dir} to start afresh, or resume with the same config")
+        changed = stamp_changes(ckpt.get("stamp"), stamp)
+        if changed:
+            raise DataError(f"{ckpt_path}: its inputs {changed.removeprefix('changed since it was trained: ')} "
+                            f"changed; train afresh with steps/train_convnet.sh --force true (or delete it)")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         schedule.load_state_dict(ckpt["schedule"])
@@ -417,7 +630,8 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
             if improved:
                 _save(_package(model, cfg, prior_counts, epoch, state["best"], state["history"]), best_path)
             _save({"config": cfg, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                   "schedule": schedule.state_dict(), "scaler": scaler.state_dict(), "state": state}, ckpt_path)
+                   "schedule": schedule.state_dict(), "scaler": scaler.state_dict(), "state": state,
+                   "stamp": stamp}, ckpt_path)
             _write_history(exp_dir / "history.tsv", state["history"])
 
     if is_main:
@@ -428,6 +642,7 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
         package = torch.load(best_path, map_location="cpu", weights_only=True)
         package["history"] = state["history"]
         _save(package, final_path)
+        stamp_path.write_text("".join(f"{k} {v}\n" for k, v in stamp.items()))
         best_path.unlink()
         ckpt_path.unlink()
     if world_size > 1:
@@ -459,6 +674,9 @@ def main(argv=None):
     parser.add_argument("--cmvn-stats", help="Kaldi global CMVN stats for input normalisation")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--force", action="store_true", help="train afresh even when final.pt is up to date")
+    parser.add_argument("--check", action="store_true", help="only print 'up-to-date' when EXP_DIR/final.pt "
+                        "was trained on these inputs (final.stamp), else why not")
     for name in ("train_data", "dev_data", "train_targets", "dev_targets", "exp_dir"):
         parser.add_argument(name)
     args = parser.parse_args(argv)
@@ -471,9 +689,16 @@ def main(argv=None):
         cfg["init"]["reinit_unfrozen"] = True
     if args.cmvn_stats is not None:
         cfg["data"]["cmvn_stats"] = args.cmvn_stats
+    if args.check:
+        exp_dir = Path(args.exp_dir)
+        stamp = input_stamp(cfg, args.train_data, args.dev_data, args.train_targets, args.dev_targets)
+        changed = stamp_changes(read_stamp(exp_dir / "final.stamp"), stamp)
+        print("no final.pt" if not (exp_dir / "final.pt").exists() else changed or "up-to-date")
+        return
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    train(cfg, args.train_data, args.dev_data, args.train_targets, args.dev_targets, args.exp_dir, args.device)
+    train(cfg, args.train_data, args.dev_data, args.train_targets, args.dev_targets, args.exp_dir, args.device,
+          args.force)
 
 
 if __name__ == "__main__":

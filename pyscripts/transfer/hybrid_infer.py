@@ -18,7 +18,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pyscripts.errors import DataError, cli_main
+from pyscripts.errors import DataError, check_finite, cli_main
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,8 @@ log = logging.getLogger(__name__)
 def recognise_phones(wav, asr_model, graph_dir, trans_mdl=None, phone_map="conf/phones.60-48-39.map",
                      fbank_conf="conf/fbank.conf", acwt=0.1, beam=13.0, lattice_beam=8.0):
     """The 39-phone sequence of a wav file by the hybrid ConvNet-HMM."""
-    from pyscripts.audio import read_audio
     from pyscripts.decode import GraphDecoder, load_tid2pdf
-    from pyscripts.features import compute_features, make_options
+    from pyscripts.features import wav_features
     from pyscripts.hybrid import find_prior_counts, log_priors_from_counts, pseudo_loglikes
     from pyscripts.nnet.forward import log_posteriors
     from pyscripts.scoring import NON_PHONE_WORDS, fold_phones, read_map39, read_words_txt
@@ -36,20 +35,14 @@ def recognise_phones(wav, asr_model, graph_dir, trans_mdl=None, phone_map="conf/
     graph_dir = Path(graph_dir)
     trans_mdl = Path(trans_mdl) if trans_mdl else graph_dir.parent / "final.mdl"
     for path, what in ((asr_model, "ASR model"), (trans_mdl, "transition model (final.mdl of the graph)"),
-                       (graph_dir / "words.txt", "graph's words.txt"), (wav, "wav file")):
+                       (graph_dir / "words.txt", "graph's words.txt")):
         if not Path(path).is_file():
             raise DataError(f"{path}: {what} not found")
-    opts = make_options("fbank", fbank_conf)
-    rate, samples = read_audio(str(wav))
-    if rate != opts.frame_opts.samp_freq:
-        raise DataError(f"{wav}: sample rate {rate} Hz, but the models' features are at "
-                        f"{opts.frame_opts.samp_freq:g} Hz ({fbank_conf}); resample it first")
-    feats = compute_features("fbank", opts, samples)
-    if len(feats) == 0:
-        raise DataError(f"{wav}: shorter than one frame ({len(samples)} samples)")
+    _, feats = wav_features(wav, fbank_conf)
     counts, _ = find_prior_counts(asr_model)
     log_priors, _ = log_priors_from_counts(counts)
-    loglikes = pseudo_loglikes(log_posteriors(asr_model, feats), log_priors)
+    log_post = check_finite(log_posteriors(asr_model, feats), f"{wav}: log-posteriors of {asr_model}")
+    loglikes = pseudo_loglikes(log_post, log_priors)
     decoder = GraphDecoder(graph_dir / "HCLG.fst", load_tid2pdf(trans_mdl), acwt, beam, lattice_beam,
                            decoder="faster")
     result = decoder.decode(loglikes, Path(wav).name)
@@ -65,7 +58,7 @@ def recognise_phones(wav, asr_model, graph_dir, trans_mdl=None, phone_map="conf/
 @cli_main
 def main(argv=None):
     from pyscripts.ser.evaluate import RULES
-    from pyscripts.ser.infer import infer as infer_emotion
+    from pyscripts.ser.infer import for_each_file, infer as infer_emotion
     from pyscripts.ser.labels import EMOTIONS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--asr-model", required=True, help="the ASR ConvNet (final.pt)")
@@ -80,14 +73,16 @@ def main(argv=None):
     parser.add_argument("--rule", choices=RULES, default="mean", help="SER utterance decision rule")
     parser.add_argument("wavs", nargs="+")
     args = parser.parse_args(argv)
-    for wav in args.wavs:
+
+    def one(wav):
         phones = recognise_phones(wav, args.asr_model, args.graph_dir, args.trans_mdl, args.phone_map,
                                   args.fbank_config, args.acwt, args.beam)
         emotion, score, scores, speech, frames = infer_emotion(wav, args.ser_model, args.fbank_config,
                                                                 args.vad_config, args.rule)
         posteriors = " ".join(f"{e}={s:.3f}" for e, s in zip(EMOTIONS, scores))
         print(f"{wav}\n  phones: {' '.join(phones)}\n"
-              f"  emotion: {emotion} {score:.3f} ({posteriors}; {speech} of {frames} frames speech)")
+              f"  emotion: {emotion} {score:.3f} ({posteriors}; {speech} of {frames} frames speech)", flush=True)
+    for_each_file(args.wavs, one)
 
 
 if __name__ == "__main__":

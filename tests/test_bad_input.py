@@ -1,0 +1,359 @@
+"""Issue 14: bad input fails loudly and names the file or key - non-finite data, typed configs, the
+command line, audio formats, TIMIT speaker lists, paths - and trained models never go stale."""
+import logging
+import struct
+import subprocess
+import sys
+
+import kaldiio
+import numpy as np
+import pytest
+import torch
+
+from conftest import RECIPE, link_recipe, run_script
+from pyscripts.audio import audio_info, decode_audio, wav_bytes, write_wav
+from pyscripts.errors import DataError
+from pyscripts.nnet import train as nnet_train
+
+NARROW = ["model.conv1_channels=4", "model.conv2_channels=8", "model.fc_dim=16", "training.batch_size=32",
+          "training.max_epochs=2", "training.frames_per_epoch=200", "training.eval_batch_size=256",
+          "training.channels_last=false"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_split(data_dir, targets_dir, num_utts=8, num_targets=3, seed=0, nan_utt=None, missing=()):
+    """Random features with per-class means (learnable), int32 targets."""
+    rng = np.random.default_rng(seed)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    targets_dir.mkdir(parents=True, exist_ok=True)
+    with kaldiio.WriteHelper(f"ark,scp:{data_dir}/feats.ark,{data_dir}/feats.scp") as feats_out, \
+         kaldiio.WriteHelper(f"ark,scp:{targets_dir}/targets.ark,{targets_dir}/targets.scp") as targets_out:
+        for u in range(num_utts):
+            utt = f"utt{u}"
+            labels = rng.integers(num_targets, size=40)
+            feats = (labels[:, None] + rng.normal(size=(40, 40))).astype(np.float32)
+            if utt == nan_utt:
+                feats[7, 3] = np.nan
+            feats_out(utt, feats)
+            if utt not in missing:
+                targets_out(utt, labels.astype(np.int32))
+    (targets_dir / "num_targets").write_text(f"{num_targets}\n")
+
+
+def save_model(path, num_targets=3, nan=False):
+    cfg = nnet_train.load_config(RECIPE / "conf/convnet_asr.yaml", NARROW)
+    torch.manual_seed(0)
+    model = nnet_train.build_model(num_targets, 40, cfg["model"]).eval()
+    if nan:
+        with torch.no_grad():
+            model.layer6.weight.fill_(float("nan"))
+    torch.save(nnet_train._package(model, cfg, torch.ones(num_targets, dtype=torch.long), 1, {}, []), path)
+    return path
+
+
+def speech(seconds=1.0, rate=16000):
+    t = np.arange(int(seconds * rate)) / rate
+    return (3000 * np.sin(2 * np.pi * 150 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.int16)
+
+
+# ---------------------------------------------------------------- 1. non-finite data
+def test_nan_in_training_features_names_utterance_and_file(tmp_path):
+    from pyscripts.nnet.data import load_frame_set
+    write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt3")
+    with pytest.raises(DataError, match=r"feats\.scp: utterance utt3: 1 NaN or inf values \(the first in frame 7\)"):
+        load_frame_set(tmp_path / "d", tmp_path / "t")
+
+
+def test_nan_features_stop_cmvn_stats_and_feature_extraction(tmp_path, monkeypatch):
+    from pyscripts import features
+    write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt1")
+    with pytest.raises(DataError, match=r"feats\.scp: utterance utt1: 1 NaN"):
+        features.compute_cmvn_stats(tmp_path / "d", tmp_path / "cmvn.mat", per_speaker=False)
+    data = tmp_path / "audio"
+    data.mkdir()
+    write_wav(data / "a.wav", 16000, speech())
+    (data / "wav.scp").write_text(f"utt_a {data / 'a.wav'}\n")
+    monkeypatch.setattr(features, "compute_features", lambda kind, opts, samples: np.full((5, 40), np.inf))
+    with pytest.raises(DataError, match=r"wav\.scp: features of utterance utt_a: 200 NaN or inf"):
+        features.make_feats("fbank", RECIPE / "conf/fbank.conf", data, tmp_path / "f.ark", tmp_path / "f.scp")
+
+
+def test_forward_pass_refuses_nan_features_and_a_nan_model(tmp_path):
+    from pyscripts.hybrid import compute_loglikes
+    write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt2")
+    model = save_model(tmp_path / "final.pt")
+    with pytest.raises(DataError, match=r"feats\.scp: utterance utt2: 1 NaN"):
+        compute_loglikes(model, tmp_path / "d/feats.scp", tmp_path / "dec/loglikes.1.ark", device="cpu")
+    write_split(tmp_path / "ok", tmp_path / "t")
+    (tmp_path / "nan").mkdir()
+    broken = save_model(tmp_path / "nan/final.pt", nan=True)
+    with pytest.raises(DataError, match=r"nan/final\.pt: log-posteriors of utterance utt0 .*NaN"):
+        compute_loglikes(broken, tmp_path / "ok/feats.scp", tmp_path / "dec/loglikes.1.ark", device="cpu")
+
+
+def test_decoder_refuses_nan_loglikes_naming_the_utterance(tmp_path, monkeypatch):
+    from pyscripts import decode
+
+    class NeverCalled:
+        def __init__(self, *args):
+            pass
+
+        def decode(self, loglikes, utt):
+            raise AssertionError("a NaN matrix reached the decoder")
+    monkeypatch.setattr(decode, "load_tid2pdf", lambda mdl: np.arange(3))
+    monkeypatch.setattr(decode, "GraphDecoder", NeverCalled)
+    bad = np.zeros((4, 3), dtype=np.float32)
+    bad[2, 1] = np.nan
+    with pytest.raises(DataError, match=r"loglikes\.1\.ark: log-likelihoods of utterance u7: 1 NaN"):
+        decode.decode_matrices("HCLG.fst", "final.mdl", [("u7", bad)], tmp_path, 1, decoder="faster",
+                               source="loglikes.1.ark")
+
+
+def test_training_stops_on_a_nan_loss_and_keeps_the_last_good_epoch(tmp_path, monkeypatch):
+    write_split(tmp_path / "tr", tmp_path / "tr_tg", seed=1)
+    write_split(tmp_path / "dv", tmp_path / "dv_tg", num_utts=3, seed=2)
+    cross_entropy, calls = torch.nn.functional.cross_entropy, []
+
+    def nan_in_epoch_2(logits, y, **kw):  # the training loss (no kwargs) of the 3rd batch of epoch 2
+        loss = cross_entropy(logits, y, **kw)
+        if not kw:
+            calls.append(1)
+            if len(calls) == 7 + 3:  # 200 frames / 32 = 7 batches per epoch
+                return loss * float("nan")
+        return loss
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", nan_in_epoch_2)
+    cfg = nnet_train.load_config(RECIPE / "conf/convnet_asr.yaml", NARROW)
+    exp = tmp_path / "exp"
+    with pytest.raises(DataError, match=r"epoch 2/2: the training loss became NaN or inf at batch 3"):
+        nnet_train.train(cfg, tmp_path / "tr", tmp_path / "dv", tmp_path / "tr_tg", tmp_path / "dv_tg", exp, "cpu")
+    assert not (exp / "final.pt").exists()
+    ckpt = torch.load(exp / "checkpoint.pt", weights_only=True)
+    assert ckpt["state"]["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values()
+                                              if v.is_floating_point())
+
+
+# ---------------------------------------------------------------- 2. typed configs
+@pytest.mark.parametrize("line, message", [
+    ("  channels_last: \"false\"", r"training\.channels_last is 'false' \(str\); expected bool"),
+    ("  max_epochs: two", r"training\.max_epochs is 'two' \(str\); expected int"),
+    ("  batch_size: 1", r"training\.batch_size is 1; expected a value >= 2"),
+])
+def test_config_values_are_type_checked_when_loaded(tmp_path, line, message):
+    conf = tmp_path / "my.yaml"
+    conf.write_text(f"base: {RECIPE}/conf/convnet_asr.yaml\ntraining:\n{line}\n")
+    with pytest.raises(DataError, match=rf"config {conf}: {message}"):
+        nnet_train.load_config(conf)
+
+
+def test_config_error_comes_before_any_data_is_read_or_written(tmp_path):
+    conf = tmp_path / "my.yaml"
+    conf.write_text(f"base: {RECIPE}/conf/convnet_asr.yaml\nmodel:\n  dropout: \"0.1\"\n")
+    proc = subprocess.run([sys.executable, "-m", "pyscripts.nnet.train", "--config", conf, "no/train", "no/dev",
+                           "no/train_tg", "no/dev_tg", tmp_path / "exp"], cwd=RECIPE, capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"config {conf}: model.dropout is '0.1' (str); expected number" in proc.stderr
+    assert not (tmp_path / "exp").exists()
+    with pytest.raises(DataError, match=r"with --set optimizer.lr=1e-3: optimizer.lr is '1e-3' .*1.0e-3"):
+        nnet_train.load_config(RECIPE / "conf/convnet_asr.yaml", ["optimizer.lr=1e-3"])
+
+
+# ---------------------------------------------------------------- 3. command line
+def test_parse_options_never_evaluates_what_it_parses(tmp_path):
+    script = tmp_path / "s.sh"
+    script.write_text(f"nj=1\nflag=false\n. {RECIPE}/utils/parse_options.sh\necho \"nj=$nj flag=$flag\"\n")
+    for args in (["--nj", "x[$(touch PWNED)]"], ["--nj[$(touch PWNED)]", "1"], ["--flag", "yes"]):
+        proc = run_script(["bash", script, *args], cwd=tmp_path, check=False)
+        assert proc.returncode != 0 and not (tmp_path / "PWNED").exists(), proc.stderr
+    assert "takes an integer, not 'x[$(touch PWNED)]'" in run_script(
+        ["bash", script, "--nj", "x[$(touch PWNED)]"], cwd=tmp_path, check=False).stderr
+    assert run_script(["bash", script, "--nj", "-3", "--flag", "true"], cwd=tmp_path).stdout.strip() == "nj=-3 flag=true"
+
+
+@pytest.mark.parametrize("args, message", [  # (--stop-stage 0: without the checks, nothing heavy runs)
+    (["--stop-stage", "0", "--stage", "nj[$(touch PWNED)]"], "option --stage takes an integer"),
+    (["--stop-stage", "0", "--nj[$(touch PWNED)]", "2"], "unknown option --nj[$(touch PWNED)]"),
+    (["--stage", "abc"], "option --stage takes an integer, not 'abc'"),
+    (["--stage", "99"], "--stage 99: there is no such stage (1..12)"),
+    (["--stage", "5", "--stop-stage", "3"], "--stage 5 is after --stop-stage 3"),
+    (["--stop-stage", "0", "--nj", "0"], "--nj 0: at least one job is needed"),
+])
+def test_run_sh_refuses_bad_stage_and_nj(tmp_path, args, message):
+    work = link_recipe(tmp_path / "recipe")
+    proc = run_script(["./run.sh", "--corpus", "tiny", "--skip-setup", "true", "--corpus-dir", tmp_path / "c",
+                       *args], cwd=work, check=False)
+    assert proc.returncode == 1 and message in proc.stderr, proc.stdout + proc.stderr
+    assert not (work / "PWNED").exists() and not (work / "data").exists()
+
+
+# ---------------------------------------------------------------- 6. paths
+@pytest.mark.parametrize("name", ["my recipe", "a;b"])
+def test_run_sh_refuses_a_recipe_dir_kaldi_cannot_handle(tmp_path, name):
+    work = link_recipe(tmp_path / name)
+    proc = run_script(["./run.sh", "--corpus", "tiny", "--skip-setup", "true", "--corpus-dir", tmp_path / "c",
+                       "--stage", "0", "--stop-stage", "0"], cwd=work, check=False)
+    assert proc.returncode == 1 and f"the path '{work}' has a space or a shell character" in proc.stderr
+    assert not (work / "data").exists()
+
+
+# ---------------------------------------------------------------- 4. audio
+def riff(fmt_chunk, samples_bytes):
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk + \
+        b"data" + struct.pack("<I", len(samples_bytes)) + samples_bytes
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def extensible_fmt(bits, channels=1, rate=16000, sub_format=1):
+    block = channels * bits // 8
+    guid = struct.pack("<H", sub_format) + bytes.fromhex("000000001000800000aa00389b71")
+    return struct.pack("<HHIIHHHHI", 0xFFFE, channels, rate, rate * block, block, bits, 22, bits, 4) + guid
+
+
+def test_extensible_16_bit_wav_reads_like_plain_pcm(tmp_path):
+    samples = speech(0.1)
+    data = riff(extensible_fmt(16), samples.astype("<i2").tobytes())
+    rate, got = decode_audio(data, "ext.wav")
+    assert rate == 16000 and np.array_equal(got, samples)
+    (tmp_path / "ext.wav").write_bytes(data)
+    assert audio_info(tmp_path / "ext.wav") == ("riff", 16000, 1, len(samples))
+    assert np.array_equal(decode_audio(wav_bytes(16000, samples))[1], samples)  # plain PCM still reads
+
+
+def test_24_bit_and_float_wavs_are_refused_with_the_conversion(tmp_path):
+    pcm24 = b"".join((int(v) * 256).to_bytes(3, "little", signed=True) for v in speech(0.01))
+    path = tmp_path / "deep.wav"
+    path.write_bytes(riff(struct.pack("<HHIIHH", 1, 1, 16000, 48000, 3, 24), pcm24))
+    for call in (lambda: decode_audio(path.read_bytes(), str(path)), lambda: audio_info(path)):
+        with pytest.raises(DataError, match=rf"{path}: 24-bit PCM samples; only 16-bit PCM .*sox {path} -b 16"):
+            call()
+    with pytest.raises(DataError, match="32-bit non-PCM"):
+        decode_audio(riff(extensible_fmt(32, sub_format=3), b"\0" * 40), "float.wav")
+
+
+def test_inference_batch_reports_stereo_and_44k_files_and_goes_on(tmp_path):
+    model = save_model(tmp_path / "final.pt", num_targets=5)
+    good, rate44, stereo = tmp_path / "good.wav", tmp_path / "cd.wav", tmp_path / "stereo.wav"
+    write_wav(good, 16000, speech())
+    write_wav(rate44, 44100, speech(rate=44100))
+    interleaved = np.repeat(speech(), 2).astype("<i2").tobytes()
+    stereo.write_bytes(riff(struct.pack("<HHIIHH", 1, 2, 16000, 64000, 4, 16), interleaved))
+    proc = subprocess.run([sys.executable, "-m", "pyscripts.ser.infer", "--model", model, stereo, good, rate44],
+                          cwd=RECIPE, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith(f"{good} ") and len(proc.stdout.splitlines()) == 1
+    assert f"{stereo}: 16000 Hz, 2 channel(s); the models want 16000 Hz mono" in proc.stderr
+    assert f"sox {rate44} -r 16000 -c 1 out.wav" in proc.stderr
+    assert f"2 of 3 files failed (see above): {stereo} {rate44}" in proc.stderr
+
+
+def test_inference_refuses_a_model_with_nan_output(tmp_path):
+    from pyscripts.ser.infer import infer
+    wav = tmp_path / "a.wav"
+    write_wav(wav, 16000, speech())
+    model = save_model(tmp_path / "final.pt", num_targets=5, nan=True)
+    with pytest.raises(DataError, match=rf"{wav}: log-posteriors of {model}: .* NaN"):
+        infer(wav, model, RECIPE / "conf/fbank.conf", RECIPE / "conf/vad.conf")
+
+
+# ---------------------------------------------------------------- 5. TIMIT speaker lists
+def test_missing_speakers_are_listed_with_the_option_to_use():
+    from pyscripts.prep_timit import split_speakers
+    spk_folder = {"fadg0": "test", "mabc0": "train"}
+    with pytest.raises(DataError, match=r"dev\.list: 3 of its 4 speakers are not in the corpus: faks0 fdac1 "
+                                        r"mbdg0\. .*\./run\.sh --dev-spk-list FILE --test-spk-list FILE"):
+        split_speakers(spk_folder, ["faks0", "fadg0", "fdac1", "mbdg0"], [], "dev.list", "test.list")
+
+
+def test_run_sh_passes_other_speaker_lists_to_timit_data_prep(tmp_path, corpus_cache, tiny_timit):
+    work = link_recipe(tmp_path / "recipe")
+    (work / "dev.list").write_text("mzz99\n")
+    proc = run_script(["./run.sh", "--corpus", "tiny", "--skip-setup", "true", "--corpus-dir", corpus_cache,
+                       "--stage", "2", "--stop-stage", "2", "--dev-spk-list", "dev.list"], cwd=work, check=False)
+    assert proc.returncode != 0
+    assert "dev.list: 1 of its 1 speakers are not in the corpus: mzz99" in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------- 7. smaller
+def test_unreadable_ark_error_does_not_claim_relative_paths(tmp_path):
+    from pyscripts.nnet.data import load_frame_set
+    write_split(tmp_path / "d", tmp_path / "t")
+    (tmp_path / "d/feats.ark").write_bytes(b"garbage")
+    with pytest.raises(DataError) as err:
+        load_frame_set(tmp_path / "d", tmp_path / "t")
+    assert "relative" not in str(err.value) and "missing or damaged" in str(err.value)
+
+
+# ---------------------------------------------------------------- 8. stale models
+@pytest.fixture
+def split(tmp_path):
+    write_split(tmp_path / "tr", tmp_path / "tr_tg", seed=1, missing=("utt5",))
+    write_split(tmp_path / "dv", tmp_path / "dv_tg", num_utts=3, seed=2)
+    return tmp_path
+
+
+def train_here(root, cfg, force=False):
+    return nnet_train.train(cfg, root / "tr", root / "dv", root / "tr_tg", root / "dv_tg", root / "exp", "cpu",
+                            force)
+
+
+def test_a_model_is_retrained_when_what_it_was_trained_on_changes(split, caplog):
+    caplog.set_level(logging.INFO)
+    cfg = nnet_train.load_config(RECIPE / "conf/convnet_asr.yaml", NARROW + ["training.max_epochs=1"])
+    final = train_here(split, cfg)
+    stamp = (split / "exp/final.stamp").read_text()
+    assert "train_feats" in stamp and "config" in stamp and "init_from none" in stamp
+    mtime = final.stat().st_mtime_ns
+    # The same features written again (a redone stage 4) leave the model up to date.
+    feats = dict(kaldiio.load_scp(str(split / "tr/feats.scp")))
+    with kaldiio.WriteHelper(f"ark,scp:{split}/tr/feats.ark,{split}/tr/feats.scp") as out:
+        for utt, m in feats.items():
+            out(utt, m)
+    caplog.clear()
+    train_here(split, cfg)
+    assert final.stat().st_mtime_ns == mtime and "is up to date" in caplog.text
+    # New alignments (other targets for the same utterances): trained again, and it says why.
+    write_split(split / "tr", split / "tr_tg2", seed=9, missing=("utt5",))
+    (split / "tr_tg" / "targets.ark").write_bytes((split / "tr_tg2" / "targets.ark").read_bytes())
+    caplog.clear()
+    train_here(split, cfg)
+    assert "changed since it was trained: train_feats, train_targets; training it again" in caplog.text
+    assert final.stat().st_mtime_ns != mtime
+    mtime = final.stat().st_mtime_ns
+    train_here(split, cfg, force=True)
+    assert final.stat().st_mtime_ns != mtime
+
+
+def test_train_convnet_script_checks_the_stamp_reports_dropped_utterances_and_keeps_resumed_logs(split):
+    exp = split / "exp"
+
+    def script(*opts, overrides=" ".join(NARROW)):
+        return subprocess.run(["steps/train_convnet.sh", "--cmd", "run.pl", "--num-threads", "1", "--device", "cpu",
+                               "--overrides", overrides, *opts, split / "tr", split / "dv", split / "tr_tg",
+                               split / "dv_tg", exp], cwd=RECIPE, capture_output=True, text=True)
+    # A killed training (after epoch 1) with a log of its own...
+    cfg = nnet_train.load_config(RECIPE / "conf/convnet_asr.yaml", NARROW)
+    evaluate = nnet_train.evaluate
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nnet_train, "evaluate", lambda *a, **k: evaluate(*a, **k) if not (exp / "checkpoint.pt").exists()
+                   else (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            train_here(split, cfg)
+    (exp / "log").mkdir()
+    (exp / "log/train.log").write_text("THE FIRST RUN\n")
+    # ... resumes, keeping the first run's log in front, and the dropped utterance is on the console.
+    first = script()
+    assert first.returncode == 0, first.stdout + first.stderr
+    log = (exp / "log/train.log").read_text()
+    assert log.startswith("THE FIRST RUN\n") and "resuming from" in log and "done after 2 epochs" in log
+    assert "1 of 8 utterances have no targets" in first.stderr
+    second = script()
+    assert second.returncode == 0 and "final.pt is up to date, skipping" in second.stdout
+    third = script(overrides=" ".join(NARROW + ["optimizer.lr=0.01"]))
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "out of date (changed since it was trained: config): training it again" in third.stdout
