@@ -76,6 +76,16 @@ def tiny_run(tmp_path_factory, corpus_cache, tiny_timit, tiny_iemocap):
     return workdir, run_tiny_recipe(workdir, corpus_cache)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small models train fastest on one thread, and two spinning threads stall on a shared 2-core box."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "kaldi: needs a Kaldi build (KALDI_ROOT); skipped without one")
     config.addinivalue_line("markers", "slurm: needs a one-node Slurm (Debian's slurmctld, slurmd, slurm-client, "

@@ -1,4 +1,4 @@
-"""Issue 14: bad input fails loudly and names the file or key - non-finite data, typed configs, the
+"""Bad input fails loudly and names the file or key - non-finite data, typed configs, the
 command line, audio formats, TIMIT speaker lists, paths - and trained models never go stale."""
 import logging
 import struct
@@ -11,40 +11,15 @@ import pytest
 import torch
 
 from conftest import RECIPE, link_recipe, run_script
+from nnet_fixtures import write_split
 from pyscripts.audio import audio_info, decode_audio, wav_bytes, write_wav
 from pyscripts.errors import DataError
 from pyscripts.nnet import train as nnet_train
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 NARROW = ["model.conv1_channels=4", "model.conv2_channels=8", "model.fc_dim=16", "training.batch_size=32",
           "training.max_epochs=2", "training.frames_per_epoch=200", "training.eval_batch_size=256",
           "training.channels_last=false"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def write_split(data_dir, targets_dir, num_utts=8, num_targets=3, seed=0, nan_utt=None, missing=()):
-    """Random features with per-class means (learnable), int32 targets."""
-    rng = np.random.default_rng(seed)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    targets_dir.mkdir(parents=True, exist_ok=True)
-    with kaldiio.WriteHelper(f"ark,scp:{data_dir}/feats.ark,{data_dir}/feats.scp") as feats_out, \
-         kaldiio.WriteHelper(f"ark,scp:{targets_dir}/targets.ark,{targets_dir}/targets.scp") as targets_out:
-        for u in range(num_utts):
-            utt = f"utt{u}"
-            labels = rng.integers(num_targets, size=40)
-            feats = (labels[:, None] + rng.normal(size=(40, 40))).astype(np.float32)
-            if utt == nan_utt:
-                feats[7, 3] = np.nan
-            feats_out(utt, feats)
-            if utt not in missing:
-                targets_out(utt, labels.astype(np.int32))
-    (targets_dir / "num_targets").write_text(f"{num_targets}\n")
 
 
 def save_model(path, num_targets=3, nan=False):
@@ -66,15 +41,15 @@ def speech(seconds=1.0, rate=16000):
 # ---------------------------------------------------------------- 1. non-finite data
 def test_nan_in_training_features_names_utterance_and_file(tmp_path):
     from pyscripts.nnet.data import load_frame_set
-    write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt3")
-    with pytest.raises(DataError, match=r"feats\.scp: utterance utt3: 1 NaN or inf values \(the first in frame 7\)"):
+    write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt003")
+    with pytest.raises(DataError, match=r"feats\.scp: utterance utt003: 1 NaN or inf values \(the first in frame 7\)"):
         load_frame_set(tmp_path / "d", tmp_path / "t")
 
 
 def test_nan_features_stop_cmvn_stats_and_feature_extraction(tmp_path, monkeypatch):
     from pyscripts import features
-    write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt1")
-    with pytest.raises(DataError, match=r"feats\.scp: utterance utt1: 1 NaN"):
+    write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt001")
+    with pytest.raises(DataError, match=r"feats\.scp: utterance utt001: 1 NaN"):
         features.compute_cmvn_stats(tmp_path / "d", tmp_path / "cmvn.mat", per_speaker=False)
     data = tmp_path / "audio"
     data.mkdir()
@@ -87,14 +62,14 @@ def test_nan_features_stop_cmvn_stats_and_feature_extraction(tmp_path, monkeypat
 
 def test_forward_pass_refuses_nan_features_and_a_nan_model(tmp_path):
     from pyscripts.hybrid import compute_loglikes
-    write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt2")
+    write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt002")
     model = save_model(tmp_path / "final.pt")
-    with pytest.raises(DataError, match=r"feats\.scp: utterance utt2: 1 NaN"):
+    with pytest.raises(DataError, match=r"feats\.scp: utterance utt002: 1 NaN"):
         compute_loglikes(model, tmp_path / "d/feats.scp", tmp_path / "dec/loglikes.1.ark", device="cpu")
     write_split(tmp_path / "ok", tmp_path / "t")
     (tmp_path / "nan").mkdir()
     broken = save_model(tmp_path / "nan/final.pt", nan=True)
-    with pytest.raises(DataError, match=r"nan/final\.pt: log-posteriors of utterance utt0 .*NaN"):
+    with pytest.raises(DataError, match=r"nan/final\.pt: log-posteriors of utterance utt000 .*NaN"):
         compute_loglikes(broken, tmp_path / "ok/feats.scp", tmp_path / "dec/loglikes.1.ark", device="cpu")
 
 
@@ -292,7 +267,7 @@ def test_unreadable_ark_error_does_not_claim_relative_paths(tmp_path):
 # ---------------------------------------------------------------- 8. stale models
 @pytest.fixture
 def split(tmp_path):
-    write_split(tmp_path / "tr", tmp_path / "tr_tg", seed=1, missing=("utt5",))
+    write_split(tmp_path / "tr", tmp_path / "tr_tg", seed=1, missing=("utt005",))
     write_split(tmp_path / "dv", tmp_path / "dv_tg", num_utts=3, seed=2)
     return tmp_path
 
@@ -317,9 +292,8 @@ def test_a_model_is_retrained_when_what_it_was_trained_on_changes(split, caplog)
     caplog.clear()
     train_here(split, cfg)
     assert final.stat().st_mtime_ns == mtime and "is up to date" in caplog.text
-    # New alignments (other targets for the same utterances): trained again, and it says why.
-    write_split(split / "tr", split / "tr_tg2", seed=9, missing=("utt5",))
-    (split / "tr_tg" / "targets.ark").write_bytes((split / "tr_tg2" / "targets.ark").read_bytes())
+    # New features and alignments for the same utterances: trained again, and it says why.
+    write_split(split / "tr", split / "tr_tg", seed=9, missing=("utt005",))
     caplog.clear()
     train_here(split, cfg)
     assert "changed since it was trained: train_feats, train_targets; training it again" in caplog.text

@@ -14,39 +14,12 @@ from pyscripts.nnet.data import (epoch_frame_order, frame_set_from_arrays, gathe
                                  norm_stats_from_cmvn, norm_stats_from_frames)
 from pyscripts.nnet.forward import log_posteriors
 from pyscripts.nnet.model import ConvNet, copy_layers, freeze_layers, reinit_layers
+from nnet_fixtures import write_split
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]
 # A narrow ConvNet for the training-loop tests: same layers and code paths, ~100x fewer FLOPs.
 NARROW = ["model.conv1_channels=8", "model.conv2_channels=16", "model.fc_dim=64"]
-
-
-def write_split(data_dir, targets_dir, num_utts, num_targets, seed, bad_lengths=(), missing=()):
-    """Synthetic fbank-like features whose frames are noisy class means, in runs like phone states."""
-    rng = np.random.default_rng(seed)
-    means = np.random.default_rng(0).normal(scale=1.5, size=(num_targets, 40)).astype(np.float32)
-    data_dir.mkdir(parents=True)
-    targets_dir.mkdir(parents=True)
-    with kaldiio.WriteHelper(f"ark,scp:{data_dir}/feats.ark,{data_dir}/feats.scp") as feats_out, \
-         kaldiio.WriteHelper(f"ark,scp:{targets_dir}/targets.ark,{targets_dir}/targets.scp") as targets_out:
-        for u in range(num_utts):
-            utt = f"utt{u:03d}"
-            frames = int(rng.integers(30, 90))
-            labels = np.repeat(rng.integers(num_targets, size=frames), rng.integers(4, 12, size=frames))[:frames]
-            feats = means[labels] + rng.normal(size=(frames, 40)) + 8.0
-            feats_out(utt, feats.astype(np.float32))
-            if utt in missing:
-                continue
-            targets_out(utt, labels[:-3].astype(np.int32) if utt in bad_lengths else labels.astype(np.int32))
-    (targets_dir / "num_targets").write_text(f"{num_targets}\n")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models train fastest on one thread, and two spinning threads stall on a shared 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
