@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The seed's transfer-learning sweeps between ASR (TIMIT) and SER (IEMOCAP), issue 7. Each training is
 # an independent job of a $cuda_cmd job array (steps/train_convnet.sh with --init-from/--freeze-layers);
-# a job whose EXP_DIR/final.pt exists is not re-run, so the script can be re-started at any stage.
+# a job whose EXP_DIR/final.pt is up to date (its final.stamp) is not re-run, so the script can be
+# re-started at any stage.
 #   stage 1: baselines, trained from scratch: ASR (the ser2asr Baseline row, and the asr2ser source)
 #            and SER on every fold (the asr2ser Baseline row; fold --ser-source-fold is the ser2asr source);
 #            --asr-baseline/--ser-baseline link models already trained with the same configs instead
+#            (a linked model is never trained here)
 #   stage 2: SER -> ASR: l = 5..0, layers 1..l of the SER model frozen, l+1..5 fine-tuned, layer 6 fresh
 #   stage 3: decode and score every SER -> ASR model on TIMIT dev and test (FER, PER)
 #   stage 4: ASR -> SER: l = 5..0 on every fold
@@ -126,10 +128,11 @@ link_baseline() {
 }
 
 if run_stage 1 "baselines from scratch: ASR, and SER on every fold"; then
-  [[ -n $asr_baseline ]] && link_baseline "$asr_baseline" "$exp_root/ser2asr/baseline"
-  [[ -n $ser_baseline ]] && link_baseline "$ser_baseline" "$exp_root/asr2ser/baseline"
-  train_jobs ser2asr baseline "$asr_config"
-  train_jobs asr2ser baseline "$ser_config"
+  # A linked baseline is a finished model of another stage: never trained (or re-trained) here.
+  if [[ -n $asr_baseline ]]; then link_baseline "$asr_baseline" "$exp_root/ser2asr/baseline"
+  else train_jobs ser2asr baseline "$asr_config"; fi
+  if [[ -n $ser_baseline ]]; then link_baseline "$ser_baseline" "$exp_root/asr2ser/baseline"
+  else train_jobs asr2ser baseline "$ser_config"; fi
 fi
 
 if run_stage 2 "SER -> ASR transfer, l = ${layers:-5..0}"; then

@@ -34,6 +34,7 @@ def test_run_sh_tiny_end_to_end(tiny_run):
     # Stage 12 reuses the models of stages 9 and 11 as its Baseline rows instead of training them again.
     assert (recipe_dir / "exp/transfer/ser2asr/baseline").resolve() == (recipe_dir / "exp/convnet_asr").resolve()
     assert (recipe_dir / "exp/transfer/asr2ser/baseline").resolve() == (recipe_dir / "exp/ser").resolve()
+    assert not list((recipe_dir / "exp/transfer").glob("*/log/train.baseline.*"))  # linked, never re-trained
     report = (recipe_dir / "exp/report/README.md").read_text()
     assert "No. Constant Layers" in report
     for png in ("cka.png", "filters.png", "transfer_asr2ser.png", "transfer_ser2asr.png"):
