@@ -72,11 +72,7 @@ if (( stage <= 3 && 3 <= stop_stage )); then
   $cuda_cmd "${jobs_opt[@]}" "${res_opts[@]}" JOB=1:"$n" "$exp/log/train.JOB.log" \
     local/ser_train_fold.sh --cmd run.pl --train-config "$train_config" --overrides "$overrides" \
       --num-threads "$num_threads" --device "$device" "$data/folds" "$targets" "$exp" JOB
-  for k in $(seq "$n"); do
-    awk -v k="$k" '/^# Accounting:/ {split($3, t, "="); s = t[2]}
-                   / done after / {sub(/.* done after /, ""); d = $0}
-                   END {printf "  fold%d: %s s; done after %s\n", k, s, d}' "$exp/fold$k/log/train.log"
-  done
+  utils/train_summary.sh $(for k in $(seq "$n"); do echo "$exp/fold$k"; done)
 fi
 
 if (( stage <= 4 && 4 <= stop_stage )); then

@@ -111,10 +111,7 @@ train_jobs() {
   $cuda_cmd "${limit_opts[@]}" "${res_opts[@]}" JOB=1:"$n" "$dir/log/train.$which.JOB.log" \
     local/transfer_train_job.sh --train-config "$config" --overrides "$overrides" \
       --num-threads "$num_threads" --device "$device" "$dir/jobs.$which" JOB
-  cut -f4 "$dir/jobs.$which" | while read -r d; do
-    awk -v d="$d" '/^# Accounting:/ {split($3, t, "="); s = t[2]} / done after / {sub(/.* done after /, ""); r = $0}
-                   END {printf "  %s: %s s, %s\n", d, s, r}' "$d/log/train.log"
-  done
+  utils/train_summary.sh $(cut -f4 "$dir/jobs.$which")
 }
 
 # link_baseline SRC DEST: DEST becomes a relative link to an already trained baseline SRC.

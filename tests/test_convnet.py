@@ -344,5 +344,10 @@ def test_train_convnet_script_trains_once_and_then_skips(task, tmp_path):
     assert first.returncode == 0, first.stdout + first.stderr
     assert (exp / "final.pt").is_file() and (exp / "prior_counts").is_file()
     assert "epoch 1/1: TRAIN AvgLoss" in (exp / "log/train.log").read_text()
+    summary = nnet_train.read_summary(exp)   # what the stages report, instead of reading the log
+    assert (summary["epochs"], summary["stop"], summary["best_epoch"]) == ("1", "max epochs", "1")
+    assert float(summary["seconds"]) > 0 and 0 <= float(summary["dev_fer"]) <= 1
+    assert f"{exp}: " in subprocess.run(["utils/train_summary.sh", str(exp)], cwd=REPO, capture_output=True,
+                                        text=True).stdout
     second = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
     assert second.returncode == 0 and "skipping" in second.stdout

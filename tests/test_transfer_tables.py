@@ -88,10 +88,8 @@ def test_report_of_a_partial_sweep(tmp_path, monkeypatch):
     (run / "log").mkdir(parents=True)
     (run / "final.pt").write_bytes(b"")
     (run / "config.yaml").write_text("init:\n  from: src.pt\n  freeze_layers: 1\n  reinit_unfrozen: false\n")
-    (run / "log/train.log").write_text("# python3 -m pyscripts.nnet.train ...\n"
-                                       "# Started at Tue Nov 24 13:30:37 UTC 2026\n#\n"
-                                       "# Accounting: time=49 threads=1\n"
-                                       "# Ended (code 0) at Tue Nov 24 13:31:26 UTC 2026, elapsed time 49 seconds\n")
+    (run / "train_summary").write_text("started=2026-11-24T13:30:37\nended=2026-11-24T13:31:26\nseconds=49.0\n"
+                                       "epochs=2\nstop=max epochs\nbest_epoch=2\ndev_loss=0.9\ndev_fer=0.3\n")
     for subset, e in (("valid", 0.4), ("test", 0.5)):
         (run / "eval" / subset).mkdir(parents=True)
         (run / "eval" / subset / "metrics.json").write_text(json.dumps({"E": e, "UE": e}))

@@ -26,9 +26,12 @@ EXP_DIR receives:
   prior_counts    frame counts per target in the training targets, a Kaldi text vector (as Kaldi's
                   ali_train_pdf.counts), for hybrid decoding
   history.tsv     one line per epoch: lr, train and dev loss/FER, time
+  train_summary   written with final.pt: start, end, seconds, epochs, why it stopped, the best dev
+                  epoch (`key=value` lines, read by the stages that report trainings)
 """
 import argparse
 import copy
+import datetime
 import hashlib
 import logging
 import math
@@ -47,6 +50,7 @@ from pyscripts.nnet.data import (epoch_frame_order, gather_windows, load_frame_s
 from pyscripts.nnet.model import TRANSFERABLE_LAYERS, ConvNet, copy_layers, freeze_layers, reinit_layers
 
 log = logging.getLogger("train")
+SUMMARY = "train_summary"  # beside final.pt, see _write_summary
 PACKAGE_FORMAT = "pyscripts.nnet.ConvNet/1"
 # Keys that may differ between a checkpoint and the run that resumes it (they do not change results).
 RESUME_FREE_KEYS = {("training", "log_interval_frames"), ("training", "eval_batch_size")}
@@ -497,8 +501,9 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
             return final_path
         log.warning("%s: %s; training it again", final_path, "--force" if force else changed)
     if force or final_path.exists():  # never resume or keep anything of an outdated training
-        for path in (final_path, stamp_path, ckpt_path, best_path):
+        for path in (final_path, stamp_path, ckpt_path, best_path, exp_dir / SUMMARY):
             path.unlink(missing_ok=True)
+    started = datetime.datetime.now()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     device = _resolve_device(device, local_rank)
@@ -643,12 +648,31 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
         package["history"] = state["history"]
         _save(package, final_path)
         stamp_path.write_text("".join(f"{k} {v}\n" for k, v in stamp.items()))
+        _write_summary(exp_dir / SUMMARY, started, state["epoch"], stop, best)
         best_path.unlink()
         ckpt_path.unlink()
     if world_size > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return final_path
+
+
+def _write_summary(path, started, epochs, stop, best):
+    """EXP_DIR/train_summary, `key=value` lines: what the stages report of a finished training (its
+    times are this run's; a resumed training's earlier runs are not counted)."""
+    ended = datetime.datetime.now()
+    summary = {"started": started.isoformat(timespec="seconds"), "ended": ended.isoformat(timespec="seconds"),
+               "seconds": f"{(ended - started).total_seconds():.1f}", "epochs": epochs, "stop": stop,
+               "best_epoch": best["epoch"], "dev_loss": f"{best['loss']:.4f}", "dev_fer": f"{best['fer']:.4f}"}
+    path.write_text("".join(f"{k}={v}\n" for k, v in summary.items()))
+
+
+def read_summary(exp_dir):
+    """{key: value} of EXP_DIR/train_summary, or None when the training has not finished."""
+    path = Path(exp_dir) / SUMMARY
+    if not path.is_file():
+        return None
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
 def _num_params(model, trainable=False):

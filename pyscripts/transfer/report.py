@@ -1,6 +1,6 @@
 """Writes the transfer report, OUT_DIR/README.md, from what local/make_report.sh left in OUT_DIR
 (tables.md, transfer_*.png, filters.png, cka.tsv, cka.png) and the sweeps' exp dirs (the training
-configs, and the job logs for how many trainings finished and how long they took).
+configs, and their train_summary files for how many trainings finished and how long they took).
 
   python3 -m pyscripts.transfer.report [--exp-root exp/transfer] [--ser-folds-dir D]
       [--asr-model A] [--ser-model S] OUT_DIR
@@ -8,42 +8,29 @@ configs, and the job logs for how many trainings finished and how long they took
 import argparse
 import datetime
 import logging
-import re
 import subprocess
 from pathlib import Path
 
 import yaml
 
 from pyscripts.errors import cli_main
+from pyscripts.nnet.train import read_summary
 from pyscripts.transfer.cka import read_cka_table
 from pyscripts.transfer.figures import CKA_LABELS
 from pyscripts.transfer.plan import DIRECTIONS, Setup, plan_direction, read_folds
 from pyscripts.transfer.tables import TITLES
 
 log = logging.getLogger(__name__)
-LOG_DATE = "%a %b %d %H:%M:%S %Z %Y"  # `date` in the job logs of utils/run.pl (LC_ALL=C)
 
 
 def job_times(exp_dirs):
-    """(finished jobs, summed job seconds, first start, last end) from EXP/log/train.log of each
-    finished job (the run.pl log header and footer)."""
-    finished, seconds, starts, ends = 0, 0, [], []
-    for d in exp_dirs:
-        path = Path(d) / "log" / "train.log"
-        if not (Path(d) / "final.pt").is_file() or not path.is_file():
-            continue
-        text = path.read_text(errors="replace")
-        finished += 1
-        m = re.search(r"^# Accounting: time=(\d+)", text, re.M)
-        seconds += int(m.group(1)) if m else 0
-        for pattern, out in ((r"^# Started at (.+)$", starts), (r"^# Ended \(code \d+\) at (.+?)(?:, elapsed.*)?$", ends)):
-            m = re.search(pattern, text, re.M)
-            if m:
-                try:
-                    out.append(datetime.datetime.strptime(m.group(1).strip(), LOG_DATE))
-                except ValueError:
-                    pass
-    return finished, seconds, min(starts, default=None), max(ends, default=None)
+    """(finished jobs, summed training seconds, first start, last end) from EXP/train_summary of each
+    finished training (pyscripts.nnet.train writes it beside final.pt)."""
+    summaries = [s for s in map(read_summary, exp_dirs) if s is not None]
+    starts = [datetime.datetime.fromisoformat(s["started"]) for s in summaries]
+    ends = [datetime.datetime.fromisoformat(s["ended"]) for s in summaries]
+    return (len(summaries), sum(float(s["seconds"]) for s in summaries), min(starts, default=None),
+            max(ends, default=None))
 
 
 def _config_of(exp_dirs):
