@@ -14,7 +14,7 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 
-from pyscripts.datadir import read_table
+from pyscripts.datadir import c_sorted, read_table
 from pyscripts.errors import DataError, cli_main
 from pyscripts.kaldi_model import load_transition_model
 
@@ -229,6 +229,14 @@ def ali_dir_to_targets(ali_dir, data_dir, targets_dir):
     return len(targets), n_frames
 
 
+def write_unaligned(data_dir, ali_dir):
+    """ALI_DIR/unaligned: the utterances of DATA_DIR without an alignment (they failed to align), one
+    per line, so that later stages count them from a file; returns how many."""
+    missing = c_sorted(set(read_table(Path(data_dir) / "utt2spk")) - set(read_alignments(ali_dir)))
+    (Path(ali_dir) / "unaligned").write_text("".join(f"{u}\n" for u in missing))
+    return len(missing)
+
+
 def read_phone_symbols(path):
     table = read_table(path)
     try:
@@ -262,9 +270,15 @@ def main():
     c.add_argument("--frame-shift", type=float, default=0.01)
     c.add_argument("ali_dir")
     c.add_argument("ctm")
+    u = sub.add_parser("unaligned", help="ALI_DIR/unaligned: DATA_DIR's utterances without an alignment; "
+                                         "prints their number")
+    u.add_argument("data_dir")
+    u.add_argument("ali_dir")
     args = parser.parse_args()
     if args.cmd == "to-targets":
         ali_dir_to_targets(args.ali_dir, args.data_dir, args.targets_dir)
+    elif args.cmd == "unaligned":
+        print(write_unaligned(args.data_dir, args.ali_dir))
     else:
         ali_dir_to_ctm(args.ali_dir, args.ctm, args.frame_shift)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pyscripts.alignments import (ali_dir_to_targets, ali_to_pdf, ali_to_phone_segments,
-                                  read_int_vector_ark)
+                                  read_int_vector_ark, write_unaligned)
 from pyscripts.errors import DataError
 from pyscripts.kaldi_model import load_transition_model
 
@@ -163,6 +163,15 @@ def test_ali_dir_to_targets(tmp_path):
     # The targets archive is a Kaldi int32-vector archive (what copy-int-vector reads).
     raw = (tmp_path / "targets/targets.ark").read_bytes()
     assert raw.startswith(b"utt1 \0B\x04" + struct.pack("<i", 16) + b"\x04" + struct.pack("<i", 0))
+
+
+def test_unaligned_utterances_are_listed_in_the_ali_dir(tmp_path):
+    ali_dir = make_ali_dir(tmp_path / "ali", binary_transition_model(ENTRIES, PHONE2ENTRY, TRIPLES),
+                           {"utt1": ALI_PLAIN, "utt2": ALI_REORDERED})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/utt2spk").write_text("utt0 s\nutt1 s\nutt2 s\nutt3 s\n")
+    assert write_unaligned(tmp_path / "data", ali_dir) == 2
+    assert (ali_dir / "unaligned").read_text() == "utt0\nutt3\n"
 
 
 def test_text_model_gives_the_same_targets(tmp_path):

@@ -60,6 +60,7 @@ def test_gmm_stages_end_to_end(recipe_dir):
         assert (ali_dir / name).is_file(), name
     alis = read_alignments(ali_dir)
     assert set(alis) == set(truth)
+    assert (ali_dir / "unaligned").read_text() == ""   # every utterance aligned: an empty list
 
     # The alignment recovers the true (phone, state) of most frames.
     tm = load_transition_model(ali_dir / "final.mdl")
