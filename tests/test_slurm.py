@@ -197,7 +197,7 @@ export decode_cmd="slurm.pl --mem 1G"
 export cuda_cmd="slurm.pl --mem 2G --gpu 1"
 """
 SKIP_PARTS = {"log", "q", "timing"}              # logs, job scripts, timings: differ by nature
-SKIP_NAMES = {"rtf", "RESULTS.md", "history.tsv"}  # hold times
+SKIP_NAMES = {"rtf", "RESULTS.md", "history.tsv", "train_summary"}  # hold times
 LATER_STAGES = ("exp/ser/", "exp/transfer/", "exp/report/", "data/iemocap/folds/")  # stages 11, 12
 
 
@@ -209,7 +209,9 @@ def compare_runs(a, b):
     files = {f for f in files if not str(f).startswith(LATER_STAGES)}
     compared = 0
     for rel in sorted(files):
-        if SKIP_PARTS & set(rel.parts[:-1]) or rel.name in SKIP_NAMES or rel.suffix == ".log":
+        # (splitN/: the jobs' data splits, made again by later stages with what exists by then)
+        if SKIP_PARTS & set(rel.parts[:-1]) or any(p.startswith("split") for p in rel.parts[:-1]) \
+                or rel.name in SKIP_NAMES or rel.suffix == ".log":
             continue
         fa, fb = a / rel, b / rel
         if not (fa.is_file() and fb.is_file()):
