@@ -21,8 +21,9 @@ EXP_DIR receives:
                   number restores the random state exactly and a resumed run equals an uninterrupted one.
   best.pt         the model with the best dev metric so far (becomes final.pt at the end)
   final.pt        written when training ends: the best model with its config, input normalisation,
-                  num_targets and prior counts - all that inference needs. Its presence means "done":
-                  the script and this module then do nothing. checkpoint.pt is removed at that point.
+                  num_targets and prior counts - all that inference needs. checkpoint.pt is removed then.
+  final.stamp     checksums of what final.pt was trained on (config, features, targets, CMVN stats,
+                  source model): a re-run skips an up-to-date model and trains an outdated one again
   prior_counts    frame counts per target in the training targets, a Kaldi text vector (as Kaldi's
                   ali_train_pdf.counts), for hybrid decoding
   history.tsv     one line per epoch: lr, train and dev loss/FER, time

@@ -10,7 +10,6 @@ import logging
 import sys
 from pathlib import Path
 
-
 from pyscripts.errors import DataError, check_finite, cli_main
 from pyscripts.ser.evaluate import RULES, utterance_decision
 from pyscripts.ser.labels import EMOTIONS, detect_speech, read_frame_options, read_vad_options
