@@ -8,6 +8,7 @@
 #   ./run.sh --corpus iemocap --iemocap-root /data/IEMOCAP  SER stages on a real IEMOCAP
 #   ./run.sh --stage 4 --stop-stage 4                       one stage only
 #   --dev-spk-list FILE --test-spk-list FILE                TIMIT dev/test speakers (a partial copy, another split)
+#   --force true                      redo the selected stages even when they are up to date (exp/stamps/)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,8 +22,9 @@ corpus_dir=corpora   # where the synthetic corpora are generated
 dev_spk_list=        # TIMIT dev speakers, one a line (default: conf/timit_dev_spk.list, the standard 50)
 test_spk_list=       # TIMIT test speakers (default: conf/timit_test_spk.list, the 24 of the core test set)
 skip_setup=false
+force=false          # true: redo the selected stages even when they are up to date
 last_stage=12
-help_message=$(sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//')
+help_message=$(sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//')
 
 . utils/parse_options.sh
 if [[ $# -ne 0 ]]; then echo "$0: unexpected argument $1 (see --help)" >&2; exit 1; fi
@@ -70,31 +72,45 @@ if [[ -f data/.corpus && $(cat data/.corpus) != "$corpus" ]]; then
 fi
 echo "$corpus" > data/.corpus
 
-run_stage() {  # run_stage N TEXT [OUTPUT]: true when stage N is selected; prints it, and says when
-  # OUTPUT exists: stages 1-8 have no up-to-date check and make everything again (9, 11 and 12 do check).
-  if (( stage <= $1 && $1 <= stop_stage )); then
-    echo "=== $0: stage $1: $2 ==="
-    if [[ -n ${3:-} && -e ${3:-} ]]; then echo "$0: stage $1 redoes its work ($3 exists and is made again)"; fi
-    return 0
-  fi
-  return 1
+# Each stage keeps a fingerprint of what it was made from (exp/stamps/stageN: its input files' content,
+# corpus listings, options): a re-run skips a stage whose inputs are unchanged and says so, and redoes one
+# whose inputs changed, saying which. Stage 1's generators check their own corpora.
+backend=embedded; [[ -n ${KALDI_ROOT:-} ]] && backend=kaldi
+run_stage() {  # run_stage N TITLE [pyscripts.fingerprint check options]: true when N is selected and out of date
+  local n=$1 title=$2; shift 2
+  (( stage <= n && n <= stop_stage )) || return 1
+  echo "=== $0: stage $n: $title ==="
+  (( n > 1 )) || return 0
+  local force_opt=(); [[ $force == true ]] && force_opt=(--force)
+  local rc=0
+  python3 -m pyscripts.fingerprint check "${force_opt[@]}" exp/stamps/stage$n --option backend=$backend "$@" \
+    | sed "s|^|$0: stage $n: |" || rc=$?
+  case $rc in 0) return 1 ;; 3) return 0 ;; *) exit "$rc" ;; esac
 }
+stage_done() { python3 -m pyscripts.fingerprint commit exp/stamps/stage$1; }
 
 if [[ $corpus == demo || $corpus == tiny ]] && run_stage 1 "generate the synthetic $corpus corpora"; then
   local/make_demo_timit.sh --size "$corpus" "$timit_root"
   local/make_demo_iemocap.sh --size "$corpus" "$iemocap_root"
 fi
 
-if $do_asr && run_stage 2 "TIMIT data preparation" data/timit/train/text; then
+if $do_asr && run_stage 2 "TIMIT data preparation" --corpus "$timit_root" --input "$dev_spk_list" \
+    --input "$test_spk_list" --input conf/phones.60-48-39.map --output=data/timit/{train,dev,test}/text; then
   local/timit_data_prep.sh --dev-spk-list "$dev_spk_list" --test-spk-list "$test_spk_list" "$timit_root" data/timit
+  stage_done 2
 fi
 
-if $do_ser && run_stage 3 "IEMOCAP data preparation" data/iemocap/all/utt2spk; then
+if $do_ser && run_stage 3 "IEMOCAP data preparation" --corpus "$iemocap_root" --output data/iemocap/all/utt2emo; then
   local/iemocap_data_prep.sh "$iemocap_root" data/iemocap
+  stage_done 3
 fi
 
+feat_deps=(--input=conf/{fbank,mfcc}.conf)
+$do_asr && feat_deps+=(--corpus "$timit_root" --data=data/timit/{train,dev,test} \
+  --output=data/timit/{train,dev,test}/feats.scp --output=data/timit_mfcc/{train,dev,test}/cmvn.scp)
+$do_ser && feat_deps+=(--corpus "$iemocap_root" --data data/iemocap/all --output data/iemocap/all/feats.scp)
 if run_stage 4 "features: fbank (+ global CMVN) for the ConvNet, MFCC (+ per-speaker CMVN) for the GMM" \
-    exp/make_fbank; then
+    "${feat_deps[@]}"; then
   fbank_sets=(); $do_asr && fbank_sets+=(data/timit/train data/timit/dev data/timit/test)
   $do_ser && fbank_sets+=(data/iemocap/all)
   for d in "${fbank_sets[@]}"; do
@@ -108,23 +124,30 @@ if run_stage 4 "features: fbank (+ global CMVN) for the ConvNet, MFCC (+ per-spe
       steps/compute_cmvn_stats.sh data/timit_mfcc/$x exp/make_mfcc/$x mfcc
     done
   fi
+  stage_done 4
 fi
 
-if $do_asr && run_stage 5 "lang dir and bigram phone LM" data/lang_test_bg; then
+if $do_asr && run_stage 5 "lang dir and bigram phone LM" --input conf/phones.60-48-39.map \
+    --input=data/timit/{train,dev}/text --output data/lang_test_bg/G.fst; then
   local/timit_prepare_dict.sh conf/phones.60-48-39.map data/local/dict
   utils/prepare_lang.sh data/local/dict sil data/local/lang_tmp data/lang
   local/timit_train_lm.sh data/timit/train data/timit/dev data/local/lm/lm_phone_bg.arpa
   utils/format_lm.sh data/lang data/local/lm/lm_phone_bg.arpa data/lang_test_bg
+  stage_done 5
 fi
 
-if $do_asr && run_stage 6 "monophone GMM-HMM training" exp/mono/final.mdl; then
+if $do_asr && run_stage 6 "monophone GMM-HMM training" --input conf/mono.conf --input data/lang \
+    --data data/timit_mfcc/train --input=data/timit_mfcc/train/{feats,cmvn}.scp --output=exp/mono/{final.mdl,tree}; then
   steps/train_mono.sh --nj "$nj" --cmd "$train_cmd" data/timit_mfcc/train data/lang exp/mono
+  stage_done 6
 fi
 
+# The tiny corpus trains too weak a model for dev/test speakers to align at Kaldi's beams.
+ali_opts=(); [[ $corpus == tiny ]] && ali_opts=(--beam 40 --retry-beam 400)
 if $do_asr && run_stage 7 "forced alignment of train, dev and test; frame targets for the ConvNet" \
-    exp/mono_ali/targets; then
-  # The tiny corpus trains too weak a model for dev/test speakers to align at Kaldi's beams.
-  ali_opts=(); [[ $corpus == tiny ]] && ali_opts=(--beam 40 --retry-beam 400)
+    --input conf/mono.conf --input data/lang --input=exp/mono/{final.mdl,tree} --option "align=${ali_opts[*]}" \
+    --data=data/timit{,_mfcc}/{train,dev,test} --input=data/timit_mfcc/{train,dev,test}/{feats,cmvn}.scp \
+    --input=data/timit/{train,dev,test}/feats.scp --output=exp/mono_ali{,_dev,_test}/targets/targets.scp; then
   steps/align_mono.sh --nj "$nj" --cmd "$train_cmd" data/timit_mfcc/train data/lang exp/mono exp/mono_ali
   steps/ali_to_targets.sh exp/mono_ali data/timit/train exp/mono_ali/targets
   for x in dev test; do
@@ -134,47 +157,67 @@ if $do_asr && run_stage 7 "forced alignment of train, dev and test; frame target
   done
   # The synthesiser's own segmentation is known for the demo corpora: report how close the alignment is.
   if [[ -f data/timit/train/ref_phones.ctm ]]; then local/score_alignment.sh exp/mono_ali data/timit/train; fi
+  stage_done 7
 fi
 
-if $do_asr && run_stage 8 "decoding graph and GMM baseline decode" exp/mono/graph; then
+if $do_asr && run_stage 8 "decoding graph and GMM baseline decode" --input data/lang_test_bg \
+    --input=exp/mono/{final.mdl,tree} --data=data/timit_mfcc/{dev,test} --input=data/timit_mfcc/{dev,test}/{feats,cmvn}.scp \
+    --output exp/mono/graph/HCLG.fst --output=exp/mono/decode_{dev,test}/scoring/best_wer; then
   utils/mkgraph.sh data/lang_test_bg exp/mono exp/mono/graph
   steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" exp/mono/graph data/timit_mfcc/dev exp/mono/decode_dev
   steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" --tune-dir exp/mono/decode_dev \
     exp/mono/graph data/timit_mfcc/test exp/mono/decode_test
+  stage_done 8
 fi
 
 # The ConvNet configs: the seed's for real corpora, shorter schedules for the CPU-sized demo and tiny ones.
 nnet_profile=; [[ $corpus == demo || $corpus == tiny ]] && nnet_profile=_$corpus
 
-if $do_asr && run_stage 9 "ConvNet acoustic model on the monophone-state targets"; then
-  steps/train_convnet.sh --cmd "$cuda_cmd" --train-config conf/convnet_asr$nnet_profile.yaml \
+if $do_asr && run_stage 9 "ConvNet acoustic model on the monophone-state targets" \
+    --input conf/convnet_asr$nnet_profile.yaml --data=data/timit/{train,dev} --input=data/timit/{train,dev}/feats.scp \
+    --input data/timit/train/cmvn_global.stats --input=exp/mono_ali{,_dev}/targets --output exp/convnet_asr/final.pt; then
+  steps/train_convnet.sh --cmd "$cuda_cmd" --train-config conf/convnet_asr$nnet_profile.yaml --force "$force" \
     --cmvn-stats data/timit/train/cmvn_global.stats \
     data/timit/train data/timit/dev exp/mono_ali/targets exp/mono_ali_dev/targets exp/convnet_asr
+  stage_done 9
 fi
 
-if $do_asr && run_stage 10 "hybrid ConvNet-HMM decoding with the bigram LM: FER, PER (LM weight chosen on dev), RTF"; then
+if $do_asr && run_stage 10 "hybrid ConvNet-HMM decoding with the bigram LM: FER, PER (LM weight chosen on dev), RTF" \
+    --input exp/convnet_asr/final.pt --input exp/mono/graph --input exp/mono/final.mdl --data=data/timit/{dev,test} \
+    --input=data/timit/{dev,test}/feats.scp --input=exp/mono_ali_{dev,test}/targets \
+    --output=exp/convnet_asr/decode_{dev,test}/scoring/best_wer --output exp/RESULTS.md; then
   steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --targets exp/mono_ali_dev/targets \
     exp/mono/graph data/timit/dev exp/convnet_asr/decode_dev
   steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --targets exp/mono_ali_test/targets \
     --scoring-opts "--tune-dir exp/convnet_asr/decode_dev" exp/mono/graph data/timit/test exp/convnet_asr/decode_test
   local/results.sh --out exp/RESULTS.md exp
+  stage_done 10
 fi
 
-if $do_ser && run_stage 11 "SER: frame labels (emotion + sil), 8 folds, one ConvNet per fold, E/UE on Dev/Test"; then
+if $do_ser && run_stage 11 "SER: frame labels (emotion + sil), 8 folds, one ConvNet per fold, E/UE on Dev/Test" \
+    --input conf/convnet_ser$nnet_profile.yaml --input=conf/{fbank,vad,iemocap_folds}.conf --data data/iemocap/all \
+    --input data/iemocap/all/feats.scp --output exp/ser/results.md; then
   local/run_ser.sh --nj "$nj" --train-config conf/convnet_ser$nnet_profile.yaml --max-jobs-run "$nj" \
     data/iemocap exp/ser
+  stage_done 11
 fi
 
-if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figures, CKA, report"; then
-  transfer_opts=()
-  # The smoke test: two values of l and one fold, to show the stages run.
-  [[ $corpus == tiny ]] && transfer_opts=(--layers 3,0 --folds fold1)
+# The smoke test: two values of l and one fold, to show the stages run.
+transfer_opts=(); [[ $corpus == tiny ]] && transfer_opts=(--layers 3,0 --folds fold1)
+ser_models=(exp/ser/fold*/final.pt)
+if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figures, CKA, report" \
+    --input=conf/convnet_{asr,ser}$nnet_profile.yaml --option "transfer=${transfer_opts[*]}" \
+    --input exp/convnet_asr/final.pt --input=exp/ser/{targets,results.md} "${ser_models[@]/#/--input=}" \
+    --input data/iemocap/folds/plan --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp \
+    --input data/timit/train/cmvn_global.stats --input=exp/mono_ali{,_dev,_test}/targets --input exp/mono/graph \
+    --input exp/mono/final.mdl --output exp/report/README.md; then
   # The Baseline rows are the models of stages 9 and 11, trained with the same configs.
   local/run_transfer.sh --asr-config conf/convnet_asr$nnet_profile.yaml \
     --ser-config conf/convnet_ser$nnet_profile.yaml --asr-baseline exp/convnet_asr --ser-baseline exp/ser \
     --asr-train-targets exp/mono_ali/targets \
     --asr-dev-targets exp/mono_ali_dev/targets --asr-test-targets exp/mono_ali_test/targets \
     --graph-dir exp/mono/graph --decode-nj "$nj" --max-jobs-run "$nj" "${transfer_opts[@]}"
+  stage_done 12
 fi
 
 echo "$0: done (stages $stage..$stop_stage, corpus $corpus)"

@@ -11,6 +11,7 @@ RIFF or SPHERE file to stdout) and tells the format by its magic bytes. Command 
 """
 import argparse
 import io
+import logging
 import os
 import shlex
 import struct
@@ -22,10 +23,12 @@ import numpy as np
 
 from pyscripts.errors import DataError, cli_main
 
+log = logging.getLogger(__name__)
+
 SPHERE_MAGIC = b"NIST_1A"
 RIFF_MAGIC = b"RIFF"
 SPHERE_HEADER_BYTES = 1024
-WAVE_FORMAT_PCM, WAVE_FORMAT_EXTENSIBLE = 1, 0xFFFE
+WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT, WAVE_FORMAT_EXTENSIBLE = 1, 3, 0xFFFE
 # The sub-format GUID of WAVE_FORMAT_EXTENSIBLE is the format tag (2 bytes) followed by these 14 bytes.
 GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 
@@ -83,11 +86,11 @@ def _parse_sphere_header(head, name):
         "<" if byte_format == "01" else ">"
 
 
-def _to_mono(samples, channels, name):
-    if channels != 1:
-        raise DataError(f"{name}: {channels} channels; only mono audio is supported: mix it down, e.g. "
+def _only_channel(rate, samples, name):
+    if samples.shape[1] != 1:
+        raise DataError(f"{name}: {samples.shape[1]} channels; only mono audio is supported: mix it down, e.g. "
                         f"sox {shlex.quote(name)} -c 1 out.wav")
-    return samples
+    return rate, samples[:, 0]
 
 
 def _decode_sphere(data, name):
@@ -98,13 +101,25 @@ def _decode_sphere(data, name):
         raise DataError(f"{name}: truncated NIST SPHERE file: header says {count} samples, "
                         f"the file holds {len(body) // (2 * channels)}")
     samples = np.frombuffer(body, dtype=np.dtype(np.int16).newbyteorder(order)).astype(np.int16)
-    return rate, _to_mono(samples, channels, name)
+    return rate, samples.reshape(-1, channels)
+
+
+def _riff_encoding(tag, bits, name):
+    """Checks a fmt chunk's sample encoding: PCM of 8, 16, 24 or 32 bits, or 32/64-bit float (what sox
+    and soundfile write). Returns the numpy dtype of one sample as stored."""
+    if tag == WAVE_FORMAT_PCM and bits in (8, 16, 24, 32):
+        return {8: "u1", 16: "<i2", 24: "V3", 32: "<i4"}[bits]
+    if tag == WAVE_FORMAT_IEEE_FLOAT and bits in (32, 64):
+        return f"<f{bits // 8}"
+    what = f"{bits}-bit PCM" if tag == WAVE_FORMAT_PCM else f"{bits}-bit samples of format {tag}"
+    raise DataError(f"{name}: {what} is not a sample encoding this recipe reads (PCM of 8-32 bits or float): "
+                    f"convert it, e.g. sox {shlex.quote(name)} -b 16 -e signed-integer out.wav")
 
 
 def _riff_format(data, name):
-    """Walks the chunks of a RIFF WAVE file up to its data chunk, as Kaldi's WaveData does, and checks
-    that the samples are 16-bit PCM. Returns (rate, channels, offset of the samples, declared bytes of
-    the data chunk), or None when `data` (a file's head) ends before the data chunk."""
+    """Walks the chunks of a RIFF WAVE file up to its data chunk, as Kaldi's WaveData does. Returns
+    (rate, channels, offset of the samples, declared bytes of the data chunk, sample dtype), or None when
+    `data` (a file's head) ends before the data chunk."""
     if data[8:12] != b"WAVE":
         raise DataError(f"{name}: a RIFF file but not a WAVE file")
     pos, fmt = 12, None
@@ -122,17 +137,15 @@ def _riff_format(data, name):
                     _bad_riff(name, "malformed WAVE_FORMAT_EXTENSIBLE fmt chunk")
                 sub = data[body + 24:body + 40]
                 tag = struct.unpack("<H", sub[:2])[0] if sub[2:] == GUID_TAIL else None
-            if tag != WAVE_FORMAT_PCM or bits != 16:
-                what = f"{bits}-bit PCM" if tag == WAVE_FORMAT_PCM else f"{bits}-bit non-PCM (format {tag})"
-                raise DataError(f"{name}: {what} samples; only 16-bit PCM is supported (as by Kaldi): "
-                                f"convert it, e.g. sox {shlex.quote(name)} -b 16 -e signed-integer out.wav")
+            dtype = _riff_encoding(tag, bits, name)
             if channels < 1:
                 _bad_riff(name, "no channels")
-            fmt = rate, channels
+            fmt = rate, channels, dtype
         elif chunk == b"data":
             if fmt is None:
                 _bad_riff(name, "data chunk before the fmt chunk")
-            return (*fmt, body, size)
+            rate, channels, dtype = fmt
+            return rate, channels, body, size, dtype
         pos = body + size + (size & 1)  # chunks are padded to an even size
     return None
 
@@ -147,28 +160,54 @@ def _data_bytes(declared, available):
     return available if declared == 0 or declared >= 0x7FFFFFF0 else declared
 
 
+def _to_int16(frames, dtype):
+    """Samples of any supported encoding on the 16-bit scale Kaldi's features expect (rounded; no dither,
+    so a conversion is reproducible)."""
+    if dtype == "<i2":
+        return np.frombuffer(frames, dtype="<i2").astype(np.int16)
+    if dtype == "V3":  # 24-bit: widen each little-endian triple to an int32 holding it in its top bytes
+        triples = np.frombuffer(frames, dtype=np.uint8).reshape(-1, 3)
+        wide = np.zeros((len(triples), 4), np.uint8)
+        wide[:, 1:] = triples
+        values = wide.view("<i4")[:, 0] / 65536.0
+    elif dtype == "u1":
+        values = (np.frombuffer(frames, dtype=np.uint8).astype(np.float64) - 128) * 256
+    elif dtype == "<i4":
+        values = np.frombuffer(frames, dtype="<i4") / 65536.0
+    else:
+        values = np.frombuffer(frames, dtype=dtype).astype(np.float64) * 32768
+    return np.clip(np.round(values), -32768, 32767).astype(np.int16)
+
+
 def _decode_riff(data, name):
+    """Returns (rate, int16 samples: one column per channel)."""
     fmt = _riff_format(data, name)
     if fmt is None:
         _bad_riff(name, "no data chunk; truncated?")
-    rate, channels, offset, declared = fmt
+    rate, channels, offset, declared, dtype = fmt
+    block = channels * np.dtype(dtype).itemsize
     frames = data[offset:]
     need = _data_bytes(declared, len(frames))
     if len(frames) < need:
-        raise DataError(f"{name}: truncated RIFF wav: header says {need // (2 * channels)} samples, "
-                        f"the file holds {len(frames) // (2 * channels)}")
-    frames = frames[:need - need % (2 * channels)]
-    samples = np.frombuffer(frames, dtype="<i2").astype(np.int16)
-    return rate, _to_mono(samples, channels, name)
+        raise DataError(f"{name}: truncated RIFF wav: header says {need // block} samples, "
+                        f"the file holds {len(frames) // block}")
+    frames = frames[:need - need % block]
+    return rate, _to_int16(frames, dtype).reshape(-1, channels)
 
 
-def decode_audio(data, name="<bytes>"):
-    """Decodes SPHERE or RIFF bytes to (rate, int16 samples); name is used in error messages."""
+def decode_channels(data, name="<bytes>"):
+    """Decodes SPHERE or RIFF bytes to (rate, int16 samples, one column per channel); name is used in
+    error messages."""
     if data.startswith(SPHERE_MAGIC):
         return _decode_sphere(data, name)
     if data.startswith(RIFF_MAGIC):
         return _decode_riff(data, name)
     raise DataError(f"{name}: neither NIST SPHERE (NIST_1A) nor RIFF wav (magic bytes {data[:8]!r})")
+
+
+def decode_audio(data, name="<bytes>"):
+    """Decodes SPHERE or RIFF bytes of mono audio to (rate, int16 samples)."""
+    return _only_channel(*decode_channels(data, name), name)
 
 
 def _own_pipe_file(command):
@@ -184,27 +223,73 @@ def _own_pipe_file(command):
     return None
 
 
-def read_audio(entry):
-    """Reads a path or a wav.scp value ('cmd ... |') and returns (rate, int16 mono samples)."""
+def _read_bytes(entry):
+    """The bytes of a path or of a wav.scp value ('cmd ... |'), and the name to report."""
     entry = str(entry).strip()
     if entry.endswith("|"):
         command = entry[:-1].strip()
         own = _own_pipe_file(command)
         if own is not None:
-            return read_audio(own)
+            return _read_bytes(own)
         proc = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if proc.returncode != 0:
             raise DataError(f"wav.scp command failed ({proc.returncode}): {command}\n"
                             f"{proc.stderr.decode(errors='replace').strip()}")
-        return decode_audio(proc.stdout, name=command)
+        return proc.stdout, command
     if not os.path.isfile(entry):
         raise DataError(f"{entry}: audio file not found")
     with open(entry, "rb") as f:
-        return decode_audio(f.read(), name=entry)
+        return f.read(), entry
+
+
+def read_audio(entry):
+    """Reads a path or a wav.scp value ('cmd ... |') and returns (rate, int16 mono samples)."""
+    data, name = _read_bytes(entry)
+    return decode_audio(data, name)
+
+
+def read_audio_as(entry, rate):
+    """int16 mono samples of any readable file at `rate`: several channels are averaged and another
+    sample rate is resampled, each saying so (for inference on files as users have them; data prep
+    refuses them instead, so that a corpus is never converted silently)."""
+    data, name = _read_bytes(entry)
+    file_rate, samples = decode_channels(data, name)
+    done = []
+    if samples.shape[1] != 1:
+        done.append(f"{samples.shape[1]} channels mixed down to one")
+    values = samples.astype(np.float64).mean(axis=1)
+    if file_rate != rate:
+        done.append(f"resampled from {file_rate} to {rate:g} Hz")
+        values = resample(values, file_rate, rate)
+    if done:
+        log.info("%s: %s", name, ", ".join(done))
+    return np.clip(np.round(values), -32768, 32767).astype(np.int16)
+
+
+def resample(values, from_rate, to_rate, zeros=8):
+    """Band-limited resampling: each output sample is a Hann-windowed sinc interpolation of the input
+    (`zeros` zero crossings each side), with the cut-off below both Nyquist frequencies."""
+    from_rate, to_rate = float(from_rate), float(to_rate)
+    cutoff = 0.97 * min(from_rate, to_rate) / 2  # Hz, a little below the lower Nyquist frequency
+    half_width = zeros / (2 * cutoff)            # seconds
+    num_out = int(np.floor(len(values) * to_rate / from_rate))
+    out = np.empty(num_out)
+    taps = np.arange(-int(np.ceil(half_width * from_rate)), int(np.ceil(half_width * from_rate)) + 1)
+    for start in range(0, num_out, 4096):  # blocks keep the (outputs x taps) matrix small
+        t = np.arange(start, min(start + 4096, num_out)) / to_rate
+        nearest = np.floor(t * from_rate).astype(np.int64)
+        idx = nearest[:, None] + taps[None, :]
+        dt = t[:, None] - idx / from_rate
+        window = np.where(np.abs(dt) < half_width, 0.5 + 0.5 * np.cos(np.pi * dt / half_width), 0.0)
+        weights = 2 * cutoff / from_rate * np.sinc(2 * cutoff * dt) * window
+        inside = (idx >= 0) & (idx < len(values))
+        out[start:start + len(t)] = (weights * np.where(inside, values[np.clip(idx, 0, len(values) - 1)], 0)).sum(1)
+    return out
 
 
 def audio_info(path):
-    """Reads only the header: returns (format 'sphere'|'riff', rate, channels, num_samples)."""
+    """Reads only the header: returns (format, rate, channels, num_samples); format is 'sphere', 'riff'
+    (16-bit PCM, which Kaldi reads) or 'riff/<dtype>' (another encoding, read through wav_scp_entry's pipe)."""
     path = str(path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: audio file not found")
@@ -222,13 +307,23 @@ def audio_info(path):
         if fmt is None:  # chunks before the samples larger than the head: read them all
             with open(path, "rb") as f:
                 fmt = _riff_format(f.read(), path) or _bad_riff(path, "no data chunk; truncated?")
-        rate, channels, offset, declared = fmt
+        rate, channels, offset, declared, dtype = fmt
+        block = channels * np.dtype(dtype).itemsize
         need = _data_bytes(declared, size - offset)
         if size - offset < need:
-            raise DataError(f"{path}: truncated RIFF wav: header says {need // (2 * channels)} samples, "
-                            f"the file holds {(size - offset) // (2 * channels)}")
-        return "riff", rate, channels, need // (2 * channels)
+            raise DataError(f"{path}: truncated RIFF wav: header says {need // block} samples, "
+                            f"the file holds {(size - offset) // block}")
+        return "riff" if dtype == "<i2" else f"riff/{dtype}", rate, channels, need // block
     raise DataError(f"{path}: neither NIST SPHERE (NIST_1A) nor RIFF wav (magic bytes {head[:8]!r})")
+
+
+def wav_scp_entry(path, fmt):
+    """The wav.scp value of an audio file of format `fmt` (audio_info's): its path where Kaldi reads it
+    as it is (16-bit PCM RIFF), else this module's conversion to such a wav as a pipe."""
+    path = os.path.abspath(path)
+    if fmt == "riff" and not any(c.isspace() for c in path):
+        return path
+    return f"python3 -m pyscripts.audio to-wav {shlex.quote(path)} |"
 
 
 def sphere_bytes(rate, samples):

@@ -3,13 +3,12 @@
 CMVN and deltas (apply-cmvn, add-deltas)."""
 import argparse
 import logging
-import shlex
 from pathlib import Path
 
 import kaldiio
 import numpy as np
 
-from pyscripts.audio import audio_info, read_audio
+from pyscripts.audio import read_audio, read_audio_as
 from pyscripts.datadir import read_list_table, read_table, write_table
 from pyscripts.errors import DataError, check_finite, cli_main
 
@@ -88,15 +87,9 @@ def compute_features(kind, opts, samples):
 
 def wav_features(wav, conf, kind="fbank"):
     """(samples, features) of one audio file for inference, with the options of `conf`. A file at
-    another sample rate or with several channels is refused with the sox command that converts it."""
+    another sample rate or with several channels is converted to the rate of `conf`, mono, saying so."""
     opts = make_options(kind, conf)
-    rate = opts.frame_opts.samp_freq
-    _, file_rate, channels, _ = audio_info(wav)
-    if file_rate != rate or channels != 1:
-        raise DataError(f"{wav}: {file_rate} Hz, {channels} channel(s); the models want {rate:g} Hz mono "
-                        f"({conf}): resample it and mix it down first, e.g. sox {shlex.quote(str(wav))} -r {rate:g} "
-                        "-c 1 out.wav")
-    _, samples = read_audio(wav)
+    samples = read_audio_as(wav, opts.frame_opts.samp_freq)
     feats = compute_features(kind, opts, samples)
     if len(feats) == 0:
         raise DataError(f"{wav}: shorter than one frame ({len(samples)} samples)")

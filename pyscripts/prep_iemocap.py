@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from pyscripts.audio import read_audio
+from pyscripts.audio import audio_info, wav_scp_entry
 from pyscripts.datadir import utt2spk_to_spk2utt, validate_data_dir, write_table
 from pyscripts.errors import DataError, cli_main
 
@@ -119,15 +119,17 @@ def prepare_iemocap(corpus, out_dir):
         wav = wavs[utt].resolve()
         if any(c.isspace() for c in str(wav)):
             raise DataError(f"{wav}: path contains white space, which wav.scp cannot hold; move the corpus")
-        rate, samples = read_audio(str(wav))
+        fmt, rate, channels, num_samples = audio_info(wav)
+        if channels != 1:
+            raise DataError(f"{wav}: {channels} channels; IEMOCAP's sentence wavs are mono (mix it down first)")
         if rate != SAMPLE_RATE:
             raise DataError(f"{wav}: sample rate {rate} Hz, expected {SAMPLE_RATE}; resample the corpus "
                             f"to 16 kHz (e.g. sox in.wav -r 16000 out.wav)")
         key = f"{speaker}-{utt}"
-        wav_scp[key] = str(wav)
+        wav_scp[key] = wav_scp_entry(wav, fmt)
         utt2spk[key] = speaker
         utt2emo[key] = emotion
-        utt2dur[key] = f"{len(samples) / rate:.3f}"
+        utt2dur[key] = f"{num_samples / rate:.3f}"
     if not utt2spk:
         raise DataError(f"{corpus}: no utterance labelled {', '.join(sorted(EMOTION_MAP))}")
 

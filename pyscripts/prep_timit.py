@@ -6,7 +6,8 @@ development speakers) and the test list (the 24 core-test speakers). TEST speake
 not used. Everything dropped is counted in the log.
 
 Works with upper- or lower-case file names and with NIST SPHERE or RIFF .WAV files. Writes per set:
-  wav.scp         SPHERE through `python3 -m pyscripts.audio to-wav FILE |`, RIFF as a path
+  wav.scp         16-bit RIFF as a path; SPHERE and other encodings through `python3 -m pyscripts.audio
+                  to-wav FILE |`
   text            <utt> 48-phone transcript (61 -> 48 folding of conf/phones.60-48-39.map, q deleted)
   utt2spk spk2utt spk2gender utt2dur
   stm, glm        sclite references (48 phones; scoring folds hypothesis and reference to 39); the
@@ -17,12 +18,11 @@ Utterance ids are <speaker>_<sentence> in lower case (fcjf0_si1027), so they sor
 import argparse
 import logging
 import os
-import shlex
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyscripts.audio import audio_info
+from pyscripts.audio import audio_info, wav_scp_entry
 from pyscripts.datadir import utt2spk_to_spk2utt, validate_data_dir, write_table
 from pyscripts.errors import DataError, cli_main
 
@@ -176,13 +176,6 @@ def read_phn(path, to48):
     return rows
 
 
-def wav_entry(wav, fmt):
-    wav = os.path.abspath(wav)
-    if fmt == "riff" and not any(c.isspace() for c in wav):
-        return wav
-    return f"python3 -m pyscripts.audio to-wav {shlex.quote(wav)} |"
-
-
 def split_speakers(spk_folder, dev_spks, test_spks, dev_list, test_list):
     for lst, spks in ((dev_list, dev_spks), (test_list, test_spks)):
         missing = [s for s in spks if s not in spk_folder]
@@ -251,7 +244,7 @@ def prepare(corpus_dir, data_dir, dev_list, test_list, phone_map):
             gone = sorted(p for p, p48 in to48.items() if p48 is None)
             raise DataError(f"{utt.phn}: no phones left after deleting {gone}; the transcription is empty")
         dur = num_samples / rate
-        tables["wav.scp"][set_name][utt.utt_id] = wav_entry(utt.wav, fmt)
+        tables["wav.scp"][set_name][utt.utt_id] = wav_scp_entry(utt.wav, fmt)
         tables["text"][set_name][utt.utt_id] = " ".join(phones48)
         tables["utt2spk"][set_name][utt.utt_id] = utt.spk
         tables["utt2dur"][set_name][utt.utt_id] = f"{dur:.4f}"

@@ -2,6 +2,7 @@
 recipe directory laid out like a Kaldi egs dir (symlinks to the recipe's scripts)."""
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -71,9 +72,13 @@ def run_tiny_recipe(workdir, corpus_cache, env=None, stop_stage=12):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, corpus_cache, tiny_timit, tiny_iemocap):
-    """The whole recipe on the tiny corpora, embedded backend: (recipe dir, its process)."""
+    """The whole recipe on the tiny corpora, embedded backend: (recipe dir, its process); the process's
+    `seconds` is how long the run took."""
     workdir = tmp_path_factory.mktemp("tiny_run")
-    return workdir, run_tiny_recipe(workdir, corpus_cache)
+    started = time.monotonic()
+    proc = run_tiny_recipe(workdir, corpus_cache)
+    proc.seconds = time.monotonic() - started
+    return workdir, proc
 
 
 @pytest.fixture(scope="module")

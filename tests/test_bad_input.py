@@ -12,7 +12,7 @@ import torch
 
 from conftest import RECIPE, link_recipe, run_script
 from nnet_fixtures import write_split
-from pyscripts.audio import audio_info, decode_audio, wav_bytes, write_wav
+from pyscripts.audio import audio_info, decode_audio, read_audio, wav_bytes, wav_scp_entry, write_wav
 from pyscripts.errors import DataError
 from pyscripts.nnet import train as nnet_train
 
@@ -200,31 +200,61 @@ def test_extensible_16_bit_wav_reads_like_plain_pcm(tmp_path):
     assert np.array_equal(decode_audio(wav_bytes(16000, samples))[1], samples)  # plain PCM still reads
 
 
-def test_24_bit_and_float_wavs_are_refused_with_the_conversion(tmp_path):
-    pcm24 = b"".join((int(v) * 256).to_bytes(3, "little", signed=True) for v in speech(0.01))
-    path = tmp_path / "deep.wav"
-    path.write_bytes(riff(struct.pack("<HHIIHH", 1, 1, 16000, 48000, 3, 24), pcm24))
-    for call in (lambda: decode_audio(path.read_bytes(), str(path)), lambda: audio_info(path)):
-        with pytest.raises(DataError, match=rf"{path}: 24-bit PCM samples; only 16-bit PCM .*sox {path} -b 16"):
+@pytest.mark.parametrize("encoding", ["pcm8", "pcm24", "pcm32", "float32", "float64", "extensible-float"])
+def test_other_pcm_and_float_wavs_read_on_the_16_bit_scale(tmp_path, encoding):
+    samples = speech(0.05)
+    values = samples.astype(np.float64) / 32768
+    if encoding == "pcm8":  # unsigned, 8 bits: the 16-bit value is known to within 128
+        stored, tolerance = (np.round(values * 128) + 128).astype(np.uint8).tobytes(), 128
+    elif encoding == "pcm24":
+        stored, tolerance = b"".join((int(v) * 256 + 17).to_bytes(3, "little", signed=True) for v in samples), 0
+    elif encoding == "pcm32":
+        stored, tolerance = (samples.astype("<i4") * 65536 + 300).tobytes(), 0
+    else:
+        stored, tolerance = values.astype("<f8" if encoding == "float64" else "<f4").tobytes(), 0
+    if encoding == "extensible-float":
+        head = extensible_fmt(32, sub_format=3)
+    else:
+        tag, bits = {"pcm8": (1, 8), "pcm24": (1, 24), "pcm32": (1, 32), "float32": (3, 32), "float64": (3, 64)}[encoding]
+        head = struct.pack("<HHIIHH", tag, 1, 16000, 16000 * bits // 8, bits // 8, bits)
+    path = tmp_path / f"{encoding}.wav"
+    path.write_bytes(riff(head, stored))
+    rate, got = read_audio(path)
+    assert rate == 16000 and np.abs(got.astype(int) - samples).max() <= tolerance
+    fmt_name, _, _, count = audio_info(path)
+    assert fmt_name.startswith("riff/") and count == len(samples)
+    # Kaldi reads only 16-bit PCM: data prep hands it these files through the conversion pipe.
+    entry = wav_scp_entry(path, fmt_name)
+    assert entry == f"python3 -m pyscripts.audio to-wav {path} |"
+    assert np.array_equal(read_audio(entry.replace("python3", sys.executable, 1) + " ")[1], got)
+
+
+def test_unreadable_encodings_are_refused_with_the_conversion(tmp_path):
+    path = tmp_path / "alaw.wav"
+    path.write_bytes(riff(struct.pack("<HHIIHH", 6, 1, 8000, 8000, 1, 8), b"\0" * 40))
+    for call in (lambda: read_audio(path), lambda: audio_info(path)):
+        with pytest.raises(DataError, match=rf"{path}: 8-bit samples of format 6 .*sox {path} -b 16"):
             call()
-    with pytest.raises(DataError, match="32-bit non-PCM"):
-        decode_audio(riff(extensible_fmt(32, sub_format=3), b"\0" * 40), "float.wav")
 
 
-def test_inference_batch_reports_stereo_and_44k_files_and_goes_on(tmp_path):
+def test_inference_converts_stereo_and_44k_files_and_reports_bad_ones(tmp_path):
     model = save_model(tmp_path / "final.pt", num_targets=5)
-    good, rate44, stereo = tmp_path / "good.wav", tmp_path / "cd.wav", tmp_path / "stereo.wav"
+    good, rate44, stereo, bad = (tmp_path / f"{n}.wav" for n in ("good", "cd", "stereo", "bad"))
     write_wav(good, 16000, speech())
     write_wav(rate44, 44100, speech(rate=44100))
     interleaved = np.repeat(speech(), 2).astype("<i2").tobytes()
     stereo.write_bytes(riff(struct.pack("<HHIIHH", 1, 2, 16000, 64000, 4, 16), interleaved))
-    proc = subprocess.run([sys.executable, "-m", "pyscripts.ser.infer", "--model", model, stereo, good, rate44],
-                          cwd=RECIPE, capture_output=True, text=True)
+    bad.write_text("not audio")
+    proc = subprocess.run([sys.executable, "-m", "pyscripts.ser.infer", "--model", model, stereo, bad, good,
+                           rate44], cwd=RECIPE, capture_output=True, text=True)
     assert proc.returncode == 1
-    assert proc.stdout.startswith(f"{good} ") and len(proc.stdout.splitlines()) == 1
-    assert f"{stereo}: 16000 Hz, 2 channel(s); the models want 16000 Hz mono" in proc.stderr
-    assert f"sox {rate44} -r 16000 -c 1 out.wav" in proc.stderr
-    assert f"2 of 3 files failed (see above): {stereo} {rate44}" in proc.stderr
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == [str(stereo), str(good), str(rate44)]
+    assert f"{stereo}: 2 channels mixed down to one" in proc.stderr
+    assert f"{rate44}: resampled from 44100 to 16000 Hz" in proc.stderr
+    assert f"1 of 4 files failed (see above): {bad}" in proc.stderr
+    # The same speech gives the same decision at either rate, and from two equal channels.
+    decisions = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()}
+    assert decisions[str(stereo)] == decisions[str(good)] == decisions[str(rate44)]
 
 
 def test_inference_refuses_a_model_with_nan_output(tmp_path):

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 import yaml
 
 from pyscripts.errors import DataError, cli_main
+from pyscripts.fingerprint import file_digest, scp_digest
 from pyscripts.nnet.data import (epoch_frame_order, gather_windows, load_frame_set, norm_stats_from_cmvn,
                                  norm_stats_from_frames, target_counts)
 from pyscripts.nnet.model import TRANSFERABLE_LAYERS, ConvNet, copy_layers, freeze_layers, reinit_layers
@@ -419,47 +420,18 @@ def sync_batchnorm(module, device):
 
 
 # ---------------------------------------------------------------- what a model was trained on
-def _digest(path):
-    """Checksum of a file's content ('none' for no file): a rewrite with equal content keeps it."""
-    if path is None:
-        return "none"
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    except OSError as err:
-        raise DataError(f"{path}: cannot read it ({err.strerror})") from None
-    return h.hexdigest()[:16]
-
-
-def _scp_digest(scp):
-    """Checksum of the matrices an scp points to: its keys and offsets with the content of its arks (not
-    their paths or times, so stages that only rewrite the same features leave it unchanged)."""
-    if not Path(scp).is_file():
-        raise DataError(f"{scp} does not exist: run the feature extraction / alignment stage first")
-    h, arks = hashlib.sha256(), {}
-    for line in Path(scp).read_text().splitlines():
-        key, _, where = line.partition(" ")
-        ark, _, offset = where.strip().rpartition(":")
-        if ark not in arks:
-            arks[ark] = _digest(ark)
-        h.update(f"{key} {arks[ark]} {offset}\n".encode())
-    return h.hexdigest()[:16]
-
-
 def input_stamp(cfg, train_data, dev_data, train_targets, dev_targets):
     """{input: checksum} of everything a training depends on; saved beside final.pt as final.stamp."""
     cfg = copy.deepcopy(cfg)
     for section, key in RESUME_FREE_KEYS:
         cfg[section].pop(key, None)
     config = hashlib.sha256(yaml.safe_dump(cfg, sort_keys=True).encode()).hexdigest()[:16]
-    stamp = {"config": config, "cmvn_stats": _digest(cfg["data"]["cmvn_stats"]),
-             "init_from": _digest(cfg["init"]["from"])}
+    stamp = {"config": config, "cmvn_stats": file_digest(cfg["data"]["cmvn_stats"]),
+             "init_from": file_digest(cfg["init"]["from"])}
     for name, data, targets in (("train", train_data, train_targets), ("dev", dev_data, dev_targets)):
-        stamp[f"{name}_feats"] = _scp_digest(Path(data) / "feats.scp")
-        stamp[f"{name}_targets"] = _scp_digest(Path(targets) / "targets.scp") + "/" + \
-            _digest(Path(targets) / "num_targets")
+        stamp[f"{name}_feats"] = scp_digest(Path(data) / "feats.scp")
+        stamp[f"{name}_targets"] = scp_digest(Path(targets) / "targets.scp") + "/" + \
+            file_digest(Path(targets) / "num_targets")
     return stamp
 
 
