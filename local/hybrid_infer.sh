@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hybrid ASR-SER inference (the seed's first figure): for each wav, the recognised 39-phone sequence
 # (ASR ConvNet + HCLG decoding) and the utterance emotion with its posteriors (SER ConvNet), by
-# pyscripts/transfer/hybrid_infer.py. The acoustic scale is the one scoring chose on dev for the ASR
+# pyscripts/infer.py. The acoustic scale is the one scoring chose on dev for the ASR
 # model (ASR_DIR/decode_dev/scoring/best_wer) when that exists, else --acwt.
 set -euo pipefail
 
@@ -37,6 +37,6 @@ if [[ -z $acwt ]]; then
   best=$asr_dir/decode_dev/scoring/best_wer
   [[ -f $best ]] && acwt=$(sed -n 's/.*acwt=\([0-9.eE+-]*\).*/\1/p' "$best" | head -n 1)
 fi
-python3 -m pyscripts.transfer.hybrid_infer --asr-model "$asr_dir/final.pt" --graph-dir "$graph_dir" \
+python3 -m pyscripts.infer hybrid --asr-model "$asr_dir/final.pt" --graph-dir "$graph_dir" \
   --ser-model "$ser_model" --acwt "${acwt:-0.1}" --beam "$beam" --rule "$rule" \
   --fbank-config "$fbank_config" --vad-config "$vad_config" "$@"

@@ -18,5 +18,5 @@ fi
 corpus=$1
 data=$2
 
-python3 -m pyscripts.prep_iemocap "$corpus" "$data/all"
+python3 -m pyscripts.corpora.iemocap "$corpus" "$data/all"
 echo "$0: prepared $data/all ($(wc -l < "$data/all/utt2spk") utterances)"

@@ -23,4 +23,4 @@ if [[ $# -ne 1 ]]; then
 fi
 out_dir=$1
 
-python3 -m pyscripts.demo_iemocap --size "$size" --seed "$seed" --nj "$nj" "$out_dir"
+python3 -m pyscripts.corpora.demo.iemocap --size "$size" --seed "$seed" --nj "$nj" "$out_dir"

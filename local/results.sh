@@ -15,7 +15,7 @@ help_message="Usage: $0 [--dev NAME] [--test NAME] [--out FILE] [<exp-dir> ...] 
 . utils/parse_options.sh
 
 [[ $# -gt 0 ]] || set -- exp
-table=$(python3 -m pyscripts.scoring results --dev "$dev" --test "$test" "$@")
+table=$(python3 -m pyscripts.asr.scoring results --dev "$dev" --test "$test" "$@")
 echo "$table"
 if [[ -n $out ]]; then
   mkdir -p "$(dirname "$out")"

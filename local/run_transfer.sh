@@ -28,7 +28,7 @@ asr_train_targets=exp/mono_ali_train/targets   # frame targets (targets.scp, num
 asr_dev_targets=exp/mono_ali_dev/targets       # dev (early stopping, FER) and test (FER)
 asr_test_targets=exp/mono_ali_test/targets
 graph_dir=exp/mono/graph         # HCLG of the ASR decoding (its ../final.mdl maps transition-ids to pdfs)
-ser_data=data/iemocap            # folds/ (pyscripts/folds.py) with features
+ser_data=data/iemocap            # folds/ (pyscripts/ser/folds.py) with features
 ser_targets=exp/ser/targets      # fold<k>/{train,valid,test} frame targets (local/ser_make_folds.sh)
 asr_baseline=                    # an ASR model dir trained with --asr-config (e.g. exp/convnet_asr): the
                                  # ser2asr Baseline row, linked instead of trained

@@ -2,13 +2,13 @@
 # TIMIT phone scoring of a decode dir, like Kaldi's local/score.sh with sclite: PER on the 39 folded
 # phones for every LM weight (LMWT, acoustic scale 1/LMWT) and word insertion penalty (WIP).
 #   1. best paths per setting: from the lattices lat.*.gz (Kaldi's or the embedded decoder's, raw or
-#      determinised) by pyscripts/decode.py best-paths, one pass over each lattice for all settings,
+#      determinised) by pyscripts/asr/decode.py best-paths, one pass over each lattice for all settings,
 #      equal to Kaldi's lattice-scale | lattice-add-penalty | lattice-best-path (the Kaldi tier tests
 #      it), which --use-kaldi true runs instead, one pass per setting; or, for a decode without
 #      lattices, its best paths hyp.* at the decoding acoustic scale, or the hypotheses a decode left
 #      in scoring/NAME.{tra,txt};
 #   2. hypotheses and references folded 48 -> 39 and written as sclite trn files, PER per setting
-#      (DECODE_DIR/wer_LMWT_WIP, sclite's alignment costs, pyscripts/scoring.py);
+#      (DECODE_DIR/wer_LMWT_WIP, sclite's alignment costs, pyscripts/asr/scoring.py);
 #   3. scoring/best_wer: the best setting (with --tune-dir: the setting chosen on that dev decode);
 #      sclite reports (sum, pralign, dtl) of that setting, by sclite when on PATH, else built in.
 set -euo pipefail
@@ -67,7 +67,7 @@ if ls "$dir"/lat.*.gz >/dev/null 2>&1; then
     done
   else
     $cmd "$sc/log/best_path.log" \
-      python3 -m pyscripts.decode best-paths --lmwt "$min_lmwt:$max_lmwt" --wip="$word_ins_penalty" "$dir" "$sc"
+      python3 -m pyscripts.asr.decode best-paths --lmwt "$min_lmwt:$max_lmwt" --wip="$word_ins_penalty" "$dir" "$sc"
   fi
 elif ls "$dir"/hyp.* >/dev/null 2>&1; then
   # No lattices (e.g. --decoder faster): one setting, the decoding acoustic scale.
@@ -82,19 +82,19 @@ elif ! compgen -G "$sc/*.tra" >/dev/null && ! compgen -G "$sc/*.txt" >/dev/null;
   exit 1
 fi
 
-python3 -m pyscripts.scoring score-dir --phone-map "$phone_map" --ref "$data/text" --words "$lang/words.txt" \
+python3 -m pyscripts.asr.scoring score-dir --phone-map "$phone_map" --ref "$data/text" --words "$lang/words.txt" \
   "$dir" 2> "$sc/log/score.log" || { cat "$sc/log/score.log" >&2; exit 1; }
 
 tune_opt=()
 [[ -n $tune_dir ]] && tune_opt=(--tune-dir "$tune_dir")
-best=$(python3 -m pyscripts.scoring best "${tune_opt[@]}" "$dir" 2>> "$sc/log/score.log") || {
+best=$(python3 -m pyscripts.asr.scoring best "${tune_opt[@]}" "$dir" 2>> "$sc/log/score.log") || {
   cat "$sc/log/score.log" >&2; exit 1; }
 
 if command -v sclite >/dev/null; then
   sclite -r "$sc/ref.trn" trn -h "$sc/hyp_$best.trn" trn -i rm -o sum pralign dtl > "$sc/log/sclite.log" 2>&1 || {
     cat "$sc/log/sclite.log" >&2; exit 1; }
 else
-  python3 -m pyscripts.scoring reports --ref-trn "$sc/ref.trn" --hyp-trn "$sc/hyp_$best.trn" \
+  python3 -m pyscripts.asr.scoring reports --ref-trn "$sc/ref.trn" --hyp-trn "$sc/hyp_$best.trn" \
     > "$sc/log/reports.log" 2>&1 || { cat "$sc/log/reports.log" >&2; exit 1; }
 fi
 grep "Sum/Avg" "$sc/hyp_$best.trn.sys" || true

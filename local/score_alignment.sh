@@ -12,6 +12,6 @@ help_message="Usage: $0 [--collar 0.02] ALI_DIR DATA_DIR
 if [[ $# -ne 2 ]]; then echo -e "$help_message" >&2; exit 1; fi
 alidir=$1; data=$2
 [[ -f $data/ref_phones.ctm ]] || { echo "$0: $data/ref_phones.ctm not found (only the demo corpus has one)" >&2; exit 1; }
-python3 -m pyscripts.alignments to-ctm --frame-shift "$frame_shift" "$alidir" "$alidir/phones.ctm"
-python3 -m pyscripts.ali_boundaries --collar "$collar" "$data/ref_phones.ctm" "$alidir/phones.ctm" \
+python3 -m pyscripts.asr.alignments to-ctm --frame-shift "$frame_shift" "$alidir" "$alidir/phones.ctm"
+python3 -m pyscripts.asr.ali_boundaries --collar "$collar" "$data/ref_phones.ctm" "$alidir/phones.ctm" \
   | tee "$alidir/boundary_accuracy" | sed "s|^|$0: $alidir: |"

@@ -39,7 +39,7 @@ mkdir -p "$dir/log"
 dir_abs=$(cd "$dir" && pwd)
 num_utts=$(wc -l < "$data/utt2spk")
 (( nj > num_utts )) && nj=$num_utts
-python3 -m pyscripts.datadir split --per-utt "$data" "$nj"
+python3 -m pyscripts.kaldi.datadir split --per-utt "$data" "$nj"
 split=$data/split$nj
 
 echo "$0: frame targets of $data ($num_utts utterances, $nj jobs; log in $dir/log)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Emotion of wav file(s) with the SER ConvNet of one fold (pyscripts/ser/infer.py): fbank features with
+# Emotion of wav file(s) with the SER ConvNet of one fold (pyscripts/infer.py): fbank features with
 # the fbank conf, frame posteriors, speech frames from the detector of the vad conf, and the utterance
 # decision (mean emotion posterior over speech frames). Prints: WAV EMOTION POSTERIOR, all four
 # emotions' posteriors and the number of speech frames.
@@ -32,5 +32,5 @@ fi
 model=${model:-$exp_dir/fold$fold/final.pt}
 [[ -f $model ]] || { echo "$0: no model $model; train the SER folds first (local/run_ser.sh)" >&2; exit 1; }
 
-python3 -m pyscripts.ser.infer --model "$model" --fbank-config "$fbank_config" --vad-config "$vad_config" \
+python3 -m pyscripts.infer emotion --model "$model" --fbank-config "$fbank_config" --vad-config "$vad_config" \
   --rule "$rule" "$@"

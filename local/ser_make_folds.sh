@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-validation folds for SER with features and frame targets: the fold plan of FOLD_CONF
-# (pyscripts/folds.py: each non-validation speaker is the test set of one fold, the validation speakers
+# (pyscripts/ser/folds.py: each non-validation speaker is the test set of one fold, the validation speakers
 # are every fold's valid set, the others train it) applied to DATA_DIR/all, which now has feats.scp,
 # giving DATA_DIR/folds/fold<k>/{train,valid,test}, and the matching subsets of the frame targets,
 # TARGETS_DIR/fold<k>/{train,valid,test}/targets.scp (entries of TARGETS_DIR/all/targets.scp).
@@ -30,7 +30,7 @@ for f in "$data/all/feats.scp" "$targets/all/targets.scp" "$fold_conf"; do
 done
 
 # Re-made from the full data dir so that every fold's subsets carry feats.scp and utt2num_frames.
-python3 -m pyscripts.folds --fold-conf "$fold_conf" "$data/all" "$data/folds" 2> "$targets/all/log/folds.log" \
+python3 -m pyscripts.ser.folds --fold-conf "$fold_conf" "$data/all" "$data/folds" 2> "$targets/all/log/folds.log" \
   || { cat "$targets/all/log/folds.log" >&2; exit 1; }
 folds=$(awk '{print $1}' "$data/folds/plan")
 python3 -m pyscripts.ser.labels subset-folds "$targets/all" "$data/folds" "$targets" 2>> "$targets/all/log/folds.log" \

@@ -27,5 +27,5 @@ corpus_dir=$1
 data_dir=$2
 
 mkdir -p "$data_dir"
-python3 -m pyscripts.prep_timit --dev-spk-list "$dev_spk_list" --test-spk-list "$test_spk_list" \
+python3 -m pyscripts.corpora.timit --dev-spk-list "$dev_spk_list" --test-spk-list "$test_spk_list" \
   --phone-map "$phone_map" "$corpus_dir" "$data_dir" 2>&1 | tee "$data_dir/prep_timit.log"

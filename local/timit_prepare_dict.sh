@@ -7,4 +7,4 @@ help_message="Usage: $0 PHONE_MAP DICT_DIR
 . ./path.sh
 . utils/parse_options.sh
 if [[ $# -ne 2 ]]; then echo -e "$help_message" >&2; exit 1; fi
-python3 -m pyscripts.lang phone-dict "$1" "$2"
+python3 -m pyscripts.asr.lang phone-dict "$1" "$2"

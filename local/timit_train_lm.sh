@@ -15,6 +15,6 @@ for f in "$train/text" "$dev/text"; do
   [[ -f $f ]] || { echo "$0: $f not found; run the data preparation stage first" >&2; exit 1; }
 done
 logfile=$lmdir/train_lm.$(basename "$arpa" .arpa).log
-python3 -m pyscripts.lm train --order "$order" --dev-text "$dev/text" "$train/text" "$arpa" \
+python3 -m pyscripts.asr.lm train --order "$order" --dev-text "$dev/text" "$train/text" "$arpa" \
   2> "$logfile" || { cat "$logfile" >&2; exit 1; }
 { grep -o "dev perplexity [0-9.]*" "$logfile" || true; } | sed "s|^|$0: $arpa: |"

@@ -1,12 +1,12 @@
 """What a stage was made from, so that a re-run can tell "up to date" from "redo it, because ...".
 
-A stage's stamp lists its options and a checksum of each input: files and dirs by content (an scp by the
-content of the arks it points to, not their paths), a data dir by its tables, a corpus dir by its listing (names, sizes, times: a
-licensed corpus is read-only and too large to read on every run). Checksums are cached by size and
-modification time, so checking a finished stage reads no data.
+A stage's stamp lists its options and a checksum of each input: files and dirs by content (an scp by
+the content of the arks it points to, not their paths), a data dir by its tables, a corpus dir by its
+listing (names, sizes, times: a licensed corpus is read-only and too large to read on every run).
+Checksums are cached by size and modification time, so checking a finished stage reads no data.
 
-  python3 -m pyscripts.fingerprint check [--force] STAMP [--input PATH]... [--data DIR]... [--corpus DIR]...
-      [--option KEY=VALUE]... [--output PATH]...
+  python3 -m pyscripts.fingerprint check [--force] STAMP [--input PATH]... [--data DIR]...
+      [--corpus DIR]... [--option KEY=VALUE]... [--output PATH]...
       exit 0: up to date (same inputs and options, every output there); exit 3: out of date, says why,
       removes STAMP and keeps the new fingerprint as STAMP.new
   python3 -m pyscripts.fingerprint commit STAMP      the stage finished: STAMP.new becomes STAMP

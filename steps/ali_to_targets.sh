@@ -13,7 +13,7 @@ help_message="Usage: $0 ALI_DIR DATA_DIR TARGETS_DIR
 if [[ $# -ne 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
 alidir=$1; data=$2; dir=$3
 mkdir -p "$dir/log"
-python3 -m pyscripts.alignments to-targets "$alidir" "$data" "$dir" 2> "$dir/log/ali_to_targets.log" || {
+python3 -m pyscripts.asr.alignments to-targets "$alidir" "$data" "$dir" 2> "$dir/log/ali_to_targets.log" || {
   cat "$dir/log/ali_to_targets.log" >&2; exit 1; }
 echo "$0: $dir: $(wc -l < "$dir/targets.scp") utterances, $(cat "$dir/num_targets") targets"
 grep -h "get no targets" "$dir/log/ali_to_targets.log" >&2 || true   # dropped utterances: on the console too

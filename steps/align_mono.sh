@@ -53,7 +53,7 @@ else
     "$feats" "ark:|gzip -c > $dir/ali.JOB.gz"
 fi
 elapsed_ms=$(( $(date +%s%N) / 1000000 - start_ms ))
-failed=$(python3 -m pyscripts.alignments unaligned "$data" "$dir")   # also lists them in $dir/unaligned
+failed=$(python3 -m pyscripts.asr.alignments unaligned "$data" "$dir")   # also lists them in $dir/unaligned
 frames=$(awk '{n+=$2} END{print n+0}' "$data/utt2num_frames" 2>/dev/null || echo 0)
 awk -v f="$frames" -v ms="$elapsed_ms" -v nj="$nj" -v failed="$failed" -v me="$0" 'BEGIN{
   printf("%s: %d utterances failed to align; ", me, failed)

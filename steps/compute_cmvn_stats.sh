@@ -19,7 +19,7 @@ if [[ $global == true ]]; then
   if [[ -n ${KALDI_ROOT:-} ]]; then
     compute-cmvn-stats "scp:$data/feats.scp" "$out" 2> "$logdir/cmvn_global.log"
   else
-    python3 -m pyscripts.features cmvn "$data" "$out" 2> "$logdir/cmvn_global.log"
+    python3 -m pyscripts.kaldi.features cmvn "$data" "$out" 2> "$logdir/cmvn_global.log"
   fi
   echo "$0: global CMVN stats of $data in $out"
 else
@@ -28,7 +28,7 @@ else
     compute-cmvn-stats --spk2utt="ark:$data/spk2utt" "scp:$data/feats.scp" "ark,scp:$out.ark,$out.scp" \
       2> "$logdir/cmvn_$name.log"
   else
-    python3 -m pyscripts.features cmvn --per-speaker "$data" "$out" 2> "$logdir/cmvn_$name.log"
+    python3 -m pyscripts.kaldi.features cmvn --per-speaker "$data" "$out" 2> "$logdir/cmvn_$name.log"
   fi
   cp "$out.scp" "$data/cmvn.scp"
   echo "$0: per-speaker CMVN stats of $data in $data/cmvn.scp"

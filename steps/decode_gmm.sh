@@ -4,7 +4,7 @@
 # (wer_LMWT_WIP, scoring/best_wer), exactly as steps/decode_hybrid.sh scores the ConvNet.
 # The model is DECODE_DIR/../final.mdl (Kaldi's steps/decode.sh layout).
 # Embedded backend: the GMM's pdf log-likelihoods through the mapped lattice decoder of
-# pyscripts/decode.py (pyscripts/gmm/decode.py); with KALDI_ROOT: gmm-latgen-faster.
+# pyscripts/asr/decode.py (pyscripts/gmm/decode.py); with KALDI_ROOT: gmm-latgen-faster.
 set -euo pipefail
 nj=4
 cmd=${decode_cmd:-run.pl}

@@ -4,7 +4,7 @@
 #   stage 1: HCLG decoding -> lat.JOB.gz (Kaldi raw lattices) and hyp.JOB (best paths)
 #   stage 2: FER of the network (with --targets), real-time factors, scoring (local/score.sh)
 # Backend: Kaldi's latgen-faster-mapped when KALDI_ROOT is set (--use-kaldi auto), else
-# pyscripts/decode.py on the Kaldi wheels.
+# pyscripts/asr/decode.py on the Kaldi wheels.
 set -euo pipefail
 
 nj=4
@@ -23,7 +23,7 @@ max_active=7000
 min_active=200
 determinize_lattice=false  # Kaldi backend: raw lattices, as the embedded decoder writes (see below)
 max_mem=50000000       # Kaldi backend with --determinize-lattice true: determinization memory (bytes)
-decoder=lattice        # embedded backend: lattice | faster | lattice-faster (see pyscripts/decode.py)
+decoder=lattice        # embedded backend: lattice | faster | lattice-faster (see pyscripts/asr/decode.py)
 use_kaldi=auto         # auto | true | false
 targets=               # targets dir of this data set (alignment pdf ids): FER of the network
 skip_scoring=false
@@ -97,7 +97,7 @@ if (( stage <= 0 )); then
   echo "$0: forward pass of $model over $data ($nj jobs, log: $dir/log/forward.*.log)"
   start=$(now)
   $cmd JOB=1:"$nj" "$dir/log/forward.JOB.log" \
-    python3 -m pyscripts.hybrid loglikes "${prior_opt[@]}" --prior-scale "$prior_scale" \
+    python3 -m pyscripts.asr.hybrid loglikes "${prior_opt[@]}" --prior-scale "$prior_scale" \
       --device "$device" --num-threads "$num_threads" --write-log-priors "$dir/log_priors" \
       --timing "$dir/timing/forward.JOB" "$model" "$sdata/JOB/feats.scp" "$dir/loglikes.JOB.ark"
   wall forward "$start"
@@ -143,7 +143,7 @@ if (( stage <= 1 )); then
   else
     echo "$0: decoding with the embedded backend, decoder $decoder ($nj jobs)"
     $cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
-      python3 -m pyscripts.decode decode --acoustic-scale "$acwt" --beam "$beam" \
+      python3 -m pyscripts.asr.decode decode --acoustic-scale "$acwt" --beam "$beam" \
         --lattice-beam "$lattice_beam" --max-active "$max_active" --min-active "$min_active" \
         --decoder "$decoder" --word-symbol-table "$graphdir/words.txt" \
         "$graphdir/HCLG.fst" "$trans_mdl" "$dir/loglikes.JOB.ark" "$dir" JOB
@@ -153,11 +153,11 @@ fi
 
 if (( stage <= 2 )); then
   if [[ -n $targets ]]; then
-    python3 -m pyscripts.hybrid fer "$dir" "$targets" 2> "$dir/log/fer.log" || { cat "$dir/log/fer.log" >&2; exit 1; }
+    python3 -m pyscripts.asr.hybrid fer "$dir" "$targets" 2> "$dir/log/fer.log" || { cat "$dir/log/fer.log" >&2; exit 1; }
     cat "$dir/scoring/fer"
   fi
   if compgen -G "$dir/timing/*.[0-9]*" >/dev/null; then
-    python3 -m pyscripts.hybrid rtf "$dir" 2> "$dir/log/rtf.log" || { cat "$dir/log/rtf.log" >&2; exit 1; }
+    python3 -m pyscripts.asr.hybrid rtf "$dir" 2> "$dir/log/rtf.log" || { cat "$dir/log/rtf.log" >&2; exit 1; }
     cat "$dir/rtf"
   fi
   if [[ $skip_scoring != true ]]; then

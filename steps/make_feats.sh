@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Computes fbank or MFCC features of a data dir in --nj parallel jobs, writing
 # FEAT_DIR/raw_<type>_<name>.JOB.{ark,scp}, DATA_DIR/feats.scp and DATA_DIR/utt2num_frames.
-# Embedded backend: kaldi-native-fbank (pyscripts.features); with KALDI_ROOT: compute-<type>-feats,
+# Embedded backend: kaldi-native-fbank (pyscripts.kaldi.features); with KALDI_ROOT: compute-<type>-feats,
 # after extract-segments when the data dir has a segments file (utterances cut from recordings).
 set -euo pipefail
 nj=4
@@ -25,7 +25,7 @@ mkdir -p "$logdir" "$featdir"
 featdir=$(cd "$featdir" && pwd)
 num_utts=$(wc -l < "$data/utt2spk")
 (( nj > num_utts )) && nj=$num_utts
-python3 -m pyscripts.datadir split --per-utt "$data" "$nj"
+python3 -m pyscripts.kaldi.datadir split --per-utt "$data" "$nj"
 split=$data/split$nj
 
 echo "$0: computing $feat_type for $data ($num_utts utterances, $nj jobs; log in $logdir)"
@@ -38,7 +38,7 @@ if [[ -n ${KALDI_ROOT:-} ]]; then
       "ark,scp:$featdir/raw_${feat_type}_$name.JOB.ark,$featdir/raw_${feat_type}_$name.JOB.scp"
 else
   $cmd JOB=1:$nj "$logdir/make_${feat_type}_$name.JOB.log" \
-    python3 -m pyscripts.features compute --kind "$feat_type" --config "$config" \
+    python3 -m pyscripts.kaldi.features compute --kind "$feat_type" --config "$config" \
       --num-frames-out "$split/JOB/utt2num_frames" "$split/JOB" \
       "$featdir/raw_${feat_type}_$name.JOB.ark" "$featdir/raw_${feat_type}_$name.JOB.scp"
 fi

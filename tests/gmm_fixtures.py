@@ -6,9 +6,9 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 
-from pyscripts.datadir import utt2spk_to_spk2utt, write_table
-from pyscripts.features import accumulate_cmvn
-from pyscripts.lang import prepare_lang
+from pyscripts.kaldi.datadir import utt2spk_to_spk2utt, write_table
+from pyscripts.kaldi.features import accumulate_cmvn
+from pyscripts.asr.lang import prepare_lang
 
 PHONES = ["sil", "aa", "b", "iy", "k", "s"]
 

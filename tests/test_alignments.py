@@ -1,4 +1,4 @@
-"""Kaldi alignment dirs to training targets (pyscripts/alignments.py, pyscripts/kaldi_model.py),
+"""Kaldi alignment dirs to training targets (pyscripts/asr/alignments.py, pyscripts/kaldi/model.py),
 with final.mdl and ali.1.gz built byte by byte in Kaldi's binary formats."""
 import gzip
 import struct
@@ -7,10 +7,10 @@ import kaldiio
 import numpy as np
 import pytest
 
-from pyscripts.alignments import (ali_dir_to_targets, ali_to_pdf, ali_to_phone_segments,
+from pyscripts.asr.alignments import (ali_dir_to_targets, ali_to_pdf, ali_to_phone_segments,
                                   read_int_vector_ark, write_unaligned)
 from pyscripts.errors import DataError
-from pyscripts.kaldi_model import load_transition_model
+from pyscripts.kaldi.model import load_transition_model
 
 
 # -- Kaldi binary serialisation (base/io-funcs.h) ---------------------------------------------------
@@ -218,7 +218,7 @@ def test_corrupt_model_is_reported(tmp_path):
 
 
 def test_binary_gmm_part_of_final_mdl(tmp_path):
-    from pyscripts.kaldi_model import load_gmm_model
+    from pyscripts.kaldi.model import load_gmm_model
 
     def float_matrix(rows):
         flat = [v for r in rows for v in r]
@@ -235,7 +235,7 @@ def test_binary_gmm_part_of_final_mdl(tmp_path):
 
 
 def test_boundary_accuracy_against_reference_ctm(tmp_path):
-    from pyscripts.ali_boundaries import evaluate
+    from pyscripts.asr.ali_boundaries import evaluate
     (tmp_path / "ref.ctm").write_text(
         "u1 1 0.000 0.100 sil\nu1 1 0.100 0.050 aa\nu1 1 0.150 0.100 b\nu1 1 0.250 0.100 sil\n"
         "u2 1 0.000 0.100 sil\nu2 1 0.100 0.100 k\nu2 1 0.200 0.100 sil\n")

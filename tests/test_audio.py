@@ -1,4 +1,4 @@
-"""pyscripts.audio: NIST SPHERE and RIFF reading and writing, wav.scp pipes, and its errors."""
+"""pyscripts.kaldi.audio: NIST SPHERE and RIFF reading and writing, wav.scp pipes, and its errors."""
 import shutil
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import RECIPE
-from pyscripts.audio import (audio_info, decode_audio, read_audio, sphere_bytes, wav_bytes, write_sphere,
+from pyscripts.kaldi.audio import (audio_info, decode_audio, read_audio, sphere_bytes, wav_bytes, write_sphere,
                              write_wav)
 from pyscripts.errors import DataError
 
@@ -71,9 +71,9 @@ def test_wav_scp_pipes(tmp_path, samples):
     rate, got = read_audio(f"cat {tmp_path / 'a.sph'} |")
     assert rate == 16000 and np.array_equal(got, samples)
     # Our own to-wav pipe, read directly or run for real, gives the same samples.
-    entry = f"python3 -m pyscripts.audio to-wav {tmp_path / 'a.sph'} |"
+    entry = f"python3 -m pyscripts.kaldi.audio to-wav {tmp_path / 'a.sph'} |"
     assert np.array_equal(read_audio(entry)[1], samples)
-    out = subprocess.run([sys.executable, "-m", "pyscripts.audio", "to-wav", str(tmp_path / "a.sph")],
+    out = subprocess.run([sys.executable, "-m", "pyscripts.kaldi.audio", "to-wav", str(tmp_path / "a.sph")],
                          cwd=RECIPE, capture_output=True, check=True).stdout
     assert out[:4] == b"RIFF" and out == wav_bytes(16000, samples)
 
@@ -81,10 +81,10 @@ def test_wav_scp_pipes(tmp_path, samples):
 def test_cli_info_and_error_exit(tmp_path, samples):
     write_sphere(tmp_path / "a.sph", 16000, samples)
     (tmp_path / "junk.wav").write_bytes(b"hello world, not audio")
-    ok = subprocess.run([sys.executable, "-m", "pyscripts.audio", "info", str(tmp_path / "a.sph")],
+    ok = subprocess.run([sys.executable, "-m", "pyscripts.kaldi.audio", "info", str(tmp_path / "a.sph")],
                         cwd=RECIPE, capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.split()[1:] == ["sphere", "16000", "1", "4000"]
-    bad = subprocess.run([sys.executable, "-m", "pyscripts.audio", "to-wav", str(tmp_path / "junk.wav")],
+    bad = subprocess.run([sys.executable, "-m", "pyscripts.kaldi.audio", "to-wav", str(tmp_path / "junk.wav")],
                          cwd=RECIPE, capture_output=True, text=True)
     assert bad.returncode == 1 and "junk.wav" in bad.stderr and "neither NIST SPHERE" in bad.stderr
 

@@ -12,7 +12,7 @@ import torch
 
 from conftest import RECIPE, link_recipe, run_script
 from nnet_fixtures import write_split
-from pyscripts.audio import audio_info, decode_audio, read_audio, wav_bytes, wav_scp_entry, write_wav
+from pyscripts.kaldi.audio import audio_info, decode_audio, read_audio, wav_bytes, wav_scp_entry, write_wav
 from pyscripts.errors import DataError
 from pyscripts.nnet import train as nnet_train
 
@@ -29,7 +29,7 @@ def save_model(path, num_targets=3, nan=False):
     if nan:
         with torch.no_grad():
             model.layer6.weight.fill_(float("nan"))
-    torch.save(nnet_train._package(model, cfg, torch.ones(num_targets, dtype=torch.long), 1, {}, []), path)
+    torch.save(nnet_train.package_model(model, cfg, torch.ones(num_targets, dtype=torch.long), 1, {}, []), path)
     return path
 
 
@@ -47,7 +47,7 @@ def test_nan_in_training_features_names_utterance_and_file(tmp_path):
 
 
 def test_nan_features_stop_cmvn_stats_and_feature_extraction(tmp_path, monkeypatch):
-    from pyscripts import features
+    from pyscripts.kaldi import features
     write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt001")
     with pytest.raises(DataError, match=r"feats\.scp: utterance utt001: 1 NaN"):
         features.compute_cmvn_stats(tmp_path / "d", tmp_path / "cmvn.mat", per_speaker=False)
@@ -61,7 +61,7 @@ def test_nan_features_stop_cmvn_stats_and_feature_extraction(tmp_path, monkeypat
 
 
 def test_forward_pass_refuses_nan_features_and_a_nan_model(tmp_path):
-    from pyscripts.hybrid import compute_loglikes
+    from pyscripts.asr.hybrid import compute_loglikes
     write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt002")
     model = save_model(tmp_path / "final.pt")
     with pytest.raises(DataError, match=r"feats\.scp: utterance utt002: 1 NaN"):
@@ -74,7 +74,7 @@ def test_forward_pass_refuses_nan_features_and_a_nan_model(tmp_path):
 
 
 def test_decoder_refuses_nan_loglikes_naming_the_utterance(tmp_path, monkeypatch):
-    from pyscripts import decode
+    from pyscripts.asr import decode
 
     class NeverCalled:
         def __init__(self, *args):
@@ -148,7 +148,8 @@ def test_parse_options_never_evaluates_what_it_parses(tmp_path):
         assert proc.returncode != 0 and not (tmp_path / "PWNED").exists(), proc.stderr
     assert "takes an integer, not 'x[$(touch PWNED)]'" in run_script(
         ["bash", script, "--nj", "x[$(touch PWNED)]"], cwd=tmp_path, check=False).stderr
-    assert run_script(["bash", script, "--nj", "-3", "--flag", "true"], cwd=tmp_path).stdout.strip() == "nj=-3 flag=true"
+    proc = run_script(["bash", script, "--nj", "-3", "--flag", "true"], cwd=tmp_path)
+    assert proc.stdout.strip() == "nj=-3 flag=true"
 
 
 @pytest.mark.parametrize("args, message", [  # (--stop-stage 0: without the checks, nothing heavy runs)
@@ -215,7 +216,8 @@ def test_other_pcm_and_float_wavs_read_on_the_16_bit_scale(tmp_path, encoding):
     if encoding == "extensible-float":
         head = extensible_fmt(32, sub_format=3)
     else:
-        tag, bits = {"pcm8": (1, 8), "pcm24": (1, 24), "pcm32": (1, 32), "float32": (3, 32), "float64": (3, 64)}[encoding]
+        tag, bits = {"pcm8": (1, 8), "pcm24": (1, 24), "pcm32": (1, 32), "float32": (3, 32),
+                     "float64": (3, 64)}[encoding]
         head = struct.pack("<HHIIHH", tag, 1, 16000, 16000 * bits // 8, bits // 8, bits)
     path = tmp_path / f"{encoding}.wav"
     path.write_bytes(riff(head, stored))
@@ -225,7 +227,7 @@ def test_other_pcm_and_float_wavs_read_on_the_16_bit_scale(tmp_path, encoding):
     assert fmt_name.startswith("riff/") and count == len(samples)
     # Kaldi reads only 16-bit PCM: data prep hands it these files through the conversion pipe.
     entry = wav_scp_entry(path, fmt_name)
-    assert entry == f"python3 -m pyscripts.audio to-wav {path} |"
+    assert entry == f"python3 -m pyscripts.kaldi.audio to-wav {path} |"
     assert np.array_equal(read_audio(entry.replace("python3", sys.executable, 1) + " ")[1], got)
 
 
@@ -245,7 +247,7 @@ def test_inference_converts_stereo_and_44k_files_and_reports_bad_ones(tmp_path):
     interleaved = np.repeat(speech(), 2).astype("<i2").tobytes()
     stereo.write_bytes(riff(struct.pack("<HHIIHH", 1, 2, 16000, 64000, 4, 16), interleaved))
     bad.write_text("not audio")
-    proc = subprocess.run([sys.executable, "-m", "pyscripts.ser.infer", "--model", model, stereo, bad, good,
+    proc = subprocess.run([sys.executable, "-m", "pyscripts.infer", "emotion", "--model", model, stereo, bad, good,
                            rate44], cwd=RECIPE, capture_output=True, text=True)
     assert proc.returncode == 1
     assert [line.split()[0] for line in proc.stdout.splitlines()] == [str(stereo), str(good), str(rate44)]
@@ -258,7 +260,7 @@ def test_inference_converts_stereo_and_44k_files_and_reports_bad_ones(tmp_path):
 
 
 def test_inference_refuses_a_model_with_nan_output(tmp_path):
-    from pyscripts.ser.infer import infer
+    from pyscripts.infer import recognise_emotion as infer
     wav = tmp_path / "a.wav"
     write_wav(wav, 16000, speech())
     model = save_model(tmp_path / "final.pt", num_targets=5, nan=True)
@@ -268,7 +270,7 @@ def test_inference_refuses_a_model_with_nan_output(tmp_path):
 
 # ---------------------------------------------------------------- 5. TIMIT speaker lists
 def test_missing_speakers_are_listed_with_the_option_to_use():
-    from pyscripts.prep_timit import split_speakers
+    from pyscripts.corpora.timit import split_speakers
     spk_folder = {"fadg0": "test", "mabc0": "train"}
     with pytest.raises(DataError, match=r"dev\.list: 3 of its 4 speakers are not in the corpus: faks0 fdac1 "
                                         r"mbdg0\. .*\./run\.sh --dev-spk-list FILE --test-spk-list FILE"):

@@ -230,7 +230,8 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(task, monkeypatch):
     calls.update(n=0, kill_at=None)
     resumed = torch.load(run_training(task, "killed", cfg), weights_only=True)
     assert calls["n"] == calls_per_epoch  # only epoch 3 was run again
-    untimed = lambda history: [{k: v for k, v in h.items() if k != "train_seconds"} for h in history]
+    def untimed(history):
+        return [{k: v for k, v in h.items() if k != "train_seconds"} for h in history]
     assert untimed(resumed["history"]) == untimed(uninterrupted["history"])
     assert resumed["state_dict"].keys() == uninterrupted["state_dict"].keys()
     for key, value in uninterrupted["state_dict"].items():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import RECIPE, run_script
-from pyscripts.audio import audio_info, read_audio
-from pyscripts.demo_iemocap import SIZES, STAMP_NAME, make_corpus, plan_corpus
+from pyscripts.kaldi.audio import audio_info, read_audio
+from pyscripts.corpora.demo.iemocap import SIZES, STAMP_NAME, make_corpus, plan_corpus
 from pyscripts.errors import DataError
-from pyscripts.prep_iemocap import read_emo_evaluation
+from pyscripts.corpora.iemocap import read_emo_evaluation
 
 DIALOG = re.compile(r"^Ses0([1-5])([FM])_(impro\d\d|script\d\d_\d)$")
 LABEL_LINE = re.compile(r"^\[(\d+\.\d{4}) - (\d+\.\d{4})\]\t(\S+)\t([a-z]{3})\t\[\d\.\d{4}, \d\.\d{4}, \d\.\d{4}\]$")

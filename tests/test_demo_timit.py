@@ -1,4 +1,4 @@
-"""The demo TIMIT-layout corpus generator (local/make_demo_timit.sh, pyscripts/demo_timit.py)."""
+"""The demo TIMIT-layout corpus generator (local/make_demo_timit.sh, pyscripts/corpora/demo/timit.py)."""
 import re
 from collections import Counter
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import RECIPE, run_script
-from pyscripts import demo_timit
-from pyscripts.audio import read_audio
+from pyscripts.corpora.demo import timit as demo_timit
+from pyscripts.kaldi.audio import read_audio
 from pyscripts.errors import DataError
 
 TIMIT61 = {line.split()[0] for line in (RECIPE / "conf/phones.60-48-39.map").read_text().splitlines()

@@ -3,12 +3,11 @@ kaldi-native-fbank called directly, readable by kaldiio and kaldi_io; CMVN stats
 import kaldiio
 import kaldi_native_fbank as knf
 import numpy as np
-import pytest
 
 from conftest import run_script
-from pyscripts.audio import write_wav
-from pyscripts.datadir import read_table, utt2spk_to_spk2utt, write_table
-from pyscripts.features import accumulate_cmvn, add_deltas, apply_cmvn
+from pyscripts.kaldi.audio import write_wav
+from pyscripts.kaldi.datadir import read_table, utt2spk_to_spk2utt, write_table
+from pyscripts.kaldi.features import accumulate_cmvn, add_deltas, apply_cmvn
 
 
 def make_audio_data_dir(recipe_dir, rates=None):
@@ -103,7 +102,8 @@ def test_deltas_match_kaldi_add_deltas():
     x = rng.normal(size=(7, 3)).astype(np.float32)
     out = add_deltas(x, order=2, window=2)
     assert out.shape == (7, 9)
-    clamp = lambda t: x[min(max(t, 0), len(x) - 1)]
+    def clamp(t):
+        return x[min(max(t, 0), len(x) - 1)]
     # Kaldi's delta window: (x[t+1] - x[t-1] + 2 (x[t+2] - x[t-2])) / 10; the second order is that
     # window convolved with itself, a 9-tap filter applied to the clamped input frames.
     w = {-2: -0.2, -1: -0.1, 0: 0.0, 1: 0.1, 2: 0.2}

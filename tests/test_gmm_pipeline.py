@@ -9,10 +9,10 @@ import numpy as np
 
 from conftest import run_script
 from gmm_fixtures import PHONES, make_data, state_means, write_ctm
-from pyscripts.alignments import read_alignments
+from pyscripts.asr.alignments import read_alignments
 from pyscripts.gmm.model import load_model, save_model
-from pyscripts.kaldi_model import load_transition_model
-from pyscripts.lang import read_symbols
+from pyscripts.kaldi.model import load_transition_model
+from pyscripts.asr.lang import read_symbols
 
 FAST_CONF = """--num-iters=8
 --max-iter-inc=6

@@ -1,17 +1,17 @@
 """HCLG (pyscripts/gmm/mkgraph.py) decodes synthetic utterances built from known pdf
-log-likelihoods to the right phones, with the recipe's mapped decoder (pyscripts/decode.py)."""
+log-likelihoods to the right phones, with the recipe's mapped decoder (pyscripts/asr/decode.py)."""
 import kaldi_hmm_gmm  # noqa: F401,I001  (before kaldifst)
 import kaldifst
 import numpy as np
 import pytest
 
 from gmm_fixtures import PHONES, make_lang
-from pyscripts.decode import GraphDecoder
+from pyscripts.asr.decode import GraphDecoder
 from pyscripts.gmm.mkgraph import make_hclg
 from pyscripts.gmm.model import init_mono, save_model, save_tree
-from pyscripts.kaldi_model import load_transition_model
-from pyscripts.lang import read_symbols
-from pyscripts.lm import arpa_to_g_fst
+from pyscripts.kaldi.model import load_transition_model
+from pyscripts.asr.lang import read_symbols
+from pyscripts.asr.lm import arpa_to_g_fst
 
 ACOUSTIC_SCALE = 0.1
 

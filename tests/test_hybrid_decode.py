@@ -14,15 +14,15 @@ import pytest
 import kaldi_hmm_gmm  # noqa: F401  (before kaldifst)
 import kaldifst
 
-from pyscripts.decode import (DECODERS, GraphDecoder, best_path_words, decode_ark, expand_to_tids,
+from pyscripts.asr.decode import (DECODERS, GraphDecoder, best_path_words, decode_ark, expand_to_tids,
                               lattice_from_bytes, lattice_to_bytes, load_tid2pdf, read_lattice_ark,
                               sweep_best_paths, sweep_lattice, write_lattice_entry)
 from pyscripts.errors import DataError
-from pyscripts.hybrid import (compute_fer, frame_errors, log_priors_from_counts, pseudo_loglikes,
+from pyscripts.asr.hybrid import (compute_fer, frame_errors, log_priors_from_counts, pseudo_loglikes,
                               write_kaldi_vector)
-from pyscripts.kaldi_model import load_transition_model
-from pyscripts.lang import read_symbols
-from pyscripts.scoring import per, read_map39, read_tra
+from pyscripts.kaldi.model import load_transition_model
+from pyscripts.asr.lang import read_symbols
+from pyscripts.asr.scoring import per, read_map39, read_tra
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import RECIPE, run_script  # noqa: E402
@@ -293,7 +293,7 @@ def test_forward_stage_subtracts_the_priors(graph, noisy_set, recipe_dir):
     import torch
     from pyscripts.nnet.forward import log_posteriors
     from pyscripts.nnet.model import ConvNet
-    from pyscripts.nnet.train import _package
+    from pyscripts.nnet.model import package_model
     text, mats, _ = noisy_set
     num_pdfs = graph["num_pdfs"]
     torch.manual_seed(0)
@@ -302,7 +302,7 @@ def test_forward_stage_subtracts_the_priors(graph, noisy_set, recipe_dir):
     counts[3] = 0                                                  # one pdf never seen
     exp_dir = recipe_dir / "exp/convnet"
     exp_dir.mkdir(parents=True)
-    torch.save(_package(model, {}, counts, 1, {}, []), exp_dir / "final.pt")
+    torch.save(package_model(model, {}, counts, 1, {}, []), exp_dir / "final.pt")
     data = recipe_dir / "data/test"
     data.mkdir(parents=True)
     rng = np.random.RandomState(5)

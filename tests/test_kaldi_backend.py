@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import int_table, run_kaldi, run_script, run_tiny_recipe
-from pyscripts.decode import (GraphDecoder, lattice_files, load_tid2pdf, read_lattice_ark,
+from pyscripts.asr.decode import (GraphDecoder, lattice_files, load_tid2pdf, read_lattice_ark,
                               sweep_best_paths)
-from pyscripts.kaldi_model import load_gmm_model
+from pyscripts.kaldi.model import load_gmm_model
 
 pytestmark = pytest.mark.kaldi
 
@@ -166,9 +166,9 @@ def test_decode_rtf_from_both_backends(tiny_run, kaldi_run):
 def test_segmented_recordings_with_kaldi(tiny_iemocap, recipe_dir, kaldi_root):
     """A data dir with `segments` (utterances cut from a recording): Kaldi's extract-segments, then
     the same fbank as the embedded features of the cut samples."""
-    from pyscripts.audio import read_audio
-    from pyscripts.datadir import write_table
-    from pyscripts.features import compute_features, make_options
+    from pyscripts.kaldi.audio import read_audio
+    from pyscripts.kaldi.datadir import write_table
+    from pyscripts.kaldi.features import compute_features, make_options
     wav = sorted(tiny_iemocap.rglob("*.wav"))[0]
     d = recipe_dir / "data/seg"
     cuts = {"spk_a": (0.0, 1.0), "spk_b": (0.5, 1.5)}

@@ -10,9 +10,9 @@ from conftest import run_kaldi, run_script, run_tiny_recipe
 pytestmark = pytest.mark.kaldi
 
 # Measured on the tiny corpus (--nj 2, conf/mono.conf): 99.3% of the frames on the same phone, 226
-# Gaussians embedded against 225 in Kaldi (demo corpus: 98.4%, 988 against 987). The rest is float rounding: the embedded features (per-
-# speaker CMVN, deltas) and the split Gaussians' means differ from Kaldi's in the last bit, which
-# sometimes moves a Gaussian across --min-count or --min-gaussian-occupancy.
+# Gaussians embedded against 225 in Kaldi (demo corpus: 98.4%, 988 against 987). The rest is float
+# rounding: the embedded features (per-speaker CMVN, deltas) and the split Gaussians' means differ from
+# Kaldi's in the last bit, which sometimes moves a Gaussian across --min-count or --min-gaussian-occupancy.
 MIN_FRAME_AGREEMENT = 0.99
 MAX_GAUSS_DIFF = 3
 

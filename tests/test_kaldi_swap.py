@@ -13,7 +13,7 @@ import kaldiio
 import pytest
 
 from conftest import int_table, run_kaldi, run_script
-from pyscripts.nnet.train import load_package
+from pyscripts.nnet.model import load_package
 
 pytestmark = pytest.mark.kaldi
 

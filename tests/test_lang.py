@@ -1,4 +1,4 @@
-"""Lang dir consistency (utils/prepare_lang.sh, pyscripts/lang.py)."""
+"""Lang dir consistency (utils/prepare_lang.sh, pyscripts/asr/lang.py)."""
 import kaldi_hmm_gmm as khg  # noqa: I001  (before kaldifst)
 import shutil
 import subprocess
@@ -8,7 +8,7 @@ import kaldifst
 import pytest
 
 from pyscripts.errors import DataError
-from pyscripts.lang import add_lex_disambig, make_phone_dict, prepare_lang, read_int_list, read_symbols
+from pyscripts.asr.lang import add_lex_disambig, make_phone_dict, prepare_lang, read_int_list, read_symbols
 
 RECIPE = Path(__file__).resolve().parent.parent
 PHONE_MAP = RECIPE / "conf/phones.60-48-39.map"

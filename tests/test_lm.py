@@ -1,4 +1,4 @@
-"""Bigram phone LM: ARPA reading, back-off probabilities, perplexity, G.fst (pyscripts/lm.py)."""
+"""Bigram phone LM: ARPA reading, back-off probabilities, perplexity, G.fst (pyscripts/asr/lm.py)."""
 import kaldi_hmm_gmm  # noqa: F401,I001  (before kaldifst)
 import math
 import re
@@ -8,7 +8,7 @@ from itertools import chain
 import kaldifst
 import pytest
 
-from pyscripts.lm import arpa_to_g_fst, perplexity, read_arpa, train_arpa
+from pyscripts.asr.lm import arpa_to_g_fst, perplexity, read_arpa, train_arpa
 
 # P(a)=.4 P(b)=.3 P(</s>)=.2 P(c)=.1; explicit bigrams P(a|<s>)=.5, P(b|a)=.6, P(</s>|b)=.5; back-off
 # weights (1 - explicit mass) / (1 - unigram mass of the explicit words): <s> .5/.6, a .4/.7, b .5/.8.

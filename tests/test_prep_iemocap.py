@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 
 from conftest import RECIPE, run_script
-from pyscripts.datadir import read_list_table, read_table, validate_data_dir
+from pyscripts.kaldi.datadir import read_list_table, read_table, validate_data_dir
 from pyscripts.errors import DataError
-from pyscripts.folds import make_fold_plan, read_fold_conf
-from pyscripts.prep_iemocap import prepare_iemocap
+from pyscripts.ser.folds import make_fold_plan, read_fold_conf
+from pyscripts.corpora.iemocap import prepare_iemocap
 
 SPEAKERS = [f"Ses0{i}{g}" for i in range(1, 6) for g in "FM"]
 VALIDATION = ["Ses05F", "Ses05M"]
@@ -72,7 +72,7 @@ def test_kept_labels_merged_and_dropped_counted(tiny_iemocap, prepared):
 def test_folds(prepared, tmp_path):
     data, _ = prepared
     assert not (data / "folds").exists()  # made once, after features, by local/ser_make_folds.sh
-    run_script([sys.executable, "-m", "pyscripts.folds", "--fold-conf", RECIPE / "conf/iemocap_folds.conf",
+    run_script([sys.executable, "-m", "pyscripts.ser.folds", "--fold-conf", RECIPE / "conf/iemocap_folds.conf",
                 data / "all", tmp_path / "folds"], cwd=RECIPE)
     spk2utt = read_list_table(data / "all" / "spk2utt")
     folds = sorted((tmp_path / "folds").glob("fold*"), key=lambda p: int(p.name[4:]))
@@ -110,7 +110,7 @@ def test_fold_conf_errors(tmp_path, prepared):
     conf = tmp_path / "folds.conf"
     conf.write_text("# validation set\n--validation-speakers=Ses05F,Ses06M\n")
     assert read_fold_conf(conf) == ["Ses05F", "Ses06M"]
-    proc = run_script([sys.executable, "-m", "pyscripts.folds", "--fold-conf", conf, data / "all",
+    proc = run_script([sys.executable, "-m", "pyscripts.ser.folds", "--fold-conf", conf, data / "all",
                        tmp_path / "folds"], cwd=RECIPE, check=False)
     assert proc.returncode == 1
     assert str(conf) in proc.stderr and "Ses06M" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,4 +1,4 @@
-"""TIMIT data preparation (local/timit_data_prep.sh, pyscripts/prep_timit.py)."""
+"""TIMIT data preparation (local/timit_data_prep.sh, pyscripts/corpora/timit.py)."""
 import logging
 from pathlib import Path
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import RECIPE, run_script
-from pyscripts.audio import read_audio, write_sphere, write_wav
-from pyscripts.datadir import read_list_table, read_table, validate_data_dir
+from pyscripts.kaldi.audio import read_audio, write_sphere, write_wav
+from pyscripts.kaldi.datadir import read_list_table, read_table, validate_data_dir
 from pyscripts.errors import DataError
-from pyscripts.prep_timit import prepare, read_phone_map
+from pyscripts.corpora.timit import prepare, read_phone_map
 
 PHONE_MAP = RECIPE / "conf/phones.60-48-39.map"
 TO48, TO39 = read_phone_map(PHONE_MAP)
@@ -53,7 +53,7 @@ HAND_SPEAKERS = {"mabc0": ("train", 1), "fdef0": ("train", 2), "mghi0": ("test",
 @pytest.fixture
 def hand_tree(tmp_path):
     """A lower-case TIMIT copy with RIFF audio, under a timit/ sub-folder as some copies are."""
-    root = make_tree(tmp_path / "corpus" / "timit", HAND_SPEAKERS)
+    make_tree(tmp_path / "corpus" / "timit", HAND_SPEAKERS)
     return (tmp_path / "corpus", write_list(tmp_path / "dev.list", ["mghi0"]),
             write_list(tmp_path / "test.list", ["FJKL0"]))
 
@@ -93,7 +93,7 @@ def test_shell_script_and_upper_case_sphere(tmp_path, recipe_dir):
     wav_scp = read_table(data / "train/wav.scp")
     assert len(wav_scp) == 4
     for utt, entry in wav_scp.items():       # SPHERE through the to-wav pipe, giving the same samples
-        assert entry.startswith("python3 -m pyscripts.audio to-wav /") and entry.endswith(".WAV |")
+        assert entry.startswith("python3 -m pyscripts.kaldi.audio to-wav /") and entry.endswith(".WAV |")
         path = entry.split()[-2]
         assert np.array_equal(read_audio(entry)[1], read_audio(path)[1])
     assert (data / "prep_timit.log").is_file()

@@ -3,8 +3,8 @@ import kaldiio
 import pytest
 
 from conftest import run_script
-from pyscripts.datadir import read_table, validate_data_dir
-from pyscripts.scoring import fold_phones, read_map39
+from pyscripts.kaldi.datadir import read_table, validate_data_dir
+from pyscripts.asr.scoring import fold_phones, read_map39
 
 
 def test_run_sh_tiny_end_to_end(tiny_run):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pyscripts.errors import DataError
-from pyscripts.scoring import (align, best_setting, fold_phones, per, read_map39, read_trn,
+from pyscripts.asr.scoring import (align, best_setting, fold_phones, per, read_map39, read_trn,
                                results_markdown, score_dir, speaker_of, write_best, write_reports,
                                write_trn)
 

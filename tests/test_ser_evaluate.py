@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pyscripts.datadir import read_table, write_table
+from pyscripts.kaldi.datadir import read_table, write_table
 from pyscripts.ser import evaluate
 from pyscripts.ser.evaluate import confusion_matrix, error_rates, utterance_decision
 

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import RECIPE
 from pyscripts.errors import DataError
-from pyscripts.features import compute_features, make_options
+from pyscripts.kaldi.features import compute_features, make_options
 from pyscripts.ser import labels
 from pyscripts.ser.labels import (SIL_ID, FrameOptions, VadOptions, detect_speech, frame_targets,
                                   num_frames, read_frame_options, read_vad_options)

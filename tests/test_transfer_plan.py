@@ -49,8 +49,10 @@ def test_asr2ser_plans_seven_rows_over_eight_folds():
     assert l2_fold3.exp_dir == "exp/transfer/asr2ser/l2/fold3"
     assert l2_fold3.init_from == "exp/transfer/ser2asr/baseline/final.pt"
     assert l2_fold3.freeze_layers == 2
-    assert (l2_fold3.train_data, l2_fold3.dev_data) == ("data/iemocap/folds/fold3/train", "data/iemocap/folds/fold3/valid")
-    assert (l2_fold3.train_targets, l2_fold3.dev_targets) == ("exp/ser/targets/fold3/train", "exp/ser/targets/fold3/valid")
+    assert (l2_fold3.train_data, l2_fold3.dev_data) == ("data/iemocap/folds/fold3/train",
+                                                        "data/iemocap/folds/fold3/valid")
+    assert (l2_fold3.train_targets, l2_fold3.dev_targets) == ("exp/ser/targets/fold3/train",
+                                                              "exp/ser/targets/fold3/valid")
     assert all(j.init_from == "-" for j in jobs if j.row == "baseline")
 
 

@@ -1,11 +1,10 @@
 """utils/: the job runner, Kaldi-style option parsing, and data-dir handling."""
 import shutil
-from pathlib import Path
 
 import pytest
 
 from conftest import RECIPE, run_script
-from pyscripts.datadir import (read_table, split_data, subset_data_dir, utt2spk_to_spk2utt,
+from pyscripts.kaldi.datadir import (read_table, split_data, subset_data_dir, utt2spk_to_spk2utt,
                                validate_data_dir, write_table)
 from pyscripts.errors import DataError
 

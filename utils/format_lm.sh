@@ -16,7 +16,7 @@ cp -r "$lang"/* "$out"/
 if [[ -n ${KALDI_ROOT:-} ]]; then
   arpa2fst --disambig-symbol=#0 --read-symbol-table="$out/words.txt" "$arpa" "$out/G.fst" 2> "$out/format_lm.log"
 else
-  python3 -m pyscripts.lm arpa2fst "$arpa" "$out/words.txt" "$out/G.fst" 2> "$out/format_lm.log" || {
+  python3 -m pyscripts.asr.lm arpa2fst "$arpa" "$out/words.txt" "$out/G.fst" 2> "$out/format_lm.log" || {
     cat "$out/format_lm.log" >&2; exit 1; }
 fi
 echo "$0: $out/G.fst from $arpa"

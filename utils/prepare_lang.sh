@@ -26,7 +26,7 @@ if ! awk -v p="$sil_prob" 'BEGIN{exit !(p == 0)}'; then
   echo "$0: --sil-prob $sil_prob: only 0.0 is supported (silence is a word of the phone lexicon)" >&2; exit 1
 fi
 mkdir -p "$tmp" "$lang"
-python3 -m pyscripts.lang prepare --num-sil-states "$num_sil_states" \
+python3 -m pyscripts.asr.lang prepare --num-sil-states "$num_sil_states" \
   --num-nonsil-states "$num_nonsil_states" "$dict" "$oov" "$lang" 2> "$tmp/prepare_lang.log" || {
   cat "$tmp/prepare_lang.log" >&2; exit 1; }
 echo "$0: lang dir $lang: $(grep -c . "$lang/phones/sets.txt") phone sets, $(wc -l < "$lang/words.txt") word symbols"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kaldi's utils/validate_data_dir.sh, done by pyscripts.datadir: see `python3 -m pyscripts.datadir validate --help`.
+# Kaldi's utils/validate_data_dir.sh, done by pyscripts.kaldi.datadir: see `python3 -m pyscripts.kaldi.datadir validate --help`.
 set -euo pipefail
 . "$(dirname "$0")/../path.sh"
-exec python3 -m pyscripts.datadir validate "$@"
+exec python3 -m pyscripts.kaldi.datadir validate "$@"

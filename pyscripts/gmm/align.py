@@ -8,7 +8,7 @@ from pathlib import Path
 import kaldi_hmm_gmm as khg
 import numpy as np
 
-from pyscripts.alignments import write_int_vector_ark
+from pyscripts.asr.alignments import write_int_vector_ark
 from pyscripts.errors import DataError, cli_main
 from pyscripts.gmm.data import load_feats, load_transcripts, silence_pdfs, training_graph_compiler
 from pyscripts.gmm.model import load_model

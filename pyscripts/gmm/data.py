@@ -7,10 +7,10 @@ import kaldi_hmm_gmm as khg
 import kaldifst
 import kaldiio
 
-from pyscripts.datadir import read_list_table, read_table
+from pyscripts.kaldi.datadir import read_list_table, read_table
 from pyscripts.errors import DataError
-from pyscripts.features import add_deltas, apply_cmvn
-from pyscripts.lang import read_int_list, read_symbols
+from pyscripts.kaldi.features import add_deltas, apply_cmvn
+from pyscripts.asr.lang import read_int_list, read_symbols
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,14 @@
 """GMM-HMM decoding with an HCLG graph (Kaldi's gmm-latgen-faster): one job of steps/decode_gmm.sh.
 
 The GMM's log-likelihood of every pdf on every frame goes through the same mapped lattice decoder as
-the ConvNet's pseudo log-likelihoods (pyscripts/decode.py), so both models get lattices (lat.JOB.gz)
+the ConvNet's pseudo log-likelihoods (pyscripts/asr/decode.py), so both models get lattices (lat.JOB.gz)
 and best paths (hyp.JOB) in the decode dir, and local/score.sh scores them with the same LM weight x
 insertion penalty sweep."""
 import argparse
 
 import numpy as np
 
-from pyscripts.decode import decode_matrices
+from pyscripts.asr.decode import decode_matrices
 from pyscripts.errors import cli_main
 from pyscripts.gmm.data import load_feats
 from pyscripts.gmm.model import load_model

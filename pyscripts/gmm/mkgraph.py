@@ -17,7 +17,7 @@ import kaldifst
 
 from pyscripts.errors import DataError, cli_main
 from pyscripts.gmm.model import load_model
-from pyscripts.lang import read_int_list
+from pyscripts.asr.lang import read_int_list
 
 log = logging.getLogger(__name__)
 

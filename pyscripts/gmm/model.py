@@ -2,7 +2,7 @@
 AmDiagGmm), readable by Kaldi's gmm-* tools, and the tree.
 
 kaldi_hmm_gmm has no model read/write, so the model is written from the objects' contents and
-read back by pyscripts.kaldi_model, then rebuilt: the topology and the monophone tree give the
+read back by pyscripts.kaldi.model, then rebuilt: the topology and the monophone tree give the
 TransitionModel's structure, and its transition probabilities are restored through an MLE update
 on counts proportional to the stored probabilities.
 """
@@ -13,7 +13,7 @@ import kaldi_hmm_gmm as khg
 import numpy as np
 
 from pyscripts.errors import DataError
-from pyscripts.kaldi_model import load_gmm_model, read_tree_context
+from pyscripts.kaldi.model import load_gmm_model, read_tree_context
 
 log = logging.getLogger(__name__)
 

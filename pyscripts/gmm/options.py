@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from pyscripts.errors import DataError
-from pyscripts.features import read_kaldi_conf
+from pyscripts.kaldi.features import read_kaldi_conf
 
 
 def str2bool(text):

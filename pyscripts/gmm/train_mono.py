@@ -19,8 +19,8 @@ import kaldi_hmm_gmm as khg
 import kaldifst
 import numpy as np
 
-from pyscripts.alignments import write_int_vector_ark
-from pyscripts.datadir import read_table, split_data
+from pyscripts.asr.alignments import write_int_vector_ark
+from pyscripts.kaldi.datadir import read_table, split_data
 from pyscripts.errors import DataError, cli_main
 from pyscripts.gmm.align import Aligner, boost_silence
 from pyscripts.gmm.data import (CMVN_OPTS, load_feats, load_transcripts, silence_pdfs,

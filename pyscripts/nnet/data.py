@@ -33,7 +33,8 @@ class FrameSet:
         return self.feats.shape[0]
 
     def to(self, device):
-        move = lambda t: None if t is None else t.to(device)
+        def move(t):
+            return None if t is None else t.to(device)
         return FrameSet(move(self.feats), move(self.targets), move(self.first), move(self.last),
                         self.utt_ids, self.offsets)
 

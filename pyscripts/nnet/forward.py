@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from pyscripts.nnet.data import gather_windows
-from pyscripts.nnet.train import load_package
+from pyscripts.nnet.model import load_package
 
 
 @functools.lru_cache(maxsize=4)

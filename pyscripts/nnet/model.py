@@ -25,6 +25,10 @@ changes no weight (as in Keras with trainable=False, or Caffe with lr_mult 0).
 import torch
 from torch import nn
 
+from pyscripts.errors import DataError
+
+PACKAGE_FORMAT = "pyscripts.nnet.ConvNet/1"
+
 NUM_LAYERS = 6           # layer 6 is the task-specific output layer
 TRANSFERABLE_LAYERS = 5  # layers 1..5 can be copied between tasks
 
@@ -127,3 +131,35 @@ def reinit_layers(model, first, last):
     """Draw layers first..last afresh (the Yosinski et al. reading of the transfer protocol)."""
     for n in range(first, last + 1):
         reinit_layer(model.layer(n))
+
+
+def build_model(num_targets, feat_dim, model_cfg):
+    return ConvNet(num_targets, feat_dim=feat_dim, context=model_cfg["context"],
+                   conv1_channels=model_cfg["conv1_channels"], conv2_channels=model_cfg["conv2_channels"],
+                   fc_dim=model_cfg["fc_dim"], dropout=model_cfg["dropout"])
+
+
+def load_package(path):
+    """A saved model package (final.pt / best.pt) -> (ConvNet on the CPU, in eval mode; package dict)."""
+    try:
+        package = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as err:
+        raise DataError(f"cannot load model {path}: {err}") from None
+    if not isinstance(package, dict) or package.get("format") != PACKAGE_FORMAT:
+        raise DataError(f"{path} is not a ConvNet model of pyscripts.nnet.train (expected final.pt)")
+    model = ConvNet(**package["model_args"])
+    model.load_state_dict(package["state_dict"])
+    return model.eval(), package
+
+
+def package_model(model, cfg, prior_counts, epoch, dev, history):
+    """What final.pt and best.pt hold: the weights, the arguments that rebuild the network, the prior
+    counts of its targets (hybrid decoding), the training config and its history."""
+    return {"format": PACKAGE_FORMAT,
+            "model_args": dict(num_targets=model.num_targets, feat_dim=model.feat_dim, context=model.context,
+                               conv1_channels=model.layer1[0].out_channels,
+                               conv2_channels=model.layer2[0].out_channels,
+                               fc_dim=model.layer6.in_features, dropout=model.layer3[3].p),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "num_targets": model.num_targets, "prior_counts": prior_counts.cpu(), "config": cfg,
+            "epoch": epoch, "dev": dev, "history": history}

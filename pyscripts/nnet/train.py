@@ -49,11 +49,11 @@ from pyscripts.errors import DataError, cli_main
 from pyscripts.fingerprint import file_digest, scp_digest
 from pyscripts.nnet.data import (epoch_frame_order, gather_windows, load_frame_set, norm_stats_from_cmvn,
                                  norm_stats_from_frames, target_counts)
-from pyscripts.nnet.model import TRANSFERABLE_LAYERS, ConvNet, copy_layers, freeze_layers, reinit_layers
+from pyscripts.nnet.model import (TRANSFERABLE_LAYERS, build_model, copy_layers, freeze_layers, load_package,
+                                  package_model, reinit_layers)
 
 log = logging.getLogger("train")
 SUMMARY = "train_summary"  # beside final.pt, see _write_summary
-PACKAGE_FORMAT = "pyscripts.nnet.ConvNet/1"
 # Keys that may differ between a checkpoint and the run that resumes it (they do not change results).
 RESUME_FREE_KEYS = {("training", "log_interval_frames"), ("training", "eval_batch_size")}
 
@@ -174,36 +174,6 @@ def _config_differences(a, b, prefix=()):
 
 
 # ---------------------------------------------------------------- model building and saving
-def build_model(num_targets, feat_dim, model_cfg):
-    return ConvNet(num_targets, feat_dim=feat_dim, context=model_cfg["context"],
-                   conv1_channels=model_cfg["conv1_channels"], conv2_channels=model_cfg["conv2_channels"],
-                   fc_dim=model_cfg["fc_dim"], dropout=model_cfg["dropout"])
-
-
-def load_package(path):
-    """A saved model package (final.pt / best.pt) -> (ConvNet on the CPU, in eval mode; package dict)."""
-    try:
-        package = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as err:
-        raise DataError(f"cannot load model {path}: {err}") from None
-    if not isinstance(package, dict) or package.get("format") != PACKAGE_FORMAT:
-        raise DataError(f"{path} is not a ConvNet model of pyscripts.nnet.train (expected final.pt)")
-    model = ConvNet(**package["model_args"])
-    model.load_state_dict(package["state_dict"])
-    return model.eval(), package
-
-
-def _package(model, cfg, prior_counts, epoch, dev, history):
-    return {"format": PACKAGE_FORMAT,
-            "model_args": dict(num_targets=model.num_targets, feat_dim=model.feat_dim, context=model.context,
-                               conv1_channels=model.layer1[0].out_channels,
-                               conv2_channels=model.layer2[0].out_channels,
-                               fc_dim=model.layer6.in_features, dropout=model.layer3[3].p),
-            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "num_targets": model.num_targets, "prior_counts": prior_counts.cpu(), "config": cfg,
-            "epoch": epoch, "dev": dev, "history": history}
-
-
 def _save(obj, path):
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -606,7 +576,7 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
                  "best so far" if improved else f"no better than epoch {state['best']['epoch']}")
         if is_main:
             if improved:
-                _save(_package(model, cfg, prior_counts, epoch, state["best"], state["history"]), best_path)
+                _save(package_model(model, cfg, prior_counts, epoch, state["best"], state["history"]), best_path)
             _save({"config": cfg, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                    "schedule": schedule.state_dict(), "scaler": scaler.state_dict(), "state": state,
                    "stamp": stamp}, ckpt_path)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyscripts.datadir import read_table, write_table
+from pyscripts.kaldi.datadir import read_table, write_table
 from pyscripts.errors import DataError, cli_main
 from pyscripts.ser.labels import CLASSES, EMOTIONS, SIL_ID
 

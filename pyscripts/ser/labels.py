@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pyscripts.datadir import read_table, write_table
+from pyscripts.kaldi.datadir import read_table, write_table
 from pyscripts.errors import DataError, cli_main
-from pyscripts.features import read_kaldi_conf
+from pyscripts.kaldi.features import read_kaldi_conf
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def write_targets_meta(targets_dir):
 def make_labels(data_dir, fbank_conf, vad_conf, ark, scp):
     """Targets of every utterance of data_dir into ark+scp; returns {utt: (sil frames, frames)}."""
     import kaldiio
-    from pyscripts.audio import read_audio
+    from pyscripts.kaldi.audio import read_audio
     d = Path(data_dir)
     frame_opts, vad_opts = read_frame_options(fbank_conf), read_vad_options(vad_conf)
     wavs, utt2emo = read_table(d / "wav.scp"), read_table(d / "utt2emo")

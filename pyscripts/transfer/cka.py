@@ -32,7 +32,7 @@ import torch
 from pyscripts.errors import DataError, cli_main
 from pyscripts.nnet.data import frame_set_from_arrays, gather_windows
 from pyscripts.nnet.model import TRANSFERABLE_LAYERS, ConvNet
-from pyscripts.nnet.train import load_package
+from pyscripts.nnet.model import load_package
 
 log = logging.getLogger(__name__)
 

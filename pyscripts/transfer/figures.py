@@ -140,7 +140,7 @@ def main(argv=None):
             plot_transfer(direction, results[direction], out)
             log.info("wrote %s", out)
     elif args.cmd == "filters":
-        from pyscripts.nnet.train import load_package
+        from pyscripts.nnet.model import load_package
         plot_filters({"ASR": load_package(args.asr_model)[0], "SER": load_package(args.ser_model)[0]},
                      args.out_png)
         log.info("wrote %s", args.out_png)

@@ -22,7 +22,7 @@ import logging
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from pyscripts.datadir import read_table
+from pyscripts.kaldi.datadir import read_table
 from pyscripts.errors import DataError, cli_main
 from pyscripts.nnet.model import TRANSFERABLE_LAYERS
 
@@ -67,7 +67,7 @@ class Setup:
     asr_dev_data: str = "data/timit/dev"
     asr_train_targets: str = "exp/mono_ali_train/targets"   # targets dirs (steps/ali_to_targets.sh)
     asr_dev_targets: str = "exp/mono_ali_dev/targets"
-    ser_folds_dir: str = "data/iemocap/folds"     # fold<k>/{train,valid,test} and plan (pyscripts/folds.py)
+    ser_folds_dir: str = "data/iemocap/folds"     # fold<k>/{train,valid,test} and plan (pyscripts/ser/folds.py)
     ser_targets_dir: str = "exp/ser/targets"      # fold<k>/{train,valid,test}/targets.scp
     asr_source: str = ""                          # empty: the ser2asr baseline
     ser_source: str = ""                          # empty: the asr2ser baseline of ser_source_fold
@@ -78,7 +78,7 @@ class Setup:
 
 
 def read_folds(folds_dir, subset=""):
-    """Fold names from the fold plan written by pyscripts/folds.py, in its order; `subset`
+    """Fold names from the fold plan written by pyscripts/ser/folds.py, in its order; `subset`
     (comma-separated names) keeps only those."""
     plan = Path(folds_dir) / "plan"
     if not plan.is_file():

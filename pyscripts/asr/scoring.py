@@ -21,11 +21,11 @@ hyp_NAME.trn. Every reference needs a hypothesis and vice versa (a decode that l
 writes an empty hypothesis, which counts as deletions); a mismatch is an error naming the utterance.
 
 Command line:
-  python3 -m pyscripts.scoring score-dir --phone-map MAP --ref TEXT [--words words.txt] DECODE_DIR
+  python3 -m pyscripts.asr.scoring score-dir --phone-map MAP --ref TEXT [--words words.txt] DECODE_DIR
       scores DECODE_DIR/scoring/NAME.tra (word ids) and NAME.txt (symbols)
-  python3 -m pyscripts.scoring best [--tune-dir DEV_DECODE_DIR] DECODE_DIR   (prints the setting)
-  python3 -m pyscripts.scoring reports --ref-trn REF --hyp-trn HYP          (built-in sclite reports)
-  python3 -m pyscripts.scoring results [--dev dev --test test] EXP_DIR...   (Markdown table)
+  python3 -m pyscripts.asr.scoring best [--tune-dir DEV_DECODE_DIR] DECODE_DIR   (prints the setting)
+  python3 -m pyscripts.asr.scoring reports --ref-trn REF --hyp-trn HYP          (built-in sclite reports)
+  python3 -m pyscripts.asr.scoring results [--dev dev --test test] EXP_DIR...   (Markdown table)
 """
 import argparse
 import logging
@@ -36,7 +36,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyscripts.datadir import c_sorted, read_list_table
+from pyscripts.kaldi.datadir import c_sorted, read_list_table
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)

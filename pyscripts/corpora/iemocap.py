@@ -18,8 +18,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from pyscripts.audio import audio_info, wav_scp_entry
-from pyscripts.datadir import utt2spk_to_spk2utt, validate_data_dir, write_table
+from pyscripts.kaldi.audio import audio_info, wav_scp_entry
+from pyscripts.kaldi.datadir import utt2spk_to_spk2utt, validate_data_dir, write_table
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ reads them; other sample formats (24-bit, float, ...) are refused with the sox c
 read_audio() takes a path or a wav.scp value (a path, or a shell command ending in '|' that writes a
 RIFF or SPHERE file to stdout) and tells the format by its magic bytes. Command line:
 
-  python3 -m pyscripts.audio to-wav FILE    # RIFF wav on stdout, for wav.scp pipes
-  python3 -m pyscripts.audio info FILE...   # format, rate, channels, samples
+  python3 -m pyscripts.kaldi.audio to-wav FILE    # RIFF wav on stdout, for wav.scp pipes
+  python3 -m pyscripts.kaldi.audio info FILE...   # format, rate, channels, samples
 """
 import argparse
 import io
@@ -211,14 +211,14 @@ def decode_audio(data, name="<bytes>"):
 
 
 def _own_pipe_file(command):
-    """If command is 'python3 -m pyscripts.audio to-wav FILE' returns FILE: it can be read directly,
+    """If command is 'python3 -m pyscripts.kaldi.audio to-wav FILE' returns FILE: it can be read directly,
     with the same result, instead of starting a Python process per utterance."""
     try:
         argv = shlex.split(command)
     except ValueError:
         return None
     if len(argv) == 5 and os.path.basename(argv[0]).startswith("python") and argv[1:4] == [
-            "-m", "pyscripts.audio", "to-wav"]:
+            "-m", "pyscripts.kaldi.audio", "to-wav"]:
         return argv[4]
     return None
 
@@ -323,7 +323,7 @@ def wav_scp_entry(path, fmt):
     path = os.path.abspath(path)
     if fmt == "riff" and not any(c.isspace() for c in path):
         return path
-    return f"python3 -m pyscripts.audio to-wav {shlex.quote(path)} |"
+    return f"python3 -m pyscripts.kaldi.audio to-wav {shlex.quote(path)} |"
 
 
 def sphere_bytes(rate, samples):

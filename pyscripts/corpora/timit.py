@@ -6,7 +6,7 @@ development speakers) and the test list (the 24 core-test speakers). TEST speake
 not used. Everything dropped is counted in the log.
 
 Works with upper- or lower-case file names and with NIST SPHERE or RIFF .WAV files. Writes per set:
-  wav.scp         16-bit RIFF as a path; SPHERE and other encodings through `python3 -m pyscripts.audio
+  wav.scp         16-bit RIFF as a path; SPHERE and other encodings through `python3 -m pyscripts.kaldi.audio
                   to-wav FILE |`
   text            <utt> 48-phone transcript (61 -> 48 folding of conf/phones.60-48-39.map, q deleted)
   utt2spk spk2utt spk2gender utt2dur
@@ -22,8 +22,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyscripts.audio import audio_info, wav_scp_entry
-from pyscripts.datadir import utt2spk_to_spk2utt, validate_data_dir, write_table
+from pyscripts.kaldi.audio import audio_info, wav_scp_entry
+from pyscripts.kaldi.datadir import utt2spk_to_spk2utt, validate_data_dir, write_table
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)

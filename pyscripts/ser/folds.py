@@ -15,9 +15,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from pyscripts.datadir import c_sorted, read_list_table, subset_data_dir, validate_data_dir, write_table
+from pyscripts.kaldi.datadir import c_sorted, read_list_table, subset_data_dir, validate_data_dir, write_table
 from pyscripts.errors import DataError, cli_main
-from pyscripts.features import read_kaldi_conf
+from pyscripts.kaldi.features import read_kaldi_conf
 
 log = logging.getLogger(__name__)
 

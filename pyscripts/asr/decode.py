@@ -34,8 +34,8 @@ lattice-best-path: the best path under graph + WIP * words + acoustic / LMWT (ac
 once (sweep_lattice; it equals OpenFst's shortest path on the same lattice, see the tests).
 
 Command line:
-  python3 -m pyscripts.decode decode [opts] HCLG TRANS_MDL LOGLIKES_ARK DECODE_DIR JOB
-  python3 -m pyscripts.decode best-paths [--lmwt 1:20] [--wip 0.0,0.5,1.0] DECODE_DIR OUT_DIR
+  python3 -m pyscripts.asr.decode decode [opts] HCLG TRANS_MDL LOGLIKES_ARK DECODE_DIR JOB
+  python3 -m pyscripts.asr.decode best-paths [--lmwt 1:20] [--wip 0.0,0.5,1.0] DECODE_DIR OUT_DIR
 """
 import argparse
 import gzip
@@ -53,7 +53,7 @@ import kaldiio
 import numpy as np
 
 from pyscripts.errors import DataError, check_finite, cli_main
-from pyscripts.hybrid import FRAME_SHIFT
+from pyscripts.asr.hybrid import FRAME_SHIFT
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ DECODERS = ("lattice", "faster", "lattice-faster")
 # -- transition-ids -> pdfs -----------------------------------------------------------------------
 def load_tid2pdf(trans_mdl):
     """pdf of transition-id 1..N as an array of length N (entry k is pdf(k+1)), from a final.mdl
-    (Kaldi binary or text, read by pyscripts.kaldi_model)."""
-    from pyscripts.kaldi_model import load_transition_model
+    (Kaldi binary or text, read by pyscripts.kaldi.model)."""
+    from pyscripts.kaldi.model import load_transition_model
     tm = load_transition_model(trans_mdl)
     return np.asarray(tm.id2pdf[1:], dtype=np.int64)  # drop the placeholder for transition-id 0
 
@@ -162,7 +162,7 @@ def _kaldi_hmm_gmm_transition_model(trans_mdl, tid2pdf):
     wheel cannot read final.mdl; its LatticeFasterDecoder needs the object). Monophone models only."""
     if trans_mdl is None:
         raise DataError("--decoder lattice-faster needs the model (final.mdl)")
-    from pyscripts.kaldi_model import load_transition_model
+    from pyscripts.kaldi.model import load_transition_model
     tm = load_transition_model(trans_mdl)
     topo = kaldi_hmm_gmm.HmmTopology()
     topo.read(tm.topology_text())
@@ -482,7 +482,7 @@ def decode_matrices(graph, trans_mdl, matrices, decode_dir, job, words_txt=None,
                     source="the input"):
     """Decodes (utt, frames x pdfs log-likelihoods) pairs; writes DECODE_DIR/hyp.JOB (words),
     lat.JOB.gz (decoder `lattice`) and timing/decode.JOB."""
-    from pyscripts.scoring import read_words_txt
+    from pyscripts.asr.scoring import read_words_txt
     decode_dir = Path(decode_dir)
     id2word = read_words_txt(words_txt) if words_txt else None
     load_start = time.perf_counter()

@@ -45,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pyscripts.audio import read_audio, write_sphere, write_wav
-from pyscripts.demo_timit_prompts import PROMPTS
-from pyscripts.demo_stamp import corpus_is_complete
+from pyscripts.kaldi.audio import read_audio, write_sphere, write_wav
+from pyscripts.corpora.demo.timit_prompts import PROMPTS
+from pyscripts.corpora.demo.stamp import corpus_is_complete
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)
@@ -471,7 +471,7 @@ def write_docs(out, plan):
     doc = out / "DOC"
     doc.mkdir(parents=True, exist_ok=True)
     speakers = sorted({u.speaker for u in plan}, key=lambda s: s.spk)
-    lines = ["; Demo TIMIT-layout corpus: speakers (synthesised; see pyscripts/demo_timit.py)\n",
+    lines = ["; Demo TIMIT-layout corpus: speakers (synthesised; see pyscripts/corpora/demo/timit.py)\n",
              "; ID    Sex DR Use  Set   Voice    Rate   F0     Speed\n"]
     for s in speakers:
         lines.append(f"{s.spk[1:]:<6} {s.voice.sex}   {s.dialect}  {'TRN' if s.role == 'train' else 'TST'}  "

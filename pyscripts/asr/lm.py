@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from pyscripts.datadir import read_list_table
+from pyscripts.kaldi.datadir import read_list_table
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from pyscripts.audio import write_wav
-from pyscripts.demo_stamp import corpus_is_complete
+from pyscripts.kaldi.audio import write_wav
+from pyscripts.corpora.demo.stamp import corpus_is_complete
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)

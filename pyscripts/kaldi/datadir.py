@@ -100,7 +100,7 @@ def validate_data_dir(data_dir, need_feats=False, need_text=False):
     expected = utt2spk_to_spk2utt(utt2spk)
     if {s: sorted(u) for s, u in spk2utt.items()} != {s: sorted(u) for s, u in expected.items()}:
         raise DataError(f"{d / 'spk2utt'}: does not match utt2spk; regenerate it with "
-                        f"utils/utt2spk_to_spk2utt.pl or pyscripts.datadir.utt2spk_to_spk2utt")
+                        f"utils/utt2spk_to_spk2utt.pl or pyscripts.kaldi.datadir.utt2spk_to_spk2utt")
     utts = set(utt2spk)
     segmented = (d / "segments").is_file()
     if segmented:

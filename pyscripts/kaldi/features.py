@@ -8,8 +8,8 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 
-from pyscripts.audio import read_audio, read_audio_as
-from pyscripts.datadir import read_list_table, read_table, write_table
+from pyscripts.kaldi.audio import read_audio, read_audio_as
+from pyscripts.kaldi.datadir import read_list_table, read_table, write_table
 from pyscripts.errors import DataError, check_finite, cli_main
 
 log = logging.getLogger(__name__)

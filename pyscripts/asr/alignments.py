@@ -14,9 +14,9 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 
-from pyscripts.datadir import c_sorted, read_table
+from pyscripts.kaldi.datadir import c_sorted, read_table
 from pyscripts.errors import DataError, cli_main
-from pyscripts.kaldi_model import load_transition_model
+from pyscripts.kaldi.model import load_transition_model
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ win on noise. Kaldi nnet1's PdfPrior goes further and makes such pdfs impossible
 no infinity reaches the decoder or the lattices.
 
 The pseudo log-likelihoods are written as a Kaldi float-matrix archive (loglikes.JOB.ark), the input
-of Kaldi's latgen-faster-mapped and of pyscripts.decode.
+of Kaldi's latgen-faster-mapped and of pyscripts.asr.decode.
 
 Command line:
-  python3 -m pyscripts.hybrid loglikes [opts] MODEL FEATS_SCP LOGLIKES_ARK
-  python3 -m pyscripts.hybrid fer DECODE_DIR TARGETS_DIR
-  python3 -m pyscripts.hybrid rtf DECODE_DIR
+  python3 -m pyscripts.asr.hybrid loglikes [opts] MODEL FEATS_SCP LOGLIKES_ARK
+  python3 -m pyscripts.asr.hybrid fer DECODE_DIR TARGETS_DIR
+  python3 -m pyscripts.asr.hybrid rtf DECODE_DIR
 """
 import argparse
 import logging
@@ -70,7 +70,7 @@ def find_prior_counts(model_path, prior_counts=None):
     beside = Path(model_path).parent / "prior_counts"
     if beside.is_file():
         return read_kaldi_vector(beside), str(beside)
-    from pyscripts.nnet.train import load_package
+    from pyscripts.nnet.model import load_package
     _, package = load_package(str(model_path))
     counts = package.get("prior_counts")
     if counts is None:
@@ -185,7 +185,7 @@ def compute_fer(decode_dir, targets_dir):
     targets_scp = targets_dir / "targets.scp"
     if not targets_scp.is_file():
         raise DataError(f"{targets_scp}: not found; make a targets dir from this set's alignment "
-                        "(python3 -m pyscripts.alignments to-targets ALI_DIR DATA_DIR TARGETS_DIR)")
+                        "(python3 -m pyscripts.asr.alignments to-targets ALI_DIR DATA_DIR TARGETS_DIR)")
     targets = kaldiio.load_scp(str(targets_scp))
     errors = frames = utts = missing = 0
     for ark in loglike_arks(decode_dir):
