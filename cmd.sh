@@ -1,4 +1,5 @@
 # Job runners, as in Kaldi's cmd.sh. Pick one block; the default runs everything on this machine.
+# shellcheck shell=bash
 #   run.pl   : local, JOB=1:N jobs in parallel (limit with --max-jobs-run)
 #   queue.pl : Sun Grid Engine (qsub), resources mapped by conf/queue.conf
 #   slurm.pl : Slurm (sbatch), resources mapped by conf/slurm.conf

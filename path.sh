@@ -2,15 +2,17 @@
 # shellcheck shell=bash
 RECIPE_ROOT=${RECIPE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)}
 export RECIPE_ROOT
+# shellcheck source=utils/log.sh
+. "$RECIPE_ROOT/utils/log.sh"   # log, error, die
 if [[ -f $RECIPE_ROOT/.venv/bin/activate ]]; then
-  # shellcheck disable=SC1091
+  # shellcheck disable=SC1091  # made by utils/setup_env.sh, absent before it runs
   . "$RECIPE_ROOT/.venv/bin/activate"
 fi
 export PATH=$RECIPE_ROOT/utils:$RECIPE_ROOT/steps:$RECIPE_ROOT/local:$PATH
 export PYTHONPATH=$RECIPE_ROOT${PYTHONPATH:+:$PYTHONPATH}
 export LC_ALL=C
 if [[ -n ${KALDI_ROOT:-} ]]; then
-  [[ -d $KALDI_ROOT/src ]] || { echo "path.sh: KALDI_ROOT=$KALDI_ROOT has no src/: point it at a Kaldi build" >&2; return 1; }
+  [[ -d $KALDI_ROOT/src ]] || { error "path.sh: KALDI_ROOT=$KALDI_ROOT has no src/: point it at a Kaldi build"; return 1; }
   for d in bin featbin gmmbin latbin fstbin lmbin nnetbin nnet2bin nnet3bin; do
     PATH=$KALDI_ROOT/src/$d:$PATH
   done

@@ -27,11 +27,13 @@ last_stage=12
 help_message=$(sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//')
 
 . utils/parse_options.sh
-if [[ $# -ne 0 ]]; then echo "$0: unexpected argument $1 (see --help)" >&2; exit 1; fi
+. utils/log.sh
+. utils/stage.sh
+if [[ $# -ne 0 ]]; then die "unexpected argument $1 (see --help)"; fi
 # parse_options.sh took --stage, --stop-stage and --nj as integers; here their ranges.
-if (( stage > last_stage )); then echo "$0: --stage $stage: there is no such stage (1..$last_stage)" >&2; exit 1; fi
-if (( stage > stop_stage )); then echo "$0: --stage $stage is after --stop-stage $stop_stage: nothing to run" >&2; exit 1; fi
-if (( nj < 1 )); then echo "$0: --nj $nj: at least one job is needed" >&2; exit 1; fi
+if (( stage > last_stage )); then die "--stage $stage: there is no such stage (1..$last_stage)"; fi
+if (( stage > stop_stage )); then die "--stage $stage is after --stop-stage $stop_stage: nothing to run"; fi
+if (( nj < 1 )); then die "--nj $nj: at least one job is needed"; fi
 
 case $corpus in
   demo|tiny) do_asr=true; do_ser=true
@@ -42,10 +44,10 @@ case $corpus in
   timit)     do_asr=true; do_ser=false
              dev_spk_list=${dev_spk_list:-conf/timit_dev_spk.list}
              test_spk_list=${test_spk_list:-conf/timit_test_spk.list}
-             [[ -n $timit_root ]] || { echo "$0: --corpus timit needs --timit-root DIR" >&2; exit 1; } ;;
+             [[ -n $timit_root ]] || die "--corpus timit needs --timit-root DIR" ;;
   iemocap)   do_asr=false; do_ser=true
-             [[ -n $iemocap_root ]] || { echo "$0: --corpus iemocap needs --iemocap-root DIR" >&2; exit 1; } ;;
-  *) echo "$0: --corpus must be demo, tiny, timit or iemocap, not '$corpus'" >&2; exit 1 ;;
+             [[ -n $iemocap_root ]] || die "--corpus iemocap needs --iemocap-root DIR" ;;
+  *) die "--corpus must be demo, tiny, timit or iemocap, not '$corpus'" ;;
 esac
 
 # Kaldi's tables ("key path" lines of wav.scp, feats.scp) and the job runners' command lines cannot hold
@@ -53,9 +55,8 @@ esac
 paths=("$PWD" "$corpus_dir"); $do_asr && paths+=("$timit_root"); $do_ser && paths+=("$iemocap_root")
 for path in "${paths[@]}"; do
   if [[ $path =~ [^A-Za-z0-9_./+@%,:=~-] ]]; then
-    echo "$0: the path '$path' has a space or a shell character, which Kaldi's scp files and job" \
-         "commands cannot hold; use a path without them, e.g. a symbolic link (ln -s '$path' /tmp/link) in its place" >&2
-    exit 1
+    die "the path '$path' has a space or a shell character, which Kaldi's scp files and job" \
+        "commands cannot hold; use a path without them, e.g. a symbolic link (ln -s '$path' /tmp/link) in its place"
   fi
 done
 
@@ -66,9 +67,8 @@ if [[ $skip_setup != true ]]; then utils/setup_env.sh; fi
 # Outputs of one corpus must not be mixed with another's: data/ and exp/ remember which made them.
 mkdir -p data
 if [[ -f data/.corpus && $(cat data/.corpus) != "$corpus" ]]; then
-  echo "$0: data/ and exp/ hold results of --corpus $(cat data/.corpus); move them away (or run in" \
-       "another directory) before running --corpus $corpus" >&2
-  exit 1
+  die "data/ and exp/ hold results of --corpus $(cat data/.corpus); move them away (or run in" \
+      "another directory) before running --corpus $corpus"
 fi
 echo "$corpus" > data/.corpus
 
@@ -78,13 +78,12 @@ echo "$corpus" > data/.corpus
 backend=embedded; [[ -n ${KALDI_ROOT:-} ]] && backend=kaldi
 run_stage() {  # run_stage N TITLE [pyscripts.fingerprint check options]: true when N is selected and out of date
   local n=$1 title=$2; shift 2
-  (( stage <= n && n <= stop_stage )) || return 1
-  echo "=== $0: stage $n: $title ==="
+  stage_selected "$n" "$title" || return 1
   (( n > 1 )) || return 0
   local force_opt=(); [[ $force == true ]] && force_opt=(--force)
   local rc=0
   python3 -m pyscripts.fingerprint check "${force_opt[@]}" exp/stamps/stage$n --option backend=$backend "$@" \
-    | sed "s|^|$0: stage $n: |" || rc=$?
+    | while read -r line; do log "stage $n: $line"; done || rc=$?
   case $rc in 0) return 1 ;; 3) return 0 ;; *) exit "$rc" ;; esac
 }
 stage_done() { python3 -m pyscripts.fingerprint commit exp/stamps/stage$1; }
@@ -170,7 +169,7 @@ if $do_asr && run_stage 8 "decoding graph and GMM baseline decode" --input data/
   stage_done 8
 fi
 
-# The ConvNet configs: the seed's for real corpora, shorter schedules for the CPU-sized demo and tiny ones.
+# The ConvNet configs: the paper's for real corpora, shorter schedules for the CPU-sized demo and tiny ones.
 nnet_profile=; [[ $corpus == demo || $corpus == tiny ]] && nnet_profile=_$corpus
 
 if $do_asr && run_stage 9 "ConvNet acoustic model on the monophone-state targets" \
@@ -203,7 +202,7 @@ if $do_ser && run_stage 11 "SER: frame labels (emotion + sil), 8 folds, one Conv
 fi
 
 # The smoke test: two values of l and one fold, to show the stages run.
-transfer_opts=(); [[ $corpus == tiny ]] && transfer_opts=(--layers 3,0 --folds fold1)
+transfer_opts=(); [[ $corpus == tiny ]] && transfer_opts=(--layers "3,0" --folds fold1)
 ser_models=(exp/ser/fold*/final.pt)
 if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figures, CKA, report" \
     --input=conf/convnet_{asr,ser}$nnet_profile.yaml --option "transfer=${transfer_opts[*]}" \
@@ -220,4 +219,4 @@ if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figu
   stage_done 12
 fi
 
-echo "$0: done (stages $stage..$stop_stage, corpus $corpus)"
+log "done (stages $stage..$stop_stage, corpus $corpus)"

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Hybrid ASR-SER inference (the seed's first figure): for each wav, the recognised 39-phone sequence
+# Hybrid ASR-SER inference (the paper's first figure): for each wav, the recognised 39-phone sequence
 # (ASR ConvNet + HCLG decoding) and the utterance emotion with its posteriors (SER ConvNet), by
-# pyscripts/infer.py. The acoustic scale is the one scoring chose on dev for the ASR
-# model (ASR_DIR/decode_dev/scoring/best_wer) when that exists, else --acwt.
+# pyscripts/infer.py. The acoustic scale is --acwt, else the one scoring chose on dev for the ASR
+# model (acwt= of ASR_DIR/decode_dev/scoring/best_setting, written by local/score.sh), else 0.1.
 set -euo pipefail
 
 asr_dir=exp/convnet_asr                 # the ASR ConvNet: ASR_DIR/final.pt (stage 9)
 ser_model=exp/ser/fold1/final.pt        # an SER ConvNet (stage 11)
 graph_dir=exp/mono/graph
-acwt=                       # default: from ASR_DIR/decode_dev/scoring/best_wer, else 0.1
+acwt=                       # default: from ASR_DIR/decode_dev/scoring/best_setting, else 0.1
 beam=13.0
 rule=mean
 fbank_config=conf/fbank.conf
@@ -27,15 +27,11 @@ Options (defaults in brackets):
 
 . ./path.sh
 . utils/parse_options.sh
+if [[ $# -lt 1 ]]; then echo -e "$help_message" >&2; exit 1; fi
 
-if [[ $# -lt 1 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
 if [[ -z $acwt ]]; then
-  acwt=0.1
-  best=$asr_dir/decode_dev/scoring/best_wer
-  [[ -f $best ]] && acwt=$(sed -n 's/.*acwt=\([0-9.eE+-]*\).*/\1/p' "$best" | head -n 1)
+  best=$asr_dir/decode_dev/scoring/best_setting
+  if [[ -f $best ]]; then acwt=$(awk -F= '$1 == "acwt" && $2 ~ /^[0-9.eE+-]+$/ { print $2 }' "$best"); fi
 fi
 python3 -m pyscripts.infer hybrid --asr-model "$asr_dir/final.pt" --graph-dir "$graph_dir" \
   --ser-model "$ser_model" --acwt "${acwt:-0.1}" --beam "$beam" --rule "$rule" \

@@ -10,13 +10,9 @@ help_message="Usage: $0 CORPUS_DIR DATA_DIR
 
 . ./path.sh
 . utils/parse_options.sh
-
-if [[ $# -ne 2 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
+if [[ $# -ne 2 ]]; then echo -e "$help_message" >&2; exit 1; fi
 corpus=$1
 data=$2
 
 python3 -m pyscripts.corpora.iemocap "$corpus" "$data/all"
-echo "$0: prepared $data/all ($(wc -l < "$data/all/utt2spk") utterances)"
+log "prepared $data/all ($(wc -l < "$data/all/utt2spk") utterances)"

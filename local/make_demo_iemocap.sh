@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Generates the demo IEMOCAP-layout corpus (espeak-ng, deterministic); does nothing when OUTDIR
+# Generates the demo IEMOCAP-layout corpus (espeak-ng, deterministic); does nothing when OUT_DIR
 # already holds a complete corpus of the same size.
 set -euo pipefail
 
@@ -7,7 +7,7 @@ size=demo   # demo or tiny
 seed=1234
 nj=2        # parallel synthesis jobs
 
-help_message="Usage: $0 [options] OUTDIR
+help_message="Usage: $0 [options] OUT_DIR
   e.g. $0 --size tiny corpora/tiny/iemocap
 Options:
   --size demo|tiny   corpus size (default $size)
@@ -16,11 +16,7 @@ Options:
 
 . ./path.sh
 . utils/parse_options.sh
-
-if [[ $# -ne 1 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
+if [[ $# -ne 1 ]]; then echo -e "$help_message" >&2; exit 1; fi
 out_dir=$1
 
 python3 -m pyscripts.corpora.demo.iemocap --size "$size" --seed "$seed" --nj "$nj" "$out_dir"

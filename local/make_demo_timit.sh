@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Generates the demo TIMIT-layout corpus (festival + flite, deterministic); does nothing when OUTDIR
+# Generates the demo TIMIT-layout corpus (festival + flite, deterministic); does nothing when OUT_DIR
 # already holds a complete corpus of the same size.
 set -euo pipefail
 
@@ -7,7 +7,7 @@ size=demo   # demo or tiny
 seed=1234
 nj=2        # parallel synthesis jobs
 
-help_message="Usage: $0 [options] OUTDIR
+help_message="Usage: $0 [options] OUT_DIR
   e.g. $0 --size tiny corpora/tiny/timit
 Options:
   --size demo|tiny   corpus size (default $size)
@@ -15,12 +15,8 @@ Options:
   --nj N             parallel synthesis jobs (default $nj)"
 
 . ./path.sh
-. parse_options.sh
-
-if [[ $# -ne 1 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
+. utils/parse_options.sh
+if [[ $# -ne 1 ]]; then echo -e "$help_message" >&2; exit 1; fi
 out_dir=$1
 
 python3 -m pyscripts.corpora.demo.timit --size "$size" --seed "$seed" --nj "$nj" "$out_dir"

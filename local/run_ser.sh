@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Speech emotion recognition stages on IEMOCAP with the shared ConvNet (issue 6). Needs the data prep
+# Speech emotion recognition stages on IEMOCAP with the shared ConvNet. Needs the data prep
 # (DATA_DIR/all with utt2emo, the fold plan) and fbank features of DATA_DIR/all.
 #   stage 1: frame targets: emotion per frame, sil where the voicing/energy detector finds no speech
 #   stage 2: folds: per-fold train/valid/test data dirs (with features) and targets subsets
 #   stage 3: train one ConvNet per fold, all folds as parallel jobs through $cuda_cmd
 #   stage 4: evaluate each fold on Dev (validation speakers) and Test (its held-out speaker)
-#   stage 5: tables: E/UE per fold and averaged, seed-style Markdown in EXP_DIR/results.md
+#   stage 5: tables: E/UE per fold and averaged, paper-style Markdown in EXP_DIR/results.md
 set -euo pipefail
 
 stage=1
@@ -39,11 +39,8 @@ Options:
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
-
-if [[ $# -ne 2 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
+. utils/stage.sh
+if [[ $# -ne 2 ]]; then echo -e "$help_message" >&2; exit 1; fi
 data=$1
 exp=$2
 targets=$exp/targets
@@ -52,42 +49,39 @@ jobs_opt=()
 (( max_jobs_run > 0 )) && jobs_opt=(--max-jobs-run "$max_jobs_run")
 num_folds() { wc -l < "$data/folds/plan"; }
 
-if (( stage <= 1 && 1 <= stop_stage )); then
-  echo "$0: stage 1: frame targets (emotion + sil) of $data/all"
+if stage_selected 1 "frame targets (emotion + sil) of $data/all"; then
   local/ser_frame_labels.sh --nj "$nj" --cmd "$train_cmd" --fbank-config "$fbank_config" \
     --vad-config "$vad_config" "$data/all" "$targets/all"
 fi
 
-if (( stage <= 2 && 2 <= stop_stage )); then
-  echo "$0: stage 2: folds"
+if stage_selected 2 "folds"; then
   local/ser_make_folds.sh --fold-conf "$fold_conf" "$data" "$targets"
 fi
 
-if (( stage <= 3 && 3 <= stop_stage )); then
+if stage_selected 3; then
   n=$(num_folds)
-  echo "$0: stage 3: training $n folds with $train_config (logs: $exp/log/train.*.log, $exp/fold*/log/train.log)"
+  log "stage 3: training $n folds with $train_config (logs: $exp/log/train.*.log, $exp/fold*/log/train.log)"
   # The fold jobs are the parallel jobs; each runs the shared training stage locally inside its job.
   res_opts=(--num-threads "$num_threads")   # CPUs per job; GPUs as --device says
   case $device in cuda) res_opts+=(--gpu 1) ;; cpu) res_opts+=(--gpu 0) ;; esac
   $cuda_cmd "${jobs_opt[@]}" "${res_opts[@]}" JOB=1:"$n" "$exp/log/train.JOB.log" \
     local/ser_train_fold.sh --cmd run.pl --train-config "$train_config" --overrides "$overrides" \
       --num-threads "$num_threads" --device "$device" "$data/folds" "$targets" "$exp" JOB
-  utils/train_summary.sh $(for k in $(seq "$n"); do echo "$exp/fold$k"; done)
+  fold_dirs=(); for k in $(seq "$n"); do fold_dirs+=("$exp/fold$k"); done
+  utils/train_summary.sh "${fold_dirs[@]}"
 fi
 
-if (( stage <= 4 && 4 <= stop_stage )); then
+if stage_selected 4; then
   n=$(num_folds)
-  echo "$0: stage 4: evaluating $n folds on Dev (valid) and Test ($rule rule)"
+  log "stage 4: evaluating $n folds on Dev (valid) and Test ($rule rule)"
   $train_cmd "${jobs_opt[@]}" JOB=1:"$n" "$exp/log/eval.JOB.log" \
     python3 -m pyscripts.ser.evaluate fold --rule "$rule" --num-threads "$num_threads" \
       "$exp" "$data/folds" "$targets" JOB
 fi
 
-if (( stage <= 5 && 5 <= stop_stage )); then
+if stage_selected 5 "results"; then
   n=$(num_folds)
-  echo "$0: stage 5: results"
-  fold_dirs=()
-  for k in $(seq "$n"); do fold_dirs+=("$exp/fold$k"); done
+  fold_dirs=(); for k in $(seq "$n"); do fold_dirs+=("$exp/fold$k"); done
   python3 -m pyscripts.ser.evaluate table --label Baseline "$exp" "${fold_dirs[@]}"
-  echo "$0: tables in $exp/results.md; confusion matrices in $exp/fold*/eval/{valid,test}/confusion.txt"
+  log "tables in $exp/results.md; confusion matrices in $exp/fold*/eval/{valid,test}/confusion.txt"
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The seed's transfer-learning sweeps between ASR (TIMIT) and SER (IEMOCAP), issue 7. Each training is
+# The paper's transfer-learning sweeps between ASR (TIMIT) and SER (IEMOCAP). Each training is
 # an independent job of a $cuda_cmd job array (steps/train_convnet.sh with --init-from/--freeze-layers);
 # a job whose EXP_DIR/final.pt is up to date (its final.stamp) is not re-run, so the script can be
 # re-started at any stage.
@@ -77,11 +77,9 @@ Options (defaults in brackets):
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
-
-if [[ $# -ne 0 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
+. utils/stage.sh
+. local/transfer_job.sh
+if [[ $# -ne 0 ]]; then echo -e "$help_message" >&2; exit 1; fi
 suffix=; [[ $reinit_unfrozen == true ]] && suffix=_reinit
 exp_root=${exp_root:-exp/transfer$suffix}
 report_dir=${report_dir:-exp/report$suffix}
@@ -94,37 +92,31 @@ plan_opts=(--exp-root "$exp_root" --asr-train-data "$timit_data/train" --asr-dev
 limit_opts=()
 (( max_jobs_run > 0 )) && limit_opts=(--max-jobs-run "$max_jobs_run")
 
-run_stage() {  # run_stage N TEXT: true when stage N is selected; prints it
-  if (( stage <= $1 && $1 <= stop_stage )); then echo "=== $0: stage $1: $2 ==="; return 0; fi
-  return 1
-}
-
 # train_jobs DIRECTION WHICH CONFIG: plans the jobs, runs them as one job array, reports their times.
 train_jobs() {
   local direction=$1 which=$2 config=$3 dir=$exp_root/$1
   python3 -m pyscripts.transfer.plan --direction "$direction" --which "$which" "${plan_opts[@]}" \
     "$dir/jobs.$which"
   local n; n=$(wc -l < "$dir/jobs.$which")
-  echo "$0: $direction $which: $n trainings with $config (logs: $dir/log/train.$which.*.log)"
+  log "$direction $which: $n trainings with $config (logs: $dir/log/train.$which.*.log)"
   local res_opts=(--num-threads "$num_threads")   # CPUs per job; GPUs as --device says
   case $device in cuda) res_opts+=(--gpu 1) ;; cpu) res_opts+=(--gpu 0) ;; esac
   $cuda_cmd "${limit_opts[@]}" "${res_opts[@]}" JOB=1:"$n" "$dir/log/train.$which.JOB.log" \
     local/transfer_train_job.sh --train-config "$config" --overrides "$overrides" \
       --num-threads "$num_threads" --device "$device" "$dir/jobs.$which" JOB
-  utils/train_summary.sh $(cut -f4 "$dir/jobs.$which")
+  local exp_dirs=(); job_exp_dirs "$dir/jobs.$which" exp_dirs
+  utils/train_summary.sh "${exp_dirs[@]}"
 }
 
 # link_baseline SRC DEST: DEST becomes a relative link to an already trained baseline SRC.
 link_baseline() {
-  [[ -d $1 ]] || { echo "$0: baseline $1 does not exist" >&2; exit 1; }
-  if [[ -e $2 && ! -L $2 ]]; then
-    echo "$0: $2 is a baseline trained here; remove it to use $1 instead" >&2; exit 1
-  fi
+  [[ -d $1 ]] || die "baseline $1 does not exist"
+  if [[ -e $2 && ! -L $2 ]]; then die "$2 is a baseline trained here; remove it to use $1 instead"; fi
   mkdir -p "$(dirname "$2")"
   ln -sfnr "$1" "$2"
 }
 
-if run_stage 1 "baselines from scratch: ASR, and SER on every fold"; then
+if stage_selected 1 "baselines from scratch: ASR, and SER on every fold"; then
   # A linked baseline is a finished model of another stage: never trained (or re-trained) here.
   if [[ -n $asr_baseline ]]; then link_baseline "$asr_baseline" "$exp_root/ser2asr/baseline"
   else train_jobs ser2asr baseline "$asr_config"; fi
@@ -132,40 +124,41 @@ if run_stage 1 "baselines from scratch: ASR, and SER on every fold"; then
   else train_jobs asr2ser baseline "$ser_config"; fi
 fi
 
-if run_stage 2 "SER -> ASR transfer, l = ${layers:-5..0}"; then
+if stage_selected 2 "SER -> ASR transfer, l = ${layers:-5..0}"; then
   train_jobs ser2asr transfer "$asr_config"
 fi
 
-if run_stage 3 "decode and score the SER -> ASR models (FER, PER; test at dev's best LM weight)"; then
+if stage_selected 3 "decode and score the SER -> ASR models (FER, PER; test at dev's best LM weight)"; then
   python3 -m pyscripts.transfer.plan --direction ser2asr --which all "${plan_opts[@]}" "$exp_root/ser2asr/jobs.all"
-  cut -f4 "$exp_root/ser2asr/jobs.all" | while read -r d; do
+  exp_dirs=(); job_exp_dirs "$exp_root/ser2asr/jobs.all" exp_dirs
+  for d in "${exp_dirs[@]}"; do
     if [[ $d/decode_test/scoring/best_wer -nt $d/final.pt && $d/decode_dev/scoring/best_wer -nt $d/final.pt ]]; then
-      echo "$0: $d already decoded and scored"; continue
+      log "$d already decoded and scored"; continue
     fi
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086  # decode_opts: several options, split on purpose
     steps/decode_hybrid.sh --nj "$decode_nj" --cmd "$decode_cmd" --num-threads "$num_threads" \
       --targets "$asr_dev_targets" $decode_opts "$graph_dir" "$timit_data/dev" "$d/decode_dev" < /dev/null
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086  # decode_opts: several options, split on purpose
     steps/decode_hybrid.sh --nj "$decode_nj" --cmd "$decode_cmd" --num-threads "$num_threads" \
       --targets "$asr_test_targets" --scoring-opts "--tune-dir $d/decode_dev" $decode_opts \
       "$graph_dir" "$timit_data/test" "$d/decode_test" < /dev/null
   done
 fi
 
-if run_stage 4 "ASR -> SER transfer, l = ${layers:-5..0}, on ${folds:-every fold}"; then
+if stage_selected 4 "ASR -> SER transfer, l = ${layers:-5..0}, on ${folds:-every fold}"; then
   train_jobs asr2ser transfer "$ser_config"
 fi
 
-if run_stage 5 "E and UE of the ASR -> SER models"; then
+if stage_selected 5 "E and UE of the ASR -> SER models"; then
   python3 -m pyscripts.transfer.plan --direction asr2ser --which all "${plan_opts[@]}" "$exp_root/asr2ser/jobs.all"
   n=$(wc -l < "$exp_root/asr2ser/jobs.all")
   $train_cmd "${limit_opts[@]}" JOB=1:"$n" "$exp_root/asr2ser/log/eval.JOB.log" \
     local/transfer_eval_job.sh --rule "$rule" --num-threads "$num_threads" "$exp_root/asr2ser/jobs.all" JOB
 fi
 
-if run_stage 6 "report"; then
+if stage_selected 6 "report"; then
   local/make_report.sh --exp-root "$exp_root" --ser-folds-dir "$ser_data/folds" \
     --cka-data "$timit_data/dev $ser_data/folds/$ser_source_fold/valid" --asr-model "${asr_source:-$exp_root/ser2asr/baseline/final.pt}" \
     --ser-model "${ser_source:-$exp_root/asr2ser/baseline/$ser_source_fold/final.pt}" "$report_dir"
 fi
-echo "$0: done (stages $stage..$stop_stage, $exp_root)"
+log "done (stages $stage..$stop_stage, $exp_root)"

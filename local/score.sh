@@ -9,8 +9,10 @@
 #      in scoring/NAME.{tra,txt};
 #   2. hypotheses and references folded 48 -> 39 and written as sclite trn files, PER per setting
 #      (DECODE_DIR/wer_LMWT_WIP, sclite's alignment costs, pyscripts/asr/scoring.py);
-#   3. scoring/best_wer: the best setting (with --tune-dir: the setting chosen on that dev decode);
-#      sclite reports (sum, pralign, dtl) of that setting, by sclite when on PATH, else built in.
+#   3. scoring/best_wer: the best setting (with --tune-dir: the setting chosen on that dev decode),
+#      and the same setting as key=value lines in scoring/best_setting (setting=LMWT_WIP, lmwt=,
+#      acwt=1/LMWT, wip=) for the stages that use it (local/hybrid_infer.sh); sclite reports (sum,
+#      pralign, dtl) of that setting, by sclite when on PATH, else built in.
 set -euo pipefail
 
 cmd=${decode_cmd:-run.pl}
@@ -21,8 +23,8 @@ phone_map=conf/phones.60-48-39.map
 tune_dir=              # the dev set's decode dir: report this set at dev's best setting
 use_kaldi=false        # true: Kaldi's lattice tools (KALDI_ROOT), one pass over the lattices per setting
 
-help_message="Usage: $0 [options] <data-dir> <graph-or-lang-dir> <decode-dir>
- e.g.: $0 --tune-dir exp/convnet_asr/decode_dev data/timit/test exp/mono/graph exp/convnet_asr/decode_test
+help_message="Usage: $0 [options] DATA_DIR GRAPH_OR_LANG_DIR DECODE_DIR
+  e.g. $0 --tune-dir exp/convnet_asr/decode_dev data/timit/test exp/mono/graph exp/convnet_asr/decode_test
 Options:
   --cmd CMD                 job runner (default \$decode_cmd)
   --min-lmwt N --max-lmwt N LM weights to try (default $min_lmwt..$max_lmwt)
@@ -33,24 +35,20 @@ Options:
 
 . ./path.sh
 . utils/parse_options.sh
-
-if [[ $# -ne 3 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
+if [[ $# -ne 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
 data=$1 lang=$2 dir=$3
 for f in "$data/text" "$lang/words.txt" "$phone_map"; do
-  [[ -f $f ]] || { echo "$0: no such file $f" >&2; exit 1; }
+  [[ -f $f ]] || die "no such file $f"
 done
 case $use_kaldi in
-  true) command -v lattice-best-path >/dev/null || { echo "$0: --use-kaldi true but lattice-best-path is not on PATH (set KALDI_ROOT)" >&2; exit 1; } ;;
+  true) command -v lattice-best-path >/dev/null || die "--use-kaldi true but lattice-best-path is not on PATH (set KALDI_ROOT)" ;;
   false) ;;
-  *) echo "$0: --use-kaldi must be true or false" >&2; exit 1 ;;
+  *) die "--use-kaldi must be true or false" ;;
 esac
 
 sc=$dir/scoring
 mkdir -p "$sc/log"
-rm -f "$dir"/wer_* "$sc"/hyp_*.trn* "$sc/best_wer"
+rm -f "$dir"/wer_* "$sc"/hyp_*.trn* "$sc/best_wer" "$sc/best_setting"
 
 if ls "$dir"/lat.*.gz >/dev/null 2>&1; then
   rm -f "$sc"/*.tra "$sc"/*.txt
@@ -75,11 +73,10 @@ elif ls "$dir"/hyp.* >/dev/null 2>&1; then
   acwt=$(cat "$dir/acwt" 2>/dev/null || echo 0.1)
   lmwt=$(awk -v a="$acwt" 'BEGIN { printf "%d", 1 / a + 0.5 }')
   for f in "$dir"/hyp.*; do if [[ $f =~ /hyp\.[0-9]+$ ]]; then cat "$f"; fi; done | sort > "$sc/${lmwt}_0.0.txt"
-  echo "$0: $dir has no lattices: scoring its best paths only (acoustic scale $acwt)"
+  log "$dir has no lattices: scoring its best paths only (acoustic scale $acwt)"
 elif ! compgen -G "$sc/*.tra" >/dev/null && ! compgen -G "$sc/*.txt" >/dev/null; then
   # (otherwise: hypotheses already in scoring/, NAME.tra or NAME.txt)
-  echo "$0: $dir has no lat.*.gz, hyp.* or scoring/*.{tra,txt}: decode first" >&2
-  exit 1
+  die "$dir has no lat.*.gz, hyp.* or scoring/*.{tra,txt}: decode first"
 fi
 
 python3 -m pyscripts.asr.scoring score-dir --phone-map "$phone_map" --ref "$data/text" --words "$lang/words.txt" \
@@ -89,6 +86,10 @@ tune_opt=()
 [[ -n $tune_dir ]] && tune_opt=(--tune-dir "$tune_dir")
 best=$(python3 -m pyscripts.asr.scoring best "${tune_opt[@]}" "$dir" 2>> "$sc/log/score.log") || {
   cat "$sc/log/score.log" >&2; exit 1; }
+# The setting best_wer names (LMWT_WIP, or LMWT: penalty 0.0), with acwt as best_wer writes it (1/LMWT, 4 digits).
+lmwt=${best%%_*}; wip=${best#"$lmwt"}; wip=${wip#_}; wip=${wip:-0.0}
+acwt=$(awk -v l="$lmwt" 'BEGIN { if (l ~ /^[0-9.]+$/ && l + 0 > 0) printf "%.4g", 1 / l; else printf "?" }')
+printf 'setting=%s\nlmwt=%s\nacwt=%s\nwip=%s\n' "$best" "$lmwt" "$acwt" "$wip" > "$sc/best_setting"
 
 if command -v sclite >/dev/null; then
   sclite -r "$sc/ref.trn" trn -h "$sc/hyp_$best.trn" trn -i rm -o sum pralign dtl > "$sc/log/sclite.log" 2>&1 || {

@@ -12,7 +12,7 @@ rule=mean                      # mean | vote
 fbank_config=conf/fbank.conf
 vad_config=conf/vad.conf
 
-help_message="Usage: $0 [options] WAV [WAV...]
+help_message="Usage: $0 [options] WAV [WAV ...]
   e.g. $0 --fold 3 corpora/demo/iemocap/Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav
 Options:
   --fold K               use EXP_DIR/foldK/final.pt (default $fold)
@@ -24,13 +24,9 @@ Options:
 
 . ./path.sh
 . utils/parse_options.sh
-
-if [[ $# -lt 1 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
+if [[ $# -lt 1 ]]; then echo -e "$help_message" >&2; exit 1; fi
 model=${model:-$exp_dir/fold$fold/final.pt}
-[[ -f $model ]] || { echo "$0: no model $model; train the SER folds first (local/run_ser.sh)" >&2; exit 1; }
+[[ -f $model ]] || die "no model $model; train the SER folds first (local/run_ser.sh)"
 
 python3 -m pyscripts.infer emotion --model "$model" --fbank-config "$fbank_config" --vad-config "$vad_config" \
   --rule "$rule" "$@"

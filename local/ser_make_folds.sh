@@ -17,24 +17,18 @@ Options:
 
 . ./path.sh
 . utils/parse_options.sh
-
-if [[ $# -ne 2 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
+if [[ $# -ne 2 ]]; then echo -e "$help_message" >&2; exit 1; fi
 data=$1
 targets=$2
 
 for f in "$data/all/feats.scp" "$targets/all/targets.scp" "$fold_conf"; do
-  [[ -f $f ]] || { echo "$0: no such file $f" >&2; exit 1; }
+  [[ -f $f ]] || die "no such file $f"
 done
 
 # Re-made from the full data dir so that every fold's subsets carry feats.scp and utt2num_frames.
 python3 -m pyscripts.ser.folds --fold-conf "$fold_conf" "$data/all" "$data/folds" 2> "$targets/all/log/folds.log" \
   || { cat "$targets/all/log/folds.log" >&2; exit 1; }
-folds=$(awk '{print $1}' "$data/folds/plan")
 python3 -m pyscripts.ser.labels subset-folds "$targets/all" "$data/folds" "$targets" 2>> "$targets/all/log/folds.log" \
   || { cat "$targets/all/log/folds.log" >&2; exit 1; }
-cp "$data/folds/plan" "$targets/plan"
-echo "$0: $(echo "$folds" | wc -w) folds in $data/folds with targets in $targets:"
+log "$(wc -l < "$data/folds/plan") folds in $data/folds with targets in $targets:"
 sed 's/^/  /' "$data/folds/plan"

@@ -17,12 +17,8 @@ Options:
   --phone-map FILE       61 -> 48 -> 39 phone map (default $phone_map)"
 
 . ./path.sh
-. parse_options.sh
-
-if [[ $# -ne 2 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
+. utils/parse_options.sh
+if [[ $# -ne 2 ]]; then echo -e "$help_message" >&2; exit 1; fi
 corpus_dir=$1
 data_dir=$2
 

@@ -3,8 +3,10 @@
 # perplexities go to the log next to the ARPA file.
 set -euo pipefail
 order=2
-help_message="Usage: $0 [--order 2] TRAIN_DATA DEV_DATA ARPA_OUT
-  e.g. $0 data/timit/train data/timit/dev data/local/lm/lm_phone_bg.arpa"
+help_message="Usage: $0 [options] TRAIN_DATA DEV_DATA ARPA_OUT
+  e.g. $0 data/timit/train data/timit/dev data/local/lm/lm_phone_bg.arpa
+Options:
+  --order N   n-gram order (default $order)"
 . ./path.sh
 . utils/parse_options.sh
 if [[ $# -ne 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
@@ -12,9 +14,10 @@ train=$1; dev=$2; arpa=$3
 lmdir=$(dirname "$arpa")
 mkdir -p "$lmdir"
 for f in "$train/text" "$dev/text"; do
-  [[ -f $f ]] || { echo "$0: $f not found; run the data preparation stage first" >&2; exit 1; }
+  [[ -f $f ]] || die "$f not found; run the data preparation stage first"
 done
 logfile=$lmdir/train_lm.$(basename "$arpa" .arpa).log
 python3 -m pyscripts.asr.lm train --order "$order" --dev-text "$dev/text" "$train/text" "$arpa" \
   2> "$logfile" || { cat "$logfile" >&2; exit 1; }
-{ grep -o "dev perplexity [0-9.]*" "$logfile" || true; } | sed "s|^|$0: $arpa: |"
+ppl=$(grep -o "dev perplexity [0-9.]*" "$logfile" || true)
+if [[ -n $ppl ]]; then log "$arpa: $ppl"; fi

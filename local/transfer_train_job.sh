@@ -11,6 +11,7 @@ num_threads=0
 device=auto
 
 help_message="Usage: $0 [options] JOBS_FILE K
+  e.g. $0 --train-config conf/convnet_ser.yaml exp/transfer/asr2ser/jobs.transfer 3
 Options:
   --train-config FILE    training YAML of the target task (default: $train_config)
   --overrides 'K=V ...'  config overrides
@@ -19,27 +20,19 @@ Options:
 
 . ./path.sh
 . utils/parse_options.sh
-
-if [[ $# -ne 2 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
-jobs_file=$1 k=$2
-[[ -f $jobs_file ]] || { echo "$0: no such file $jobs_file" >&2; exit 1; }
-line=$(sed -n "${k}p" "$jobs_file")
-[[ -n $line ]] || { echo "$0: $jobs_file has no line $k" >&2; exit 1; }
-# Field order: pyscripts.transfer.plan.JOB_FIELDS.
-IFS=$'\t' read -r direction row fold exp_dir init_from freeze_layers reinit_unfrozen \
-  train_data dev_data train_targets dev_targets <<< "$line"
+if [[ $# -ne 2 ]]; then echo -e "$help_message" >&2; exit 1; fi
+. local/transfer_job.sh
+read_job "$1" "$2"
 
 init_opts=()
-if [[ $init_from != - ]]; then
-  [[ -f $init_from ]] || { echo "$0: source model $init_from of $exp_dir does not exist; train the" \
-                                "baselines first (local/run_transfer.sh stage 1)" >&2; exit 1; }
-  init_opts=(--init-from "$init_from" --freeze-layers "$freeze_layers" --reinit-unfrozen "$reinit_unfrozen")
+if [[ ${job[init_from]} != - ]]; then
+  [[ -f ${job[init_from]} ]] || die "source model ${job[init_from]} of ${job[exp_dir]} does not exist; train the" \
+                                    "baselines first (local/run_transfer.sh stage 1)"
+  init_opts=(--init-from "${job[init_from]}" --freeze-layers "${job[freeze_layers]}"
+             --reinit-unfrozen "${job[reinit_unfrozen]}")
 fi
-where=$row; [[ $fold != - ]] && where+=" $fold"
-echo "$0: $direction, $where -> $exp_dir"
+where=${job[row]}; [[ ${job[fold]} != - ]] && where+=" ${job[fold]}"
+log "${job[direction]}, $where -> ${job[exp_dir]}"
 steps/train_convnet.sh --cmd run.pl --train-config "$train_config" --overrides "$overrides" \
   --num-threads "$num_threads" --device "$device" "${init_opts[@]}" \
-  "$train_data" "$dev_data" "$train_targets" "$dev_targets" "$exp_dir"
+  "${job[train_data]}" "${job[dev_data]}" "${job[train_targets]}" "${job[dev_targets]}" "${job[exp_dir]}"

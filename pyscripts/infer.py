@@ -49,9 +49,11 @@ def recognise_emotion(wav, model, fbank_conf="conf/fbank.conf", vad_conf="conf/v
 def recognise_phones(wav, asr_model, graph_dir, trans_mdl=None, phone_map="conf/phones.60-48-39.map",
                      fbank_conf="conf/fbank.conf", acwt=0.1, beam=13.0, lattice_beam=8.0):
     """The 39-phone sequence of a wav file by the hybrid ConvNet-HMM."""
-    from pyscripts.asr.decode import GraphDecoder, load_tid2pdf
+    from pyscripts.asr.decode import DecoderOptions, GraphDecoder, load_tid2pdf
     from pyscripts.asr.hybrid import find_prior_counts, log_priors_from_counts, pseudo_loglikes
-    from pyscripts.asr.scoring import NON_PHONE_WORDS, fold_phones, read_map39, read_words_txt
+    from pyscripts.asr.phones import read_map39
+    from pyscripts.asr.scoring import NON_PHONE_WORDS, fold_phones
+    from pyscripts.kaldi.tables import read_id2symbol
 
     graph_dir = Path(graph_dir)
     trans_mdl = Path(trans_mdl) if trans_mdl else graph_dir.parent / "final.mdl"
@@ -64,14 +66,14 @@ def recognise_phones(wav, asr_model, graph_dir, trans_mdl=None, phone_map="conf/
     log_priors, _ = log_priors_from_counts(counts)
     log_post = check_finite(log_posteriors(asr_model, feats), f"{wav}: log-posteriors of {asr_model}")
     loglikes = pseudo_loglikes(log_post, log_priors)
-    decoder = GraphDecoder(graph_dir / "HCLG.fst", load_tid2pdf(trans_mdl), acwt, beam, lattice_beam,
-                           decoder="faster")
+    opts = DecoderOptions(acoustic_scale=acwt, beam=beam, lattice_beam=lattice_beam, decoder="faster")
+    decoder = GraphDecoder(graph_dir / "HCLG.fst", load_tid2pdf(trans_mdl), opts)
     result = decoder.decode(loglikes, Path(wav).name)
     if not result.words:
         raise DataError(f"{wav}: no path through {graph_dir / 'HCLG.fst'} (try a larger --beam)")
     if not result.reached_final:
         log.warning("%s: no final state reached; printing the best partial path", wav)
-    id2word = read_words_txt(graph_dir / "words.txt")
+    id2word = read_id2symbol(graph_dir / "words.txt")
     phones48 = [id2word[w] for w in result.words if id2word[w] not in NON_PHONE_WORDS]
     return fold_phones(phones48, read_map39(phone_map), utt=str(wav))
 

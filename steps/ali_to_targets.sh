@@ -15,5 +15,5 @@ alidir=$1; data=$2; dir=$3
 mkdir -p "$dir/log"
 python3 -m pyscripts.asr.alignments to-targets "$alidir" "$data" "$dir" 2> "$dir/log/ali_to_targets.log" || {
   cat "$dir/log/ali_to_targets.log" >&2; exit 1; }
-echo "$0: $dir: $(wc -l < "$dir/targets.scp") utterances, $(cat "$dir/num_targets") targets"
+log "$dir: $(wc -l < "$dir/targets.scp") utterances, $(cat "$dir/num_targets") targets"
 grep -h "get no targets" "$dir/log/ali_to_targets.log" >&2 || true   # dropped utterances: on the console too

@@ -3,6 +3,7 @@
 # ALI_DIR/{ali.JOB.gz,final.mdl,tree,num_jobs,phones.txt,cmvn_opts}. ali.JOB.gz are gzipped binary
 # archives of transition-id vectors, as Kaldi writes them. Beams and scales from --conf.
 # Embedded backend: pyscripts.gmm.align; with KALDI_ROOT: compile-train-graphs | gmm-align-compiled.
+# shellcheck disable=SC2154  # the conf_* variables: set by utils/read_conf.sh with printf -v
 set -euo pipefail
 nj=4
 cmd=${train_cmd:-run.pl}
@@ -21,7 +22,7 @@ Options:
 if [[ $# -ne 4 ]]; then echo -e "$help_message" >&2; exit 1; fi
 data=$1; lang=$2; srcdir=$3; dir=$4
 for f in "$data/feats.scp" "$data/cmvn.scp" "$data/text" "$lang/L.fst" "$srcdir/final.mdl" "$srcdir/tree" "$conf"; do
-  [[ -f $f ]] || { echo "$0: $f not found" >&2; exit 1; }
+  [[ -f $f ]] || die "$f not found"
 done
 mkdir -p "$dir/log"
 num_spk=$(wc -l < "$data/spk2utt")
@@ -34,7 +35,7 @@ cp "$srcdir/cmvn_opts" "$dir/" 2>/dev/null || echo "--norm-means=true --norm-var
 echo "$nj" > "$dir/num_jobs"
 
 start_ms=$(( $(date +%s%N) / 1000000 ))
-echo "$0: aligning $data with $srcdir ($nj jobs; logs in $dir/log)"
+log "aligning $data with $srcdir ($nj jobs; logs in $dir/log)"
 if [[ -z ${KALDI_ROOT:-} ]]; then
   $cmd JOB=1:$nj "$dir/log/align.JOB.log" python3 -m pyscripts.gmm.align --config "$conf" \
     ${beam:+--beam $beam} ${retry_beam:+--retry-beam $retry_beam} \
@@ -55,8 +56,8 @@ fi
 elapsed_ms=$(( $(date +%s%N) / 1000000 - start_ms ))
 failed=$(python3 -m pyscripts.asr.alignments unaligned "$data" "$dir")   # also lists them in $dir/unaligned
 frames=$(awk '{n+=$2} END{print n+0}' "$data/utt2num_frames" 2>/dev/null || echo 0)
-awk -v f="$frames" -v ms="$elapsed_ms" -v nj="$nj" -v failed="$failed" -v me="$0" 'BEGIN{
-  printf("%s: %d utterances failed to align; ", me, failed)
-  if (f > 0) printf("%.3f h of audio in %.1f s wall clock with %d jobs (%.0f s per hour of audio)\n",
+log "$(awk -v f="$frames" -v ms="$elapsed_ms" -v nj="$nj" -v failed="$failed" 'BEGIN{
+  printf("%d utterances failed to align; ", failed)
+  if (f > 0) printf("%.3f h of audio in %.1f s wall clock with %d jobs (%.0f s per hour of audio)",
                     f / 360000, ms / 1000, nj, (ms / 1000) / (f / 360000))
-  else printf("aligned in %.1f s\n", ms / 1000) }'
+  else printf("aligned in %.1f s", ms / 1000) }')"

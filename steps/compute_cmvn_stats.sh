@@ -4,10 +4,13 @@
 #   --global: one speaker-independent stats matrix over all utterances, DATA_DIR/cmvn_global.stats
 set -euo pipefail
 global=false
-help_message="Usage: $0 [--global true] DATA_DIR [LOG_DIR [CMVN_DIR]]"
+help_message="Usage: $0 [options] DATA_DIR [LOG_DIR [CMVN_DIR]]
+  e.g. $0 --global true data/timit/train exp/make_fbank/train
+Options:
+  --global true|false   one speaker-independent stats matrix instead of per-speaker stats (default $global)"
 . ./path.sh
 . utils/parse_options.sh
-if [[ $# -lt 1 || $# -gt 3 ]]; then echo "$help_message" >&2; exit 1; fi
+if [[ $# -lt 1 || $# -gt 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
 data=$1
 name=$(basename "$data")
 logdir=${2:-exp/make_cmvn/$name}
@@ -21,7 +24,7 @@ if [[ $global == true ]]; then
   else
     python3 -m pyscripts.kaldi.features cmvn "$data" "$out" 2> "$logdir/cmvn_global.log"
   fi
-  echo "$0: global CMVN stats of $data in $out"
+  log "global CMVN stats of $data in $out"
 else
   out=$(cd "$cmvndir" && pwd)/cmvn_$name
   if [[ -n ${KALDI_ROOT:-} ]]; then
@@ -31,5 +34,5 @@ else
     python3 -m pyscripts.kaldi.features cmvn --per-speaker "$data" "$out" 2> "$logdir/cmvn_$name.log"
   fi
   cp "$out.scp" "$data/cmvn.scp"
-  echo "$0: per-speaker CMVN stats of $data in $data/cmvn.scp"
+  log "per-speaker CMVN stats of $data in $data/cmvn.scp"
 fi

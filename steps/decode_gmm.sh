@@ -5,6 +5,7 @@
 # The model is DECODE_DIR/../final.mdl (Kaldi's steps/decode.sh layout).
 # Embedded backend: the GMM's pdf log-likelihoods through the mapped lattice decoder of
 # pyscripts/asr/decode.py (pyscripts/gmm/decode.py); with KALDI_ROOT: gmm-latgen-faster.
+# shellcheck disable=SC2154  # the conf_* variables: set by utils/read_conf.sh with printf -v
 set -euo pipefail
 nj=4
 cmd=${decode_cmd:-run.pl}
@@ -32,7 +33,7 @@ graphdir=$1; data=$2; dir=$3
 srcdir=$(dirname "$dir")
 for f in "$graphdir/HCLG.fst" "$graphdir/words.txt" "$data/feats.scp" "$data/cmvn.scp" "$data/text" \
          "$srcdir/final.mdl" "$conf"; do
-  [[ -f $f ]] || { echo "$0: $f not found" >&2; exit 1; }
+  [[ -f $f ]] || die "$f not found"
 done
 . utils/read_conf.sh "$conf"
 mkdir -p "$dir/log" "$dir/scoring"
@@ -44,7 +45,7 @@ echo "$nj" > "$dir/num_jobs"
 rm -f "$dir"/lat.*.gz "$dir"/hyp.* "$dir"/wer_* "$dir"/timing/decode.*
 
 start_ms=$(( $(date +%s%N) / 1000000 ))
-echo "$0: decoding $data with $srcdir/final.mdl and $graphdir ($nj jobs; logs in $dir/log)"
+log "decoding $data with $srcdir/final.mdl and $graphdir ($nj jobs; logs in $dir/log)"
 if [[ -z ${KALDI_ROOT:-} ]]; then
   $cmd JOB=1:$nj "$dir/log/decode.JOB.log" python3 -m pyscripts.gmm.decode --acoustic-scale "$acwt" \
     --beam "$beam" --lattice-beam "$lattice_beam" --delta-order "$conf_delta_order" \
@@ -59,8 +60,9 @@ fi
 echo "$acwt" > "$dir/acwt"
 elapsed_ms=$(( $(date +%s%N) / 1000000 - start_ms ))
 frames=$(awk '{n+=$2} END{print n+0}' "$data/utt2num_frames" 2>/dev/null || echo 0)
-awk -v f="$frames" -v ms="$elapsed_ms" -v me="$0" 'BEGIN{ if (f > 0)
-  printf("%s: decoded %.1f s of audio in %.1f s wall clock\n", me, f / 100, ms / 1000) }'
+if (( frames > 0 )); then
+  log "$(awk -v f="$frames" -v ms="$elapsed_ms" 'BEGIN { printf("decoded %.1f s of audio in %.1f s wall clock", f / 100, ms / 1000) }')"
+fi
 if [[ -n $tune_dir ]]; then scoring_opts+=" --tune-dir $tune_dir"; fi
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086  # scoring_opts: several options, split on purpose
 local/score.sh --cmd "$cmd" $scoring_opts "$data" "$graphdir" "$dir"

@@ -10,8 +10,8 @@ set -euo pipefail
 nj=4
 cmd=${decode_cmd:-run.pl}
 stage=0
-model=                 # the network; default: <decode-dir>/../final.pt
-trans_mdl=             # transition model of the graph; default: <decode-dir>/../final.mdl, else <graph-dir>/../final.mdl
+model=                 # the network; default: DECODE_DIR/../final.pt
+trans_mdl=             # transition model of the graph; default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl
 prior_counts=          # default: prior_counts beside the network (its training targets' pdf counts)
 prior_scale=1.0
 device=auto            # forward pass: auto | cpu | cuda
@@ -23,19 +23,19 @@ max_active=7000
 min_active=200
 determinize_lattice=false  # Kaldi backend: raw lattices, as the embedded decoder writes (see below)
 max_mem=50000000       # Kaldi backend with --determinize-lattice true: determinization memory (bytes)
-decoder=lattice        # embedded backend: lattice | faster | lattice-faster (see pyscripts/asr/decode.py)
+decoder=lattice        # embedded backend: lattice | faster (see pyscripts/asr/decode.py)
 use_kaldi=auto         # auto | true | false
 targets=               # targets dir of this data set (alignment pdf ids): FER of the network
 skip_scoring=false
 scoring_opts=          # options for local/score.sh, e.g. "--min-lmwt 1 --max-lmwt 20 --tune-dir exp/x/decode_dev"
 
-help_message="Usage: $0 [options] <graph-dir> <data-dir> <decode-dir>
- e.g.: $0 --nj 4 --targets exp/mono_ali_test/targets exp/mono/graph data/timit/test exp/convnet_asr/decode_test
+help_message="Usage: $0 [options] GRAPH_DIR DATA_DIR DECODE_DIR
+  e.g. $0 --nj 4 --targets exp/mono_ali_test/targets exp/mono/graph data/timit/test exp/convnet_asr/decode_test
 Options:
   --nj N                 parallel jobs (default $nj)
   --cmd CMD              job runner (default \$decode_cmd)
   --stage N              start at stage N (0 forward, 1 decode, 2 score)
-  --model FILE           network (default <decode-dir>/../final.pt)
+  --model FILE           network (default DECODE_DIR/../final.pt)
   --trans-mdl FILE       final.mdl whose transition-ids the graph uses
   --prior-counts FILE    pdf frame counts for the priors (Kaldi text vector)
   --prior-scale X        (default $prior_scale)
@@ -45,7 +45,7 @@ Options:
   --beam X --lattice-beam X --max-active N --min-active N   decoder pruning ($beam, $lattice_beam, $max_active, $min_active)
   --determinize-lattice BOOL  Kaldi backend: determinize the lattices (default $determinize_lattice)
   --max-mem BYTES        Kaldi backend: memory limit of lattice determinization (default $max_mem)
-  --decoder NAME         embedded decoder: lattice|faster|lattice-faster (default $decoder)
+  --decoder NAME         embedded decoder: lattice|faster (default $decoder)
   --use-kaldi auto|true|false   Kaldi's latgen-faster-mapped (auto: when KALDI_ROOT is set)
   --targets DIR          targets dir (targets.scp) of this set, for the FER
   --skip-scoring BOOL    (default $skip_scoring)
@@ -53,11 +53,7 @@ Options:
 
 . ./path.sh
 . utils/parse_options.sh
-
-if [[ $# -ne 3 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
+if [[ $# -ne 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
 graphdir=$1 data=$2 dir=$3
 srcdir=$(dirname "$dir")
 model=${model:-$srcdir/final.pt}
@@ -67,17 +63,17 @@ fi
 
 case $use_kaldi in
   auto) if [[ -n ${KALDI_ROOT:-} ]] && command -v latgen-faster-mapped >/dev/null; then use_kaldi=true; else use_kaldi=false; fi ;;
-  true) command -v latgen-faster-mapped >/dev/null || { echo "$0: --use-kaldi true but latgen-faster-mapped is not on PATH (set KALDI_ROOT)" >&2; exit 1; } ;;
+  true) command -v latgen-faster-mapped >/dev/null || die "--use-kaldi true but latgen-faster-mapped is not on PATH (set KALDI_ROOT)" ;;
   false) ;;
-  *) echo "$0: --use-kaldi must be auto, true or false" >&2; exit 1 ;;
+  *) die "--use-kaldi must be auto, true or false" ;;
 esac
 
 for f in "$graphdir/HCLG.fst" "$graphdir/words.txt" "$trans_mdl" "$data/text"; do
-  [[ -f $f ]] || { echo "$0: no such file $f" >&2; exit 1; }
+  [[ -f $f ]] || die "no such file $f"
 done
 if (( stage <= 0 )); then
   for f in "$model" "$data/feats.scp" "$data/spk2utt"; do
-    [[ -f $f ]] || { echo "$0: no such file $f" >&2; exit 1; }
+    [[ -f $f ]] || die "no such file $f"
   done
 fi
 
@@ -94,7 +90,7 @@ if (( stage <= 0 )); then
   sdata=$data/split$nj
   rm -f "$dir"/loglikes.*.ark "$dir"/loglikes.*.scp "$dir"/timing/forward.*
   prior_opt=(); [[ -n $prior_counts ]] && prior_opt=(--prior-counts "$prior_counts")
-  echo "$0: forward pass of $model over $data ($nj jobs, log: $dir/log/forward.*.log)"
+  log "forward pass of $model over $data ($nj jobs, log: $dir/log/forward.*.log)"
   start=$(now)
   $cmd JOB=1:"$nj" "$dir/log/forward.JOB.log" \
     python3 -m pyscripts.asr.hybrid loglikes "${prior_opt[@]}" --prior-scale "$prior_scale" \
@@ -106,7 +102,7 @@ fi
 if (( stage <= 1 )); then
   # The decode uses as many jobs as there are loglikes arks.
   nj=$(ls "$dir"/loglikes.*.ark 2>/dev/null | wc -l)
-  (( nj > 0 )) || { echo "$0: no $dir/loglikes.*.ark; run stage 0" >&2; exit 1; }
+  (( nj > 0 )) || die "no $dir/loglikes.*.ark; run stage 0"
   rm -f "$dir"/lat.*.gz "$dir"/hyp.* "$dir"/lattice_best.* "$dir"/timing/decode.*
   echo "$acwt" > "$dir/acwt"
   start=$(now)
@@ -115,7 +111,7 @@ if (( stage <= 1 )); then
     # paths the decoder kept, as on the embedded backend. Determinisation with a weak network can
     # hit --max-mem and prune the lattice below --lattice-beam; the check below catches a lattice
     # that lost the decoder's own best path.
-    echo "$0: decoding with Kaldi's latgen-faster-mapped ($nj jobs, determinize-lattice $determinize_lattice)"
+    log "decoding with Kaldi's latgen-faster-mapped ($nj jobs, determinize-lattice $determinize_lattice)"
     $cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
       utils/timed.sh "$dir/timing/decode.JOB" \
       latgen-faster-mapped --min-active="$min_active" --max-active="$max_active" --beam="$beam" \
@@ -128,11 +124,10 @@ if (( stage <= 1 )); then
       lattice-best-path --acoustic-scale="$acwt" "ark:gunzip -c $dir/lat.JOB.gz|" "ark,t:$dir/lattice_best.JOB.int"
     for j in $(seq "$nj"); do
       if ! cmp -s "$dir/hyp.$j.int" "$dir/lattice_best.$j.int"; then
-        echo "$0: the lattices of job $j lost the decoder's best path for" \
+        die "the lattices of job $j lost the decoder's best path for" \
           "$(diff "$dir/hyp.$j.int" "$dir/lattice_best.$j.int" | awk '/^</ { print $2 }' | sort -u | tr '\n' ' ')" \
           "(determinization pruned them, see $dir/log/decode.$j.log): raise --max-mem, lower" \
-          "--lattice-beam or use --determinize-lattice false" >&2
-        exit 1
+          "--lattice-beam or use --determinize-lattice false"
       fi
       read -r frames utts < <(feat-to-len "ark:$dir/loglikes.$j.ark" ark,t:- 2>> "$dir/log/decode.$j.log" | awk '{ f += $2 } END { print f, NR }')
       echo "frames=$frames utts=$utts threads=1 decoder=latgen-faster-mapped $(cat "$dir/timing/decode.$j")" \
@@ -141,7 +136,7 @@ if (( stage <= 1 )); then
         "$graphdir/words.txt" "$dir/hyp.$j.int" > "$dir/hyp.$j"
     done
   else
-    echo "$0: decoding with the embedded backend, decoder $decoder ($nj jobs)"
+    log "decoding with the embedded backend, decoder $decoder ($nj jobs)"
     $cmd JOB=1:"$nj" "$dir/log/decode.JOB.log" \
       python3 -m pyscripts.asr.decode decode --acoustic-scale "$acwt" --beam "$beam" \
         --lattice-beam "$lattice_beam" --max-active "$max_active" --min-active "$min_active" \
@@ -161,7 +156,7 @@ if (( stage <= 2 )); then
     cat "$dir/rtf"
   fi
   if [[ $skip_scoring != true ]]; then
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086  # scoring_opts: several options, split on purpose
     local/score.sh --cmd "$cmd" $scoring_opts "$data" "$graphdir" "$dir"
   fi
 fi

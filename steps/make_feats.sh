@@ -8,17 +8,23 @@ nj=4
 cmd=${train_cmd:-run.pl}
 feat_type=fbank
 config=
-help_message="Usage: $0 [--nj N] [--cmd run.pl] [--feat-type fbank|mfcc] [--config conf/fbank.conf] DATA_DIR [LOG_DIR [FEAT_DIR]]"
+help_message="Usage: $0 [options] DATA_DIR [LOG_DIR [FEAT_DIR]]
+  e.g. $0 --nj 4 --feat-type mfcc data/timit_mfcc/train exp/make_mfcc/train mfcc
+Options:
+  --nj N                    parallel jobs (default $nj)
+  --cmd CMD                 job runner (default \$train_cmd)
+  --feat-type fbank|mfcc    (default $feat_type)
+  --config FILE             feature options (default conf/FEAT_TYPE.conf)"
 . ./path.sh
 . utils/parse_options.sh
-if [[ $# -lt 1 || $# -gt 3 ]]; then echo "$help_message" >&2; exit 1; fi
+if [[ $# -lt 1 || $# -gt 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
 data=$1
 name=$(basename "$data")
 logdir=${2:-exp/make_$feat_type/$name}
 featdir=${3:-$feat_type}
 config=${config:-conf/$feat_type.conf}
-case $feat_type in fbank|mfcc) ;; *) echo "$0: --feat-type must be fbank or mfcc" >&2; exit 1 ;; esac
-[[ -f $config ]] || { echo "$0: config $config not found" >&2; exit 1; }
+case $feat_type in fbank|mfcc) ;; *) die "--feat-type must be fbank or mfcc" ;; esac
+[[ -f $config ]] || die "config $config not found"
 
 utils/validate_data_dir.sh "$data" >/dev/null
 mkdir -p "$logdir" "$featdir"
@@ -28,7 +34,7 @@ num_utts=$(wc -l < "$data/utt2spk")
 python3 -m pyscripts.kaldi.datadir split --per-utt "$data" "$nj"
 split=$data/split$nj
 
-echo "$0: computing $feat_type for $data ($num_utts utterances, $nj jobs; log in $logdir)"
+log "computing $feat_type for $data ($num_utts utterances, $nj jobs; log in $logdir)"
 if [[ -n ${KALDI_ROOT:-} ]]; then
   wavs="scp,p:$split/JOB/wav.scp"
   [[ -f $data/segments ]] && wavs="ark:extract-segments scp,p:$split/JOB/wav.scp $split/JOB/segments ark:- |"
@@ -48,7 +54,7 @@ for j in $(seq "$nj"); do cat "$split/$j/utt2num_frames"; done | sort -k1,1 > "$
 rm -f "$data/cmvn.scp"   # stale once the features change
 num_feats=$(wc -l < "$data/feats.scp")
 if [[ $num_feats -ne $num_utts ]]; then
-  echo "$0: only $num_feats of $num_utts utterances got features; see $logdir" >&2; exit 1
+  die "only $num_feats of $num_utts utterances got features; see $logdir"
 fi
 utils/validate_data_dir.sh --need-feats "$data" >/dev/null
-echo "$0: $feat_type done for $data: $num_feats utterances, $(awk '{n+=$2} END{print n}' "$data/utt2num_frames") frames"
+log "$feat_type done for $data: $num_feats utterances, $(awk '{n+=$2} END{print n}' "$data/utt2num_frames") frames"

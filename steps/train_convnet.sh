@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the seed's ConvNet on frame targets (pyscripts/nnet/train.py) through $cuda_cmd.
+# Trains the paper's ConvNet on frame targets (pyscripts/nnet/train.py) through $cuda_cmd.
 # Skips the job when EXP_DIR/final.pt is up to date (EXP_DIR/final.stamp: checksums of the config,
 # features, targets, CMVN stats and source model it was trained on), trains it again when one of them
 # changed; a killed job resumes from EXP_DIR/checkpoint.pt.
@@ -17,8 +17,8 @@ reinit_unfrozen=false     # true: draw layers l+1..5 afresh instead of fine-tuni
 cmvn_stats=               # Kaldi global CMVN stats; empty: normalise with the training frames' mean/variance
 force=false               # true: train afresh even when final.pt is up to date
 
-help_message="Usage: $0 [options] <train-data> <dev-data> <train-targets> <dev-targets> <exp-dir>
- e.g.: $0 data/timit/train data/timit/dev exp/timit/mono_ali_train exp/timit/mono_ali_dev exp/timit/convnet
+help_message="Usage: $0 [options] TRAIN_DATA DEV_DATA TRAIN_TARGETS DEV_TARGETS EXP_DIR
+  e.g. $0 data/timit/train data/timit/dev exp/timit/mono_ali_train exp/timit/mono_ali_dev exp/timit/convnet
 Data dirs need feats.scp; targets dirs need targets.scp (int32 frame-target vectors) and num_targets.
 Options:
   --cmd CMD              job runner (default: \$cuda_cmd)
@@ -35,18 +35,14 @@ Options:
 
 . ./path.sh
 . utils/parse_options.sh
-
-if [[ $# -ne 5 ]]; then
-  echo -e "$help_message" >&2
-  exit 1
-fi
+if [[ $# -ne 5 ]]; then echo -e "$help_message" >&2; exit 1; fi
 train_data=$1 dev_data=$2 train_targets=$3 dev_targets=$4 dir=$5
 
 for f in "$train_data/feats.scp" "$dev_data/feats.scp" "$train_targets/targets.scp" \
          "$train_targets/num_targets" "$dev_targets/targets.scp" "$dev_targets/num_targets" "$train_config"; do
-  [[ -f $f ]] || { echo "$0: no such file $f" >&2; exit 1; }
+  [[ -f $f ]] || die "no such file $f"
 done
-[[ -z $init_from || -f $init_from ]] || { echo "$0: no such model $init_from (--init-from)" >&2; exit 1; }
+[[ -z $init_from || -f $init_from ]] || die "no such model $init_from (--init-from)"
 
 args=(--config "$train_config" --device "$device")
 for kv in $overrides; do args+=(--set "$kv"); done
@@ -61,8 +57,8 @@ if [[ $force == true ]]; then
   args=(--force "${args[@]}")
 elif [[ -f $dir/final.pt ]]; then
   status=$(python3 -m pyscripts.nnet.train --check "${args[@]}")
-  if [[ $status == up-to-date ]]; then echo "$0: $dir/final.pt is up to date, skipping"; exit 0; fi
-  echo "$0: $dir/final.pt is out of date ($status): training it again"
+  if [[ $status == up-to-date ]]; then log "$dir/final.pt is up to date, skipping"; exit 0; fi
+  log "$dir/final.pt is out of date ($status): training it again"
 fi
 
 # What the job asks the scheduler for (utils/run.pl ignores it locally): CPUs for --num-threads threads
@@ -73,7 +69,7 @@ case $device in
   cuda) res_opts+=(--gpu "$num_gpus") ;;
   cpu) res_opts+=(--gpu 0) ;;
   auto) [[ $num_gpus -gt 1 ]] && res_opts+=(--gpu "$num_gpus") ;;
-  *) echo "$0: --device must be auto, cpu or cuda, not '$device'" >&2; exit 1 ;;
+  *) die "--device must be auto, cpu or cuda, not '$device'" ;;
 esac
 
 mkdir -p "$dir/log"
@@ -82,12 +78,15 @@ if [[ $num_gpus -gt 1 ]]; then
 else
   launcher=(python3 -m pyscripts.nnet.train)
 fi
-echo "$0: training $dir (log: $dir/log/train.log)"
+log "training $dir (log: $dir/log/train.log)"
 # The job runner truncates its log: a resumed training keeps what the earlier runs logged in front of it.
-log=$dir/log/train.log
-if [[ -f $dir/checkpoint.pt && -f $log ]]; then cat "$log" >> "$log.earlier"; fi
-rc=0; $cmd "${res_opts[@]}" "$log" "${launcher[@]}" "${args[@]}" || rc=$?
-if [[ -f $log.earlier ]]; then cat "$log.earlier" "$log" > "$log.tmp" && mv "$log.tmp" "$log" && rm "$log.earlier"; fi
-grep -E "have no targets" "$log" | tail -n 2 >&2 || true   # dropped utterances: say so here, not only in the log
-grep -E "epoch [0-9]+/[0-9]+: TRAIN|done after" "$log" | tail -n 3 || true
+train_log=$dir/log/train.log
+if [[ -f $dir/checkpoint.pt && -f $train_log ]]; then cat "$train_log" >> "$train_log.earlier"; fi
+rc=0; $cmd "${res_opts[@]}" "$train_log" "${launcher[@]}" "${args[@]}" || rc=$?
+if [[ -f $train_log.earlier ]]; then
+  cat "$train_log.earlier" "$train_log" > "$train_log.tmp" && mv "$train_log.tmp" "$train_log" && rm "$train_log.earlier"
+fi
+# Dropped utterances: say so here, not only in the log (train_summary does not count them).
+grep -E "have no targets" "$train_log" | tail -n 2 >&2 || true
+if [[ $rc -eq 0 ]]; then utils/train_summary.sh "$dir"; fi   # what train.py wrote beside final.pt
 exit $rc

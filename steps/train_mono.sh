@@ -8,6 +8,7 @@
 # align-equal-compiled, gmm-align-compiled, gmm-acc-stats-ali and gmm-est in --nj jobs.
 # Output: DIR/{final.mdl,tree,final.occs,phones.txt,cmvn_opts,num_jobs} and the last alignment
 # DIR/ali.JOB.gz, logs in DIR/log.
+# shellcheck disable=SC2154  # the conf_* variables: set by utils/read_conf.sh with printf -v
 set -euo pipefail
 nj=4
 cmd=${train_cmd:-run.pl}
@@ -23,7 +24,7 @@ Options:
 if [[ $# -ne 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
 data=$1; lang=$2; dir=$3
 for f in "$data/feats.scp" "$data/cmvn.scp" "$data/text" "$lang/L.fst" "$lang/topo" "$conf"; do
-  [[ -f $f ]] || { echo "$0: $f not found" >&2; exit 1; }
+  [[ -f $f ]] || die "$f not found"
 done
 num_spk=$(wc -l < "$data/spk2utt")
 (( nj > num_spk )) && nj=$num_spk   # the data is split by speaker
@@ -32,7 +33,7 @@ echo "$nj" > "$dir/num_jobs"
 start=$(date +%s)
 
 if [[ -z ${KALDI_ROOT:-} ]]; then
-  echo "$0: training monophones on $data (embedded backend; log in $dir/log/train.log)"
+  log "training monophones on $data (embedded backend; log in $dir/log/train.log)"
   $cmd "$dir/log/train.log" python3 -m pyscripts.gmm.train_mono --config "$conf" --nj "$nj" \
     "$data" "$lang" "$dir"
 else
@@ -81,5 +82,5 @@ else
   done
   (cd "$dir" && rm -f final.mdl final.occs && ln -s "$x.mdl" final.mdl && ln -s "$x.occs" final.occs)
 fi
-[[ -f $dir/final.mdl ]] || { echo "$0: training failed, no $dir/final.mdl; see $dir/log" >&2; exit 1; }
-echo "$0: $dir/final.mdl trained in $(( $(date +%s) - start )) s"
+[[ -f $dir/final.mdl ]] || die "training failed, no $dir/final.mdl; see $dir/log"
+log "$dir/final.mdl trained in $(( $(date +%s) - start )) s"

@@ -9,7 +9,7 @@ help_message="Usage: $0 LANG_DIR ARPA OUT_LANG_DIR
 if [[ $# -ne 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
 lang=$1; arpa=$2; out=$3
 for f in "$lang/words.txt" "$lang/L_disambig.fst" "$arpa"; do
-  [[ -f $f ]] || { echo "$0: $f not found" >&2; exit 1; }
+  [[ -f $f ]] || die "$f not found"
 done
 mkdir -p "$out"
 cp -r "$lang"/* "$out"/
@@ -19,4 +19,4 @@ else
   python3 -m pyscripts.asr.lm arpa2fst "$arpa" "$out/words.txt" "$out/G.fst" 2> "$out/format_lm.log" || {
     cat "$out/format_lm.log" >&2; exit 1; }
 fi
-echo "$0: $out/G.fst from $arpa"
+log "$out/G.fst from $arpa"

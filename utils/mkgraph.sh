@@ -17,14 +17,15 @@ Options:
 if [[ $# -ne 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
 lang=$1; model_dir=$2; dir=$3
 for f in "$lang/L_disambig.fst" "$lang/G.fst" "$lang/phones/disambig.int" "$model_dir/final.mdl" "$model_dir/tree"; do
-  [[ -f $f ]] || { echo "$0: $f not found" >&2; exit 1; }
+  [[ -f $f ]] || die "$f not found"
 done
 mkdir -p "$dir/log"
 if [[ -z ${KALDI_ROOT:-} ]]; then
   python3 -m pyscripts.gmm.mkgraph --transition-scale "$transition_scale" \
     --self-loop-scale "$self_loop_scale" "$lang" "$model_dir" "$dir" 2> "$dir/log/mkgraph.log" || {
     cat "$dir/log/mkgraph.log" >&2; exit 1; }
-  grep -o 'HCLG: .*arcs' "$dir/log/mkgraph.log" | sed "s|^|$0: |"
+  hclg=$(grep -o 'HCLG: .*arcs' "$dir/log/mkgraph.log")
+  log "$hclg"
 else
   tmp=$dir/tmp; mkdir -p "$tmp"
   N=$(tree-info "$model_dir/tree" | awk '/context-width/{print $2}')
@@ -43,5 +44,5 @@ else
   cp "$lang/words.txt" "$lang/phones.txt" "$dir/"
   rm -rf "$dir/phones"; cp -r "$lang/phones" "$dir/"
   am-info --print-args=false "$model_dir/final.mdl" | awk '/pdfs/{print $NF}' > "$dir/num_pdfs"
-  echo "$0: HCLG: $(fstinfo "$dir/HCLG.fst" | awk '/# of states/{s=$NF} /# of arcs/{a=$NF} END{print s " states, " a " arcs"}')"
+  log "HCLG: $(fstinfo "$dir/HCLG.fst" | awk '/# of states/{s=$NF} /# of arcs/{a=$NF} END{print s " states, " a " arcs"}')"
 fi

@@ -20,13 +20,13 @@ Options:
 if [[ $# -ne 4 ]]; then echo -e "$help_message" >&2; exit 1; fi
 dict=$1; oov=$2; tmp=$3; lang=$4
 if [[ $position_dependent_phones != false ]]; then
-  echo "$0: --position-dependent-phones true is not supported; use Kaldi's utils/prepare_lang.sh" >&2; exit 1
+  die "--position-dependent-phones true is not supported; use Kaldi's utils/prepare_lang.sh"
 fi
 if ! awk -v p="$sil_prob" 'BEGIN{exit !(p == 0)}'; then
-  echo "$0: --sil-prob $sil_prob: only 0.0 is supported (silence is a word of the phone lexicon)" >&2; exit 1
+  die "--sil-prob $sil_prob: only 0.0 is supported (silence is a word of the phone lexicon)"
 fi
 mkdir -p "$tmp" "$lang"
 python3 -m pyscripts.asr.lang prepare --num-sil-states "$num_sil_states" \
   --num-nonsil-states "$num_nonsil_states" "$dict" "$oov" "$lang" 2> "$tmp/prepare_lang.log" || {
   cat "$tmp/prepare_lang.log" >&2; exit 1; }
-echo "$0: lang dir $lang: $(grep -c . "$lang/phones/sets.txt") phone sets, $(wc -l < "$lang/words.txt") word symbols"
+log "lang dir $lang: $(grep -c . "$lang/phones/sets.txt") phone sets, $(wc -l < "$lang/words.txt") word symbols"

@@ -3,7 +3,7 @@
 # its integer id from SYMBOL_TABLE (words.txt), as Kaldi's `utils/sym2int.pl -f 2-`. A word missing
 # from the table is an error naming it (no silent OOV mapping: here words are phones).
 set -euo pipefail
-[[ $# -ge 1 ]] || { echo "usage: $0 SYMBOL_TABLE [TEXT]" >&2; exit 1; }
+[[ $# -ge 1 ]] || { echo "Usage: $0 SYMBOL_TABLE [TEXT]" >&2; exit 1; }
 awk 'NR == FNR { id[$1] = $2; next }
      { line = $1
        for (i = 2; i <= NF; i++) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Kaldi's utils/validate_data_dir.sh, done by pyscripts.kaldi.datadir: see `python3 -m pyscripts.kaldi.datadir validate --help`.
 set -euo pipefail
+# shellcheck source=path.sh
 . "$(dirname "$0")/../path.sh"
 exec python3 -m pyscripts.kaldi.datadir validate "$@"

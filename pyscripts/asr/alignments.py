@@ -14,9 +14,10 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 
-from pyscripts.kaldi.datadir import c_sorted, read_table
+from pyscripts.kaldi.datadir import read_table
 from pyscripts.errors import DataError, cli_main
 from pyscripts.kaldi.model import load_transition_model
+from pyscripts.kaldi.tables import c_sorted, read_id2symbol, write_kaldi_vector
 
 log = logging.getLogger(__name__)
 
@@ -181,11 +182,6 @@ def data_num_frames(data_dir):
 
 
 # -- targets dir ---------------------------------------------------------------------------------
-def write_vector_text(path, values):
-    """A Kaldi text vector `[ a b c ]` (the form analyze-counts writes)."""
-    Path(path).write_text("[ " + " ".join(str(int(v)) for v in values) + " ]\n")
-
-
 def ali_dir_to_targets(ali_dir, data_dir, targets_dir):
     """Writes targets.{ark,scp}, num_targets and pdf_counts; returns (utterances, frames)."""
     ali_dir, targets_dir = Path(ali_dir), Path(targets_dir)
@@ -220,7 +216,7 @@ def ali_dir_to_targets(ali_dir, data_dir, targets_dir):
             writer(utt, pdfs)
     counts = np.bincount(np.concatenate(list(targets.values())), minlength=num_pdfs)
     (targets_dir / "num_targets").write_text(f"{num_pdfs}\n")
-    write_vector_text(targets_dir / "pdf_counts", counts)
+    write_kaldi_vector(targets_dir / "pdf_counts", counts, fmt="{:d}")
     (targets_dir / "ali_dir").write_text(f"{ali_dir}\n")
     n_frames = int(counts.sum())
     unseen = int((counts == 0).sum())
@@ -237,19 +233,11 @@ def write_unaligned(data_dir, ali_dir):
     return len(missing)
 
 
-def read_phone_symbols(path):
-    table = read_table(path)
-    try:
-        return {int(i): s for s, i in table.items()}
-    except ValueError:
-        raise DataError(f"{path}: expected 'symbol integer' lines") from None
-
-
 def ali_dir_to_ctm(ali_dir, ctm, frame_shift=0.01):
     """Phone-level CTM (utt 1 start duration phone) of an alignment dir's alignments."""
     ali_dir = Path(ali_dir)
     tm = load_transition_model(ali_dir / "final.mdl")
-    id2phone = read_phone_symbols(ali_dir / "phones.txt")
+    id2phone = read_id2symbol(ali_dir / "phones.txt")
     lines = []
     for utt, ali in sorted(read_alignments(ali_dir).items()):
         for phone, start, length in ali_to_phone_segments(tm, ali, utt):

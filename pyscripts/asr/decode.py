@@ -1,4 +1,4 @@
-"""Decoding pseudo log-likelihoods with an HCLG graph, embedded backend (issue 5).
+"""Decoding pseudo log-likelihoods with an HCLG graph, embedded backend.
 
 The decoders score the graph's input labels, transition-ids, through kaldi-decoder's DecodableCtc,
 which gives ilabel i at frame t the value matrix[t][i-1] and applies no acoustic scale. So each
@@ -12,12 +12,9 @@ Decoders (--decoder):
                   cannot matter while the graph has fewer states than max-active, since a decoder
                   holds at most one token per graph state and frame (the demo's phone-bigram HCLG
                   has 128 states). NB: with fewer states than min-active (200), Kaldi's
-                  lattice-faster search does no beam pruning at all, this one prunes at --beam.
+                  latgen-faster search does no beam pruning at all, this one prunes at --beam.
   faster          kaldi-decoder's FasterDecoder (--beam, --max-active, --min-active): best path
                   only, like Kaldi's decode-faster-mapped; about 30 times faster than `lattice`.
-  lattice-faster  kaldi-hmm-gmm's LatticeFasterDecoder (latgen-faster's search with all options);
-                  the wheel returns only the best path. Needs a transition model kaldi-hmm-gmm can
-                  rebuild from final.mdl's topology (monophone models).
 
 Lattices (decoder `lattice`) are written as lat.JOB.gz, a gzipped Kaldi archive of binary raw
 (state-level, not determinised) lattices: input labels transition-ids, output labels words,
@@ -43,6 +40,7 @@ import logging
 import struct
 import tempfile
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,11 +51,24 @@ import kaldiio
 import numpy as np
 
 from pyscripts.errors import DataError, check_finite, cli_main
-from pyscripts.asr.hybrid import FRAME_SHIFT
+from pyscripts.kaldi.features import FRAME_SHIFT
+from pyscripts.kaldi.tables import c_sorted, read_id2symbol
 
 log = logging.getLogger(__name__)
 
-DECODERS = ("lattice", "faster", "lattice-faster")
+DECODERS = ("lattice", "faster")
+
+
+@dataclass
+class DecoderOptions:
+    """The decoding search: its defaults are the recipe's (Kaldi's latgen-faster-mapped's, with
+    lattice-beam 8 as in Kaldi's decode.sh)."""
+    acoustic_scale: float = 0.1
+    beam: float = 13.0
+    lattice_beam: float = 8.0
+    max_active: int = 7000
+    min_active: int = 200
+    decoder: str = "lattice"  # one of DECODERS
 
 
 # -- transition-ids -> pdfs -----------------------------------------------------------------------
@@ -103,38 +114,25 @@ def read_graph(path):
 class GraphDecoder:
     """One decoder over one graph, reused for every utterance."""
 
-    def __init__(self, graph, tid2pdf, acoustic_scale=0.1, beam=13.0, lattice_beam=8.0,
-                 max_active=7000, min_active=200, decoder="lattice", trans_mdl=None):
-        if decoder not in DECODERS:
-            raise DataError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+    def __init__(self, graph, tid2pdf, opts=DecoderOptions()):
+        if opts.decoder not in DECODERS:
+            raise DataError(f"unknown decoder {opts.decoder!r}; choose one of {', '.join(DECODERS)}")
         self.graph = read_graph(graph) if isinstance(graph, (str, Path)) else graph
         self.tid2pdf = np.asarray(tid2pdf)
-        self.acoustic_scale = acoustic_scale
-        self.kind = decoder
-        if decoder == "lattice":
-            cfg = kaldi_decoder.LatticeSimpleDecoderConfig(beam=beam, lattice_beam=lattice_beam)
+        self.acoustic_scale = opts.acoustic_scale
+        self.kind = opts.decoder
+        if opts.decoder == "lattice":
+            cfg = kaldi_decoder.LatticeSimpleDecoderConfig(beam=opts.beam, lattice_beam=opts.lattice_beam)
             self.decoder = kaldi_decoder.LatticeSimpleDecoder(self.graph, cfg)
-        elif decoder == "faster":
-            opts = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=max_active, min_active=min_active)
-            self.decoder = kaldi_decoder.FasterDecoder(self.graph, opts)
         else:
-            self.trans_model = _kaldi_hmm_gmm_transition_model(trans_mdl, self.tid2pdf)
-            cfg = kaldi_hmm_gmm.LatticeFasterDecoderConfig()
-            cfg.beam, cfg.lattice_beam = beam, lattice_beam
-            cfg.max_active, cfg.min_active = max_active, min_active
-            cfg.determinize_lattice = False  # the wheel returns only the best path: skip the work
-            self.decoder = kaldi_hmm_gmm.LatticeFasterDecoder(self.graph, cfg)
+            faster = kaldi_decoder.FasterDecoderOptions(beam=opts.beam, max_active=opts.max_active,
+                                                        min_active=opts.min_active)
+            self.decoder = kaldi_decoder.FasterDecoder(self.graph, faster)
 
     def decode(self, loglikes, utt="utt"):
         matrix = expand_to_tids(loglikes, self.tid2pdf, self.acoustic_scale)
         if len(matrix) == 0:
             return DecodeResult([], False, None, 0.0, 0.0)
-        if self.kind == "lattice-faster":
-            decodable = kaldi_hmm_gmm.DecodableCtc(matrix)
-            ok, _, words, likelihood = kaldi_hmm_gmm.decode_utterance_lattice_faster(
-                self.decoder, decodable, self.trans_model, utt, True)
-            # The wheel returns no split of the path's cost into graph and acoustic parts.
-            return DecodeResult(list(words) if ok else [], bool(ok), None, float("nan"), float("nan"))
         decodable = kaldi_decoder.DecodableCtc(matrix)
         self.decoder.decode(decodable)
         if self.kind == "lattice":
@@ -155,27 +153,6 @@ class GraphDecoder:
                 lattice = None
         return DecodeResult(list(words), reached_final, lattice, weight.value1,
                             weight.value2 / self.acoustic_scale)
-
-
-def _kaldi_hmm_gmm_transition_model(trans_mdl, tid2pdf):
-    """A kaldi-hmm-gmm TransitionModel equal in its transition-id -> pdf map to final.mdl's (the
-    wheel cannot read final.mdl; its LatticeFasterDecoder needs the object). Monophone models only."""
-    if trans_mdl is None:
-        raise DataError("--decoder lattice-faster needs the model (final.mdl)")
-    from pyscripts.kaldi.model import load_transition_model
-    tm = load_transition_model(trans_mdl)
-    topo = kaldi_hmm_gmm.HmmTopology()
-    topo.read(tm.topology_text())
-    phones = tm.phones
-    phone2num = [0] * (max(phones) + 1)
-    for p in phones:
-        phone2num[p] = topo.num_pdf_classes(p)
-    model = kaldi_hmm_gmm.TransitionModel(kaldi_hmm_gmm.monophone_context_dependency(phones, phone2num), topo)
-    rebuilt = np.asarray(model.transition_id_to_pdf_array()[1:])
-    if len(rebuilt) != len(tid2pdf) or not np.array_equal(rebuilt, tid2pdf):
-        raise DataError(f"{trans_mdl}: not a monophone model kaldi-hmm-gmm can rebuild; use "
-                        "--decoder lattice or faster")
-    return model
 
 
 # -- Kaldi lattice archives -----------------------------------------------------------------------
@@ -434,7 +411,7 @@ def write_word_table(path, table, id2word=None):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        for utt in sorted(table, key=lambda k: k.encode("utf-8")):
+        for utt in c_sorted(table):
             words = table[utt] if id2word is None else [id2word[w] for w in table[utt]]
             f.write(" ".join([utt] + [str(w) for w in words]) + "\n")
 
@@ -471,27 +448,27 @@ def setting_name(lmwt, wip_text):
 
 
 # -- the decode job -------------------------------------------------------------------------------
-def decode_ark(graph, trans_mdl, loglikes_ark, decode_dir, job, *args, **kwargs):
+def decode_ark(graph, trans_mdl, loglikes_ark, decode_dir, job, opts=DecoderOptions(), words_txt=None):
     """Decodes every utterance of LOGLIKES_ARK (see decode_matrices)."""
-    return decode_matrices(graph, trans_mdl, kaldiio.load_ark(str(loglikes_ark)), decode_dir, job, *args,
-                           source=loglikes_ark, **kwargs)
+    return decode_matrices(graph, trans_mdl, kaldiio.load_ark(str(loglikes_ark)), decode_dir, job, opts,
+                           words_txt, source=loglikes_ark)
 
 
-def decode_matrices(graph, trans_mdl, matrices, decode_dir, job, words_txt=None, acoustic_scale=0.1,
-                    beam=13.0, lattice_beam=8.0, max_active=7000, min_active=200, decoder="lattice",
+def decode_matrices(graph, trans_mdl, matrices, decode_dir, job, opts=DecoderOptions(), words_txt=None,
                     source="the input"):
-    """Decodes (utt, frames x pdfs log-likelihoods) pairs; writes DECODE_DIR/hyp.JOB (words),
-    lat.JOB.gz (decoder `lattice`) and timing/decode.JOB."""
-    from pyscripts.asr.scoring import read_words_txt
+    """Decodes (utt, frames x pdfs log-likelihoods) pairs with the search of `opts` (DecoderOptions);
+    writes DECODE_DIR/hyp.JOB (words, or ids without words_txt), lat.JOB.gz (decoder `lattice`) and
+    timing/decode.JOB."""
     decode_dir = Path(decode_dir)
-    id2word = read_words_txt(words_txt) if words_txt else None
+    id2word = read_id2symbol(words_txt) if words_txt else None
     load_start = time.perf_counter()
     tid2pdf = load_tid2pdf(trans_mdl)
-    dec = GraphDecoder(graph, tid2pdf, acoustic_scale, beam, lattice_beam, max_active, min_active,
-                       decoder, trans_mdl)
+    dec = GraphDecoder(graph, tid2pdf, opts)
+    decoder = opts.decoder
     log.info("graph %s and model %s loaded in %.2f s (%d transition-ids, %d pdfs); decoder %s, acwt %g, "
              "beam %g, lattice-beam %g, max-active %d", graph, trans_mdl, time.perf_counter() - load_start,
-             len(tid2pdf), tid2pdf.max() + 1, decoder, acoustic_scale, beam, lattice_beam, max_active)
+             len(tid2pdf), tid2pdf.max() + 1, decoder, opts.acoustic_scale, opts.beam, opts.lattice_beam,
+             opts.max_active)
     hyps, frames, partial, failed, seconds = {}, 0, 0, 0, 0.0
     # gzip level 1: raw lattices are large, and level 9 costs 20 times the time for 30% less space.
     lat_file = gzip.open(decode_dir / f"lat.{job}.gz", "wb", compresslevel=1) if decoder == "lattice" else None
@@ -532,12 +509,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("decode", help="decode a loglikes ark with HCLG (one job)")
-    d.add_argument("--acoustic-scale", type=float, default=0.1)
-    d.add_argument("--beam", type=float, default=13.0)
-    d.add_argument("--lattice-beam", type=float, default=8.0)
-    d.add_argument("--max-active", type=int, default=7000)
-    d.add_argument("--min-active", type=int, default=200)
-    d.add_argument("--decoder", default="lattice", choices=DECODERS)
+    defaults = DecoderOptions()
+    for field in dataclasses.fields(DecoderOptions):
+        d.add_argument("--" + field.name.replace("_", "-"), type=field.type, default=getattr(defaults, field.name),
+                       choices=DECODERS if field.name == "decoder" else None)
     d.add_argument("--word-symbol-table", help="words.txt: hyp.JOB in symbols (else integer ids)")
     d.add_argument("graph")
     d.add_argument("trans_mdl")
@@ -553,9 +528,9 @@ def main():
     if args.cmd == "decode":
         if args.acoustic_scale <= 0:
             raise DataError("--acoustic-scale must be positive")
-        decode_ark(args.graph, args.trans_mdl, args.loglikes_ark, args.decode_dir, args.job,
-                   args.word_symbol_table, args.acoustic_scale, args.beam, args.lattice_beam,
-                   args.max_active, args.min_active, args.decoder)
+        opts = DecoderOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DecoderOptions)})
+        decode_ark(args.graph, args.trans_mdl, args.loglikes_ark, args.decode_dir, args.job, opts,
+                   args.word_symbol_table)
     else:
         lmwts, wips = parse_lmwts(args.lmwt), parse_wips(args.wip)
         start = time.perf_counter()

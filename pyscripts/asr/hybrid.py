@@ -1,4 +1,4 @@
-"""Hybrid ConvNet-HMM (issue 5): network log-posteriors to scaled pseudo log-likelihoods, FER, RTF.
+"""Hybrid ConvNet-HMM: network log-posteriors to scaled pseudo log-likelihoods, FER, RTF.
 
 A hybrid system decodes with p(x|s) / p(x) = p(s|x) / p(s): the log-likelihood of pdf s at a frame is
 the network's log-posterior minus the log prior of s (prior_scale * log p(s), prior_scale 1 by
@@ -24,44 +24,24 @@ Command line:
 import argparse
 import logging
 import math
-import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import kaldiio
 import numpy as np
 
 from pyscripts.errors import DataError, check_finite, cli_main
+from pyscripts.kaldi.features import FRAME_SHIFT
+from pyscripts.kaldi.tables import read_kaldi_vector, write_kaldi_vector
 
 log = logging.getLogger(__name__)
 
 FLT_MAX = float(np.finfo(np.float32).max)
 DEFAULT_PRIOR_FLOOR = 1e-10
-FRAME_SHIFT = 0.01  # seconds; conf/fbank.conf --frame-shift=10
 
 
 # -- priors ---------------------------------------------------------------------------------------
-def read_kaldi_vector(path):
-    """A Kaldi text vector `[ 1 2 3 ]` (analyze-counts, ali_train_pdf.counts, prior_counts)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: vector file not found")
-    tokens = path.read_text().split()
-    if len(tokens) < 2 or tokens[0] != "[" or tokens[-1] != "]":
-        raise DataError(f"{path}: not a Kaldi text vector ('[ a b c ]')")
-    try:
-        return np.array([float(t) for t in tokens[1:-1]], dtype=np.float64)
-    except ValueError:
-        raise DataError(f"{path}: non-numeric entry in the vector") from None
-
-
-def write_kaldi_vector(path, values, fmt="{:.9g}"):
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("[ " + " ".join(fmt.format(float(v)) for v in values) + " ]\n")
-    os.replace(tmp, path)
-
-
 def find_prior_counts(model_path, prior_counts=None):
     """(counts, where they came from): an explicit file, else `prior_counts` beside the model, else
     the counts stored in the model package."""
@@ -81,6 +61,7 @@ def find_prior_counts(model_path, prior_counts=None):
 
 def log_priors_from_counts(counts, prior_floor=DEFAULT_PRIOR_FLOOR):
     """log p(s) from frame counts; pdfs below the floor get log(FLT_MAX / total) (see the module doc).
+    The one prior rule of hybrid decoding (decode stage and pyscripts.infer alike).
     Returns (log priors float64, number of floored pdfs)."""
     counts = np.asarray(counts, dtype=np.float64)
     if counts.ndim != 1 or len(counts) == 0 or (counts < 0).any():
@@ -104,19 +85,30 @@ def pseudo_loglikes(log_post, log_priors, prior_scale=1.0):
 
 
 # -- forward pass ---------------------------------------------------------------------------------
-def compute_loglikes(model_path, feats_scp, out_ark, prior_counts=None, prior_scale=1.0,
-                     prior_floor=DEFAULT_PRIOR_FLOOR, device="auto", num_threads=1, batch_size=2048,
-                     log_priors_out=None, timing_out=None):
+@dataclass
+class ForwardOptions:
+    """How the network runs, and which priors turn its posteriors into pseudo log-likelihoods."""
+    prior_counts: str | None = None  # Kaldi text vector; None: prior_counts beside the model, else inside it
+    prior_scale: float = 1.0
+    prior_floor: float = DEFAULT_PRIOR_FLOOR
+    device: str = "auto"
+    num_threads: int = 1
+    batch_size: int = 2048
+
+
+def compute_loglikes(model_path, feats_scp, out_ark, opts=ForwardOptions(), log_priors_out=None, timing_out=None):
     """Runs the network over FEATS_SCP and writes pseudo log-likelihoods to OUT_ARK (+ .scp)."""
     import torch
     from pyscripts.nnet.forward import load_model, log_posteriors
+    prior_counts, prior_scale, prior_floor = opts.prior_counts, opts.prior_scale, opts.prior_floor
+    device, num_threads, batch_size = opts.device, opts.num_threads, opts.batch_size
     if num_threads > 0:
         torch.set_num_threads(num_threads)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     counts, source = find_prior_counts(model_path, prior_counts)
     log_priors, n_floored = log_priors_from_counts(counts, prior_floor)
-    model, _ = load_model(str(model_path), device)
+    model = load_model(str(model_path), device)
     if model.num_targets != len(log_priors):
         raise DataError(f"{source}: {len(log_priors)} prior counts but {model_path} has "
                         f"{model.num_targets} outputs")
@@ -257,12 +249,14 @@ def main():
     f = sub.add_parser("loglikes", help="network forward pass -> pseudo log-likelihood ark")
     f.add_argument("--prior-counts", help="Kaldi text vector of pdf frame counts (default: "
                    "prior_counts beside MODEL, else inside it)")
-    f.add_argument("--prior-scale", type=float, default=1.0)
-    f.add_argument("--prior-floor", type=float, default=DEFAULT_PRIOR_FLOOR,
+    defaults = ForwardOptions()
+    f.add_argument("--prior-scale", type=float, default=defaults.prior_scale)
+    f.add_argument("--prior-floor", type=float, default=defaults.prior_floor,
                    help="relative count below which a pdf counts as unseen")
-    f.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    f.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
-    f.add_argument("--batch-size", type=int, default=2048)
+    f.add_argument("--device", default=defaults.device, help="auto | cpu | cuda")
+    f.add_argument("--num-threads", type=int, default=defaults.num_threads,
+                   help="torch CPU threads (0: torch's default)")
+    f.add_argument("--batch-size", type=int, default=defaults.batch_size)
     f.add_argument("--write-log-priors", help="write the subtracted (scaled) log priors here")
     f.add_argument("--timing", help="write frames/seconds of the forward pass here")
     f.add_argument("model")
@@ -275,9 +269,9 @@ def main():
     r.add_argument("decode_dir")
     args = parser.parse_args()
     if args.cmd == "loglikes":
-        compute_loglikes(args.model, args.feats_scp, args.loglikes_ark, args.prior_counts, args.prior_scale,
-                         args.prior_floor, args.device, args.num_threads, args.batch_size,
-                         args.write_log_priors, args.timing)
+        opts = ForwardOptions(args.prior_counts, args.prior_scale, args.prior_floor, args.device, args.num_threads,
+                              args.batch_size)
+        compute_loglikes(args.model, args.feats_scp, args.loglikes_ark, opts, args.write_log_priors, args.timing)
     elif args.cmd == "fer":
         compute_fer(args.decode_dir, args.targets_dir)
     else:

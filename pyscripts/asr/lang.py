@@ -11,32 +11,14 @@ import argparse
 import logging
 from pathlib import Path
 
+from pyscripts.asr.phones import read_map39
 from pyscripts.errors import DataError, cli_main
+from pyscripts.kaldi.tables import c_sorted, write_symbols
 
 log = logging.getLogger(__name__)
 
 
-# -- symbol tables -------------------------------------------------------------------------------
-def read_symbols(path):
-    """{symbol: integer id} of a Kaldi/OpenFst symbol table."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: symbol table not found")
-    table = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise DataError(f"{path}:{lineno}: expected 'symbol integer', got {line!r}")
-        if parts[0] in table:
-            raise DataError(f"{path}:{lineno}: symbol {parts[0]} appears twice")
-        table[parts[0]] = int(parts[1])
-    return table
-
-
-def write_symbols(path, symbols):
-    Path(path).write_text("".join(f"{s} {i}\n" for i, s in enumerate(symbols)), encoding="utf-8")
-
-
+# -- int lists --------------------------------------------------------------------------------------
 def read_int_list(path):
     path = Path(path)
     if not path.is_file():
@@ -161,7 +143,7 @@ def make_lexicon_fst(lexicon, phone2id, word2id, loop_disambig=None):
 # -- lang dir ------------------------------------------------------------------------------------
 def prepare_lang(dict_dir, oov_word, lang_dir, num_sil_states=3, num_nonsil_states=3):
     lexicon, sil_lines, nonsil_lines, opt_sil, extra = read_dict_dir(dict_dir)
-    words = sorted({w for w, _ in lexicon}, key=lambda w: w.encode("utf-8"))
+    words = c_sorted({w for w, _ in lexicon})
     if oov_word not in words:
         raise DataError(f"{dict_dir}/lexicon.txt: the OOV word {oov_word!r} is not in the lexicon")
     lex_disambig, max_disambig = add_lex_disambig(lexicon)
@@ -222,14 +204,7 @@ def prepare_lang(dict_dir, oov_word, lang_dir, num_sil_states=3, num_nonsil_stat
 def make_phone_dict(phone_map, dict_dir, silence="sil"):
     """Phone-level dict dir: every training phone (column 2 of the 60-48-39 map) is a word whose
     pronunciation is itself; `silence` is the silence and optional-silence phone."""
-    phone_map = Path(phone_map)
-    if not phone_map.is_file():
-        raise DataError(f"{phone_map}: phone map not found")
-    phones = set()
-    for line in phone_map.read_text().splitlines():
-        cols = line.split()
-        if len(cols) >= 2:
-            phones.add(cols[1])
+    phones = set(read_map39(phone_map))
     if silence not in phones:
         raise DataError(f"{phone_map}: the silence phone {silence!r} is not among the training phones")
     nonsil = sorted(phones - {silence})

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pyscripts.kaldi.datadir import read_list_table
 from pyscripts.errors import DataError, cli_main
+from pyscripts.kaldi.tables import read_symbols
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def arpa_to_g_fst(arpa, words_txt, g_fst):
     import kaldi_hmm_gmm  # noqa: F401  (must be imported before kaldifst/kaldilm)
     import kaldifst
     import kaldilm
-    words = Path(words_txt).read_text(encoding="utf-8").split()[0::2]
+    words = read_symbols(words_txt)
     for needed in ("#0", "<s>", "</s>"):
         if needed not in words:
             raise DataError(f"{words_txt}: has no {needed}; make the lang dir with utils/prepare_lang.sh")

@@ -1,4 +1,4 @@
-"""Phone error rate (PER) scoring with sclite's conventions (issue 5; used by the GMM and the hybrid
+"""Phone error rate (PER) scoring with sclite's conventions (used by the GMM and the hybrid
 decodes alike, so that their PERs are computed the same way).
 
 Hypotheses and references (Kaldi text, 48 training phones) are folded to the 39 scoring phones
@@ -36,7 +36,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyscripts.kaldi.datadir import c_sorted, read_list_table
+from pyscripts.asr.phones import read_map39
+from pyscripts.kaldi.datadir import read_list_table
+from pyscripts.kaldi.tables import c_sorted, read_id2symbol
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)
@@ -45,32 +47,7 @@ log = logging.getLogger(__name__)
 COST_CORRECT, COST_SUB, COST_INS, COST_DEL = 0, 4, 3, 3
 
 
-# -- phone maps -----------------------------------------------------------------------------------
-def read_phone_map(path, from_col=2, to_col=3):
-    """{phone in column from_col: phone in column to_col} of the 60-48-39 map (1-based columns).
-    Rows without a to_col entry (q) map nothing."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: phone map not found (conf/phones.60-48-39.map: columns 60, 48, 39)")
-    mapping = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        cols = line.split()
-        if len(cols) < max(from_col, to_col):
-            continue
-        src, dst = cols[from_col - 1], cols[to_col - 1]
-        if mapping.get(src, dst) != dst:
-            raise DataError(f"{path}:{lineno}: {src} maps to both {mapping[src]} and {dst}")
-        mapping[src] = dst
-    if not mapping:
-        raise DataError(f"{path}: no phone mappings in columns {from_col} -> {to_col}")
-    return mapping
-
-
-def read_map39(path):
-    """{48-phone: 39-phone}."""
-    return read_phone_map(path, 2, 3)
-
-
+# -- phone folding -----------------------------------------------------------------------------------
 def fold_phones(seq, map39, utt=None):
     """Maps a phone sequence (list or space-separated string) through map39 (48 -> 39); an unknown
     phone is an error naming it (and the utterance, when given)."""
@@ -361,20 +338,6 @@ def write_reports(ref_trn, hyp_trn):
 
 
 # -- hypotheses of a decode -----------------------------------------------------------------------
-def read_words_txt(path):
-    """{id: symbol} of a words.txt."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: symbol table not found")
-    table = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        cols = line.split()
-        if len(cols) != 2 or not cols[1].isdigit():
-            raise DataError(f"{path}:{lineno}: expected `symbol id`")
-        table[int(cols[1])] = cols[0]
-    return table
-
-
 def read_tra(path, id2word=None):
     """A Kaldi transcription table (`utt w1 w2 ...`; integer ids when id2word is given, as Kaldi's
     .tra). An utterance with nothing after its id has an empty hypothesis."""
@@ -423,7 +386,7 @@ def score_dir(decode_dir, ref_text, map39, words_txt=None):
     NAME.txt (symbols). Returns {name: ErrorCounts}."""
     decode_dir = Path(decode_dir)
     refs = read_list_table(ref_text)
-    id2word = read_words_txt(words_txt) if words_txt else None
+    id2word = read_id2symbol(words_txt) if words_txt else None
     for old in decode_dir.glob("wer_*"):
         old.unlink()
     hyp_files = sorted((decode_dir / "scoring").glob("*.tra")) + sorted((decode_dir / "scoring").glob("*.txt"))

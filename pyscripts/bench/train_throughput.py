@@ -1,4 +1,4 @@
-"""Benchmark of the seed's ConvNet: training and inference frames/s, FLOPs per frame, parameters, memory.
+"""Benchmark of the paper's ConvNet: training and inference frames/s, FLOPs per frame, parameters, memory.
 
   python3 -m pyscripts.bench.train_throughput [--device cpu] [--device cuda] [--seconds 10]
       [--batch-sizes 128 256] [--num-threads N] [--json FILE]
@@ -20,11 +20,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pyscripts.nnet.data import frame_set_from_arrays
 from pyscripts.nnet.model import ConvNet
-from pyscripts.nnet.train import evaluate, make_optimizer, train_epoch
+from pyscripts.nnet.train import BatchOptions, Trainee, evaluate, make_optimizer, train_epoch
 
 
 def analytic_flops_per_frame(num_targets, feat_dim=40, context=15, c1=64, c2=128, fc=1024):
-    """Forward FLOPs of one frame from the seed's table: valid convs, 2x2/2 pooling."""
+    """Forward FLOPs of one frame from the paper's table: valid convs, 2x2/2 pooling."""
     t, f = 2 * context + 1, feat_dim
     t1, f1 = t - 5 + 1, f - 4 + 1                 # conv 5x4
     macs = t1 * f1 * c1 * (5 * 4 * 1)
@@ -69,7 +69,8 @@ def measure(device, batch_size, channels_last, seconds, num_targets, frames):
         order = torch.randint(frames.num_frames, (num_batches * batch_size,), generator=generator).to(device)
         sync()
         start = time.perf_counter()
-        train_epoch(model, model, optimizer, scaler, frames, order, batch_size, amp, channels_last)
+        train_epoch(Trainee(model, model, optimizer, None, scaler), frames, order,
+                    BatchOptions(batch_size, amp, channels_last))
         sync()
         return time.perf_counter() - start
 
@@ -79,10 +80,11 @@ def measure(device, batch_size, channels_last, seconds, num_targets, frames):
     eval_frames = min(frames.num_frames, max(2048, int(train_fps * seconds / 2)))
     sub = frame_set_from_arrays([frames.feats[:eval_frames].cpu().numpy()],
                                 [frames.targets[:eval_frames].cpu().numpy()]).to(device)
-    evaluate(model, sub, 1024, amp, channels_last)
+    eval_opts = BatchOptions(1024, amp, channels_last)
+    evaluate(model, sub, eval_opts)
     sync()
     start = time.perf_counter()
-    evaluate(model, sub, 1024, amp, channels_last)
+    evaluate(model, sub, eval_opts)
     sync()
     infer_fps = eval_frames / (time.perf_counter() - start)
     return train_fps, infer_fps

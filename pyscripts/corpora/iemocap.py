@@ -89,8 +89,9 @@ def find_corpus_files(corpus):
     return label_files, wavs
 
 
-def prepare_iemocap(corpus, out_dir):
-    """Writes the data dir out_dir from the corpus; returns Counters (label counts, kept classes)."""
+def read_labels(corpus):
+    """({utterance: label}, {utterance: its label file}, {utterance: wav}) of the corpus; every label
+    must have its wav and every wav its label."""
     label_files, wavs = find_corpus_files(corpus)
     labels, label_source = {}, {}
     for path in label_files:
@@ -107,7 +108,22 @@ def prepare_iemocap(corpus, out_dir):
     if unlabelled:
         raise DataError(f"{wavs[unlabelled[0]]}: no EmoEvaluation line labels this wav "
                         f"({len(unlabelled)} unlabelled wavs in all); the label files are incomplete")
+    return labels, label_source, wavs
 
+
+def _log_counts(corpus, out, num_labelled, label_counts, dropped, kept, num_speakers, utt2dur):
+    log.info("%s: %d labelled utterances: %s", corpus, num_labelled,
+             " ".join(f"{k}={label_counts[k]}" for k in sorted(label_counts)))
+    log.info("dropped %d utterances not in the 4 classes: %s", sum(dropped.values()),
+             " ".join(f"{k}={dropped[k]}" for k in sorted(dropped)) or "none")
+    log.info("kept %d utterances of %d speakers in %s (hap includes exc): %s", sum(kept.values()),
+             num_speakers, out, " ".join(f"{k}={kept[k]}" for k in sorted(kept)))
+    log.info("kept audio: %.2f hours", sum(float(d) for d in utt2dur.values()) / 3600)
+
+
+def prepare_iemocap(corpus, out_dir):
+    """Writes the data dir out_dir from the corpus; returns Counters (label counts, kept classes)."""
+    labels, label_source, wavs = read_labels(corpus)
     wav_scp, utt2spk, utt2emo, utt2dur = {}, {}, {}, {}
     label_counts, dropped = Counter(labels.values()), Counter()
     for utt in sorted(labels):
@@ -144,14 +160,7 @@ def prepare_iemocap(corpus, out_dir):
     validate_data_dir(out)
 
     kept = Counter(utt2emo.values())
-    log.info("%s: %d labelled utterances: %s", corpus, len(labels),
-             " ".join(f"{k}={label_counts[k]}" for k in sorted(label_counts)))
-    log.info("dropped %d utterances not in the 4 classes: %s", sum(dropped.values()),
-             " ".join(f"{k}={dropped[k]}" for k in sorted(dropped)) or "none")
-    log.info("kept %d utterances of %d speakers in %s (hap includes exc): %s", len(utt2emo),
-             len(set(utt2spk.values())), out, " ".join(f"{k}={kept[k]}" for k in sorted(kept)))
-    hours = sum(float(d) for d in utt2dur.values()) / 3600
-    log.info("kept audio: %.2f hours", hours)
+    _log_counts(corpus, out, len(labels), label_counts, dropped, kept, len(set(utt2spk.values())), utt2dur)
     return label_counts, kept, dropped
 
 

@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyscripts.asr.phones import read_phone_map
 from pyscripts.kaldi.audio import audio_info, wav_scp_entry
 from pyscripts.kaldi.datadir import utt2spk_to_spk2utt, validate_data_dir, write_table
 from pyscripts.errors import DataError, cli_main
@@ -40,30 +41,6 @@ class Utt:
     kind: str        # sa, si or sx
     wav: Path
     phn: Path
-
-
-def read_phone_map(path):
-    """Reads the 60-48-39 map: {timit61: phone48 or None (deleted, i.e. q)}, {phone48: phone39}."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: phone map not found (conf/phones.60-48-39.map)")
-    to48, to39 = {}, {}
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        if len(fields) == 1:
-            to48[fields[0]] = None
-        elif len(fields) == 3:
-            to48[fields[0]] = fields[1]
-            if to39.setdefault(fields[1], fields[2]) != fields[2]:
-                raise DataError(f"{path}:{lineno}: {fields[1]} maps to two 39-set phones")
-        else:
-            raise DataError(f"{path}:{lineno}: expected 'phone61 phone48 phone39' or a lone phone "
-                            f"to delete, got {line!r}")
-    if not to48:
-        raise DataError(f"{path}: empty phone map")
-    return to48, to39
 
 
 def read_speaker_list(path):
@@ -199,6 +176,44 @@ def split_speakers(spk_folder, dev_spks, test_spks, dev_list, test_list):
     return split
 
 
+def _phones_and_ctm(utt, to48, num_samples, rate, deleted):
+    """(48-phone transcript, ref_phones.ctm lines, segments past the audio's end) of one utterance;
+    counts the phones without a 48-phone mapping in `deleted`."""
+    phones48, lines, past_end = [], [], 0
+    for start, end, p61 in read_phn(utt.phn, to48):
+        p48 = to48[p61]
+        if p48 is None:
+            deleted[p61] += 1
+            continue
+        phones48.append(p48)
+        if end > num_samples:
+            past_end += 1
+        s, e = min(start, num_samples), min(end, num_samples)
+        lines.append(f"{utt.utt_id} 1 {s / rate:.4f} {(e - s) / rate:.4f} {p48}")
+    if not phones48:
+        gone = sorted(p for p, p48 in to48.items() if p48 is None)
+        raise DataError(f"{utt.phn}: no phones left after deleting {gone}; the transcription is empty")
+    return phones48, lines, past_end
+
+
+def _write_set(out, tables, ctm, empty_error):
+    """One data dir: the tables, spk2utt, spk2gender, glm and ref_phones.ctm, validated."""
+    if not tables["utt2spk"]:
+        raise DataError(empty_error)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        write_table(out / name, table)
+    spk2utt = utt2spk_to_spk2utt(tables["utt2spk"])
+    write_table(out / "spk2utt", spk2utt)
+    write_table(out / "spk2gender", {s: s[0] for s in spk2utt})
+    (out / "glm").write_text(";; No rewrite rules: TIMIT phone scoring maps hypothesis and reference\n"
+                             ";; 48 -> 39 with conf/phones.60-48-39.map before sclite.\n")
+    (out / "ref_phones.ctm").write_text("\n".join(ctm) + "\n")
+    validate_data_dir(out, need_text=True)
+    minutes = sum(float(d) for d in tables["utt2dur"].values()) / 60
+    log.info("%s: %d speakers, %d utterances, %.1f min", out, len(spk2utt), len(tables["utt2spk"]), minutes)
+
+
 def prepare(corpus_dir, data_dir, dev_list, test_list, phone_map):
     to48, to39 = read_phone_map(phone_map)
     root = find_corpus_root(corpus_dir)
@@ -228,21 +243,9 @@ def prepare(corpus_dir, data_dir, dev_list, test_list, phone_map):
                             f"audio (resample the corpus, e.g. sox IN -r 16000 OUT)")
         if channels != 1:
             raise DataError(f"{utt.wav}: {channels} channels; TIMIT audio is mono")
-        rows = read_phn(utt.phn, to48)
-        phones48 = []
-        for start, end, p61 in rows:
-            p48 = to48[p61]
-            if p48 is None:
-                deleted[p61] += 1
-                continue
-            phones48.append(p48)
-            if end > num_samples:
-                past_end += 1
-            s, e = min(start, num_samples), min(end, num_samples)
-            ctm[set_name].append(f"{utt.utt_id} 1 {s / rate:.4f} {(e - s) / rate:.4f} {p48}")
-        if not phones48:
-            gone = sorted(p for p, p48 in to48.items() if p48 is None)
-            raise DataError(f"{utt.phn}: no phones left after deleting {gone}; the transcription is empty")
+        phones48, lines, clipped = _phones_and_ctm(utt, to48, num_samples, rate, deleted)
+        ctm[set_name] += lines
+        past_end += clipped
         dur = num_samples / rate
         tables["wav.scp"][set_name][utt.utt_id] = wav_scp_entry(utt.wav, fmt)
         tables["text"][set_name][utt.utt_id] = " ".join(phones48)
@@ -252,25 +255,10 @@ def prepare(corpus_dir, data_dir, dev_list, test_list, phone_map):
     if past_end:
         log.warning("%d phone segments end after the end of their audio (clipped in ref_phones.ctm)",
                     past_end)
-    data_dir = Path(data_dir)
     for set_name in SETS:
-        if not tables["utt2spk"][set_name]:
-            raise DataError(f"{corpus_dir}: no utterances for {set_name}; check the corpus and the "
-                            f"speaker lists {dev_list}, {test_list}")
-        out = data_dir / set_name
-        out.mkdir(parents=True, exist_ok=True)
-        for name, per_set in tables.items():
-            write_table(out / name, per_set[set_name])
-        spk2utt = utt2spk_to_spk2utt(tables["utt2spk"][set_name])
-        write_table(out / "spk2utt", spk2utt)
-        write_table(out / "spk2gender", {s: s[0] for s in spk2utt})
-        (out / "glm").write_text(";; No rewrite rules: TIMIT phone scoring maps hypothesis and reference\n"
-                                 ";; 48 -> 39 with conf/phones.60-48-39.map before sclite.\n")
-        (out / "ref_phones.ctm").write_text("\n".join(ctm[set_name]) + "\n")
-        validate_data_dir(out, need_text=True)
-        num_utts = len(tables["utt2spk"][set_name])
-        minutes = sum(float(d) for d in tables["utt2dur"][set_name].values()) / 60
-        log.info("%s: %d speakers, %d utterances, %.1f min", out, len(spk2utt), num_utts, minutes)
+        _write_set(Path(data_dir) / set_name, {name: per_set[set_name] for name, per_set in tables.items()},
+                   ctm[set_name], f"{corpus_dir}: no utterances for {set_name}; check the corpus and the "
+                   f"speaker lists {dev_list}, {test_list}")
     log.info("dropped SA utterances: %s", ", ".join(f"{dropped_sa[s]} of {s} speakers" for s in SETS))
     log.info("deleted phones (no 48-phone mapping): %s",
              ", ".join(f"{n} {p}" for p, n in sorted(deleted.items())) or "none")

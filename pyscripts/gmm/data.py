@@ -10,7 +10,8 @@ import kaldiio
 from pyscripts.kaldi.datadir import read_list_table, read_table
 from pyscripts.errors import DataError
 from pyscripts.kaldi.features import add_deltas, apply_cmvn
-from pyscripts.asr.lang import read_int_list, read_symbols
+from pyscripts.asr.lang import read_int_list
+from pyscripts.kaldi.tables import read_symbols
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import argparse
 
 import numpy as np
 
-from pyscripts.asr.decode import decode_matrices
+from pyscripts.asr.decode import DecoderOptions, decode_matrices
 from pyscripts.errors import cli_main
 from pyscripts.gmm.data import load_feats
 from pyscripts.gmm.model import load_model
@@ -42,7 +42,7 @@ def decode_data(graph_dir, model_dir, data_dir, decode_dir, job, acoustic_scale=
     feats = load_feats(data_dir, delta_order)
     decode_matrices(f"{graph_dir}/HCLG.fst", f"{model_dir}/final.mdl",
                     ((utt, loglikes(feats[utt])) for utt in sorted(feats)), decode_dir, job,
-                    f"{graph_dir}/words.txt", acoustic_scale, beam, lattice_beam)
+                    DecoderOptions(acoustic_scale, beam, lattice_beam), f"{graph_dir}/words.txt")
 
 
 @cli_main

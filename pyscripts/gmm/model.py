@@ -14,6 +14,7 @@ import numpy as np
 
 from pyscripts.errors import DataError
 from pyscripts.kaldi.model import load_gmm_model, read_tree_context
+from pyscripts.kaldi.tables import format_kaldi_vector
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def init_mono(topo_text, mean, var):
 
 
 def _vec(values):
-    return " [ " + " ".join(f"{v:.9g}" for v in values) + " ]\n"
+    return " " + format_kaldi_vector(values, "{:.9g}") + "\n"
 
 
 def _mat(rows):

@@ -4,15 +4,15 @@ import argparse
 from pathlib import Path
 
 from pyscripts.errors import DataError
-from pyscripts.kaldi.features import read_kaldi_conf
+from pyscripts.kaldi.tables import parse_bool, read_kaldi_conf
 
 
 def str2bool(text):
-    if text.lower() in ("true", "1"):
-        return True
-    if text.lower() in ("false", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    """A boolean option's argparse type: Kaldi's true/false or 1/0."""
+    try:
+        return parse_bool(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_mono_options(parser):

@@ -29,6 +29,7 @@ from pyscripts.gmm.estimate import job_stats, summed_stats, update_gmm
 from pyscripts.gmm.kaldi_rand import KaldiRand
 from pyscripts.gmm.model import init_mono, save_model, save_tree
 from pyscripts.gmm.options import add_mono_options, parse_with_config
+from pyscripts.kaldi.tables import write_kaldi_vector
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,47 @@ def init_stats(mat):
     return mean, (mat * mat).sum(0) * scale - mean * mean
 
 
+def _initial_model(exp, lang, init_feats):
+    """gmm-init-mono on the first utterances of split 1 (Kaldi's `subset-feats --n=N`, transcript or
+    not): writes 0.mdl, tree, phones.txt and cmvn_opts. Returns (transition model, tree, GMMs)."""
+    mean, var = init_stats(np.concatenate(init_feats))
+    tm, tree, am = init_mono((lang / "topo").read_text(), mean, np.maximum(var, 1e-6))
+    save_model(exp / "0.mdl", tm, am)
+    save_tree(exp / "tree", tree)
+    shutil.copy(lang / "phones.txt", exp / "phones.txt")
+    (exp / "cmvn_opts").write_text(CMVN_OPTS + "\n")
+    return tm, tree, am
+
+
+def _equal_alignments(lang, tm, tree, utts, feats, data_dir):
+    """The training graphs of the utterances and their equal alignments (Kaldi's align-equal-compiled;
+    an utterance with too few frames for its phones waits for the first re-alignment)."""
+    compiler = training_graph_compiler(lang, tm, tree)
+    graphs = {u: compiler.compile_graph_from_text(text) for u, text in utts.items()}
+    alis = {}
+    for u in utts:
+        ali = equal_align(graphs[u], len(feats[u]), utt_seed(u))
+        if ali is not None:
+            alis[u] = ali
+    if not alis:
+        raise DataError(f"{data_dir}: no utterance is long enough for an equal alignment")
+    if len(alis) < len(utts):
+        log.warning("equal alignment failed for %d utterances (too few frames for their phones); "
+                    "they wait for the first re-alignment", len(utts) - len(alis))
+    return graphs, alis
+
+
+def _realign(aligner, utts, graphs, feats, it):
+    alis = {}
+    for u in utts:
+        ali = aligner.align(u, graphs[u], feats[u])
+        if ali is not None:
+            alis[u] = ali
+    if not alis:
+        raise DataError(f"iteration {it}: every utterance failed to align; the model diverged")
+    return alis
+
+
 def train_mono(data_dir, lang_dir, exp_dir, opts, nj=1):
     start = time.time()
     exp, lang = Path(exp_dir), Path(lang_dir)
@@ -167,32 +209,14 @@ def train_mono(data_dir, lang_dir, exp_dir, opts, nj=1):
     log.info("%d utterances in %d splits, %d frames (%.1f min), feature dim %d", len(utts), nj,
              n_frames, n_frames / 6000.0, feats[utts[0]].shape[1])
 
-    # Kaldi's `subset-feats --n=N` of split 1's features, transcript or not.
-    mean, var = init_stats(np.concatenate([feats[u] for u in splits[0][:opts.init_utts]]))
-    tm, tree, am = init_mono((lang / "topo").read_text(), mean, np.maximum(var, 1e-6))
-    save_model(exp / "0.mdl", tm, am)
-    save_tree(exp / "tree", tree)
-    shutil.copy(lang / "phones.txt", exp / "phones.txt")
-    (exp / "cmvn_opts").write_text(CMVN_OPTS + "\n")
+    tm, tree, am = _initial_model(exp, lang, [feats[u] for u in splits[0][:opts.init_utts]])
     num_gauss = am.num_gauss
     inc_gauss = max(0, (opts.totgauss - num_gauss) // max(opts.max_iter_inc, 1))
     log.info("initial model: %d pdfs, %d transition-ids; Gaussians %d, +%d a iteration up to "
              "iteration %d (target %d)", am.num_pdfs, tm.num_transition_ids, num_gauss, inc_gauss,
              opts.max_iter_inc, opts.totgauss)
 
-    compiler = training_graph_compiler(lang, tm, tree)
-    graphs = {u: compiler.compile_graph_from_text(transcripts[u]) for u in utts}
-    alis = {}
-    for u in utts:
-        ali = equal_align(graphs[u], len(feats[u]), utt_seed(u))
-        if ali is not None:
-            alis[u] = ali
-    if not alis:
-        raise DataError(f"{data_dir}: no utterance is long enough for an equal alignment")
-    if len(alis) < len(utts):
-        log.warning("equal alignment failed for %d utterances (too few frames for their phones); "
-                    "they wait for the first re-alignment", len(utts) - len(alis))
-
+    graphs, alis = _equal_alignments(lang, tm, tree, {u: transcripts[u] for u in utts}, feats, data_dir)
     trainer = MonoTrainer(tm, am, opts)
     stats, counts, log_like = trainer.accumulate(jobs, alis, feats)
     occs = trainer.estimate(stats, counts, opts.min_gaussian_occupancy_first, num_gauss)
@@ -209,14 +233,7 @@ def train_mono(data_dir, lang_dir, exp_dir, opts, nj=1):
             aligner = Aligner(tm, boost_silence(am, sil_pdfs, opts.boost_silence), beam, retry_beam,
                               opts.careful, opts.transition_scale, opts.acoustic_scale,
                               opts.self_loop_scale)
-            new = {}
-            for u in utts:
-                ali = aligner.align(u, graphs[u], feats[u])
-                if ali is not None:
-                    new[u] = ali
-            if not new:
-                raise DataError(f"iteration {it}: every utterance failed to align; the model diverged")
-            alis = new
+            alis = _realign(aligner, utts, graphs, feats, it)
             note = f"; re-aligned (beam {beam:g}/{retry_beam:g}): {aligner.summary()}"
         stats, counts, log_like = trainer.accumulate(jobs, alis, feats)
         occs = trainer.estimate(stats, counts, opts.min_gaussian_occupancy, num_gauss)
@@ -228,7 +245,7 @@ def train_mono(data_dir, lang_dir, exp_dir, opts, nj=1):
     save_model(exp / "final.mdl", tm, am)
     for j, job in enumerate(jobs, 1):
         write_int_vector_ark(exp / f"ali.{j}.gz", [(u, alis[u]) for u in job if u in alis])
-    (exp / "final.occs").write_text("[ " + " ".join(f"{x:g}" for x in occs) + " ]\n")
+    write_kaldi_vector(exp / "final.occs", occs, fmt="{:g}")
     log.info("wrote %s: %d pdfs, %d Gaussians; training took %.1f s for %.1f min of audio",
              exp / "final.mdl", am.num_pdfs, am.num_gauss, time.time() - start, n_frames / 6000.0)
 

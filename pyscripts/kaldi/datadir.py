@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from pyscripts.errors import DataError, cli_main
+from pyscripts.kaldi.tables import c_sorted
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +18,6 @@ log = logging.getLogger(__name__)
 UTT_TABLES = ("wav.scp", "text", "utt2spk", "feats.scp", "utt2emo", "utt2num_frames", "utt2dur",
               "segments")
 SPK_TABLES = ("spk2utt", "spk2gender", "cmvn.scp")
-
-
-def c_sorted(keys):
-    """Sorts as `LC_ALL=C sort` does: by the bytes of the UTF-8 encoding."""
-    return sorted(keys, key=lambda k: k.encode("utf-8"))
 
 
 def read_table(path):

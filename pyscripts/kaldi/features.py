@@ -11,6 +11,9 @@ import numpy as np
 from pyscripts.kaldi.audio import read_audio, read_audio_as
 from pyscripts.kaldi.datadir import read_list_table, read_table, write_table
 from pyscripts.errors import DataError, check_finite, cli_main
+from pyscripts.kaldi.tables import conf_bool, read_kaldi_conf
+
+FRAME_SHIFT = 0.01  # seconds between frames: conf/fbank.conf and conf/mfcc.conf (Kaldi's default)
 
 log = logging.getLogger(__name__)
 
@@ -32,30 +35,11 @@ _TOP = {"use-energy": ("use_energy", bool), "energy-floor": ("energy_floor", flo
 
 def _parse_value(conf, name, text, kind):
     if kind is bool:
-        if text.lower() not in ("true", "false", "1", "0"):
-            raise DataError(f"{conf}: --{name} needs true or false, got {text!r}")
-        return text.lower() in ("true", "1")
+        return conf_bool(conf, name, text)
     try:
         return kind(text)
     except ValueError:
         raise DataError(f"{conf}: --{name}={text} is not a valid {kind.__name__}") from None
-
-
-def read_kaldi_conf(path):
-    """Reads a Kaldi conf file (`--name=value` per line, `#` comments) into {name: value string}."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: feature conf file not found")
-    opts = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if not line.startswith("--") or "=" not in line:
-            raise DataError(f"{path}:{lineno}: expected --name=value, got {line!r}")
-        name, value = line[2:].split("=", 1)
-        opts[name] = value
-    return opts
 
 
 def make_options(kind, conf_path):
@@ -140,7 +124,8 @@ def accumulate_cmvn(matrices):
 
 
 def cmvn_mean_std(stats, floor=1e-10):
-    """Mean and standard deviation from Kaldi CMVN stats."""
+    """Mean and standard deviation (variance floored at `floor`) from Kaldi CMVN stats; the one rule
+    for apply-cmvn here and for the ConvNet's input normalisation (--cmvn-stats)."""
     count = stats[0, -1]
     mean = stats[0, :-1] / count
     var = np.maximum(stats[1, :-1] / count - mean * mean, floor)

@@ -1,1 +1,1 @@
-"""The seed's frame-level ConvNet: model, data pipeline, training stage and inference."""
+"""The paper's frame-level ConvNet: model, data pipeline, training stage and inference."""

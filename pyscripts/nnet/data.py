@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from pyscripts.errors import DataError, check_finite
+from pyscripts.kaldi.features import cmvn_mean_std
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +136,8 @@ def norm_stats_from_cmvn(path):
     if stats.ndim != 2 or stats.shape[0] != 2 or stats[0, -1] <= 0:
         raise DataError(f"{path}: expected global CMVN stats of shape 2 x (dim+1) with a positive count, "
                         f"got shape {stats.shape}; make them with compute-cmvn-stats over the training set")
-    count = stats[0, -1]
-    mean = stats[0, :-1] / count
-    var = np.maximum(stats[1, :-1] / count - mean ** 2, 1e-10)
-    return torch.tensor(mean, dtype=torch.float32), torch.tensor(np.sqrt(var), dtype=torch.float32)
+    mean, std = cmvn_mean_std(stats)
+    return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
 
 
 def gather_windows(feats, first, last, frames, context):

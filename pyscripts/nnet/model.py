@@ -1,7 +1,7 @@
-"""The seed's ConvNet (issue 4) and the layer operations the transfer experiments need.
+"""The paper's ConvNet and the layer operations the transfer experiments need.
 
 Input: a window of 2*context+1 = 31 frames x 40 log-mel bins, shaped (batch, 1, time, freq).
-Layers, numbered as in the seed's table (transfer freezes "the first l layers" by these numbers;
+Layers, numbered as in the paper's table (transfer freezes "the first l layers" by these numbers;
 a conv layer and its BatchNorm count as one layer):
   1. Conv 64 x (5x4), L2 -> BatchNorm -> ReLU -> MaxPool 2x2/2     31x40 -> 27x37 -> 13x18
   2. Conv 128 x (3x3), L2 -> BatchNorm -> ReLU -> MaxPool 2x2/2     13x18 -> 11x16 -> 5x8
@@ -11,7 +11,7 @@ a conv layer and its BatchNorm count as one layer):
   6. FC num_targets (softmax is in the loss / in log_softmax at inference)
 Convolutions are "valid" (no padding). Weights are He-initialised, N(0, sqrt(2/fan_in)); biases zero.
 
-The seed's L2 1e-3 on the two conv layers means a penalty conv_l2 * sum(w**2) on their kernels (Keras
+The paper's L2 1e-3 on the two conv layers means a penalty conv_l2 * sum(w**2) on their kernels (Keras
 kernel_regularizer semantics; biases and all other layers unregularised). The trainer applies it as
 weight decay 2*conv_l2 on exactly those kernels (the penalty's gradient; the same for SGD and RMSProp,
 as torch adds weight decay to the gradient), so the logged loss is the pure cross-entropy. Frozen
@@ -46,7 +46,7 @@ class ConvNet(nn.Module):
         t, f = (window - 5 + 1) // 2, (feat_dim - 4 + 1) // 2
         t, f = (t - 3 + 1) // 2, (f - 3 + 1) // 2
         if t < 1 or f < 1:
-            raise ValueError(f"a {window}x{feat_dim} input is too small for the seed's ConvNet")
+            raise ValueError(f"a {window}x{feat_dim} input is too small for the paper's ConvNet")
         self.flat_dim = conv2_channels * t * f
 
         self.layer1 = nn.Sequential(nn.Conv2d(1, conv1_channels, (5, 4)), nn.BatchNorm2d(conv1_channels),
@@ -65,7 +65,7 @@ class ConvNet(nn.Module):
             reinit_layer(self.layer(n))
 
     def layer(self, n):
-        """Layer n of the seed's table, 1-based."""
+        """Layer n of the paper's table, 1-based."""
         if not 1 <= n <= NUM_LAYERS:
             raise ValueError(f"layer number {n} is outside 1..{NUM_LAYERS}")
         return getattr(self, f"layer{n}")
@@ -78,7 +78,7 @@ class ConvNet(nn.Module):
         return x
 
     def conv_kernels(self):
-        """The kernels the seed regularises with L2: the two conv layers' weights, unless frozen."""
+        """The kernels the paper regularises with L2: the two conv layers' weights, unless frozen."""
         return [w for w in (self.layer1[0].weight, self.layer2[0].weight) if w.requires_grad]
 
     def train(self, mode=True):

@@ -1,4 +1,4 @@
-"""Trains the seed's ConvNet on frame targets (ASR pdf ids or SER classes); issue 4.
+"""Trains the paper's ConvNet on frame targets (ASR pdf ids or SER classes).
 
   python3 -m pyscripts.nnet.train [--config conf/convnet_asr.yaml] [--set KEY=VALUE ...]
       [--init-from MODEL --freeze-layers L [--reinit-unfrozen]] [--cmvn-stats FILE]
@@ -8,7 +8,7 @@
 Under torchrun (WORLD_SIZE > 1) every process holds all frames; the epoch's shuffled frame order is
 cut into one equal share per rank (rank r takes every N-th frame), each rank's batch is
 training.batch_size / N frames, and DistributedDataParallel averages the gradients. BatchNorm is
-synchronised (issue 13): it normalises with the mean and variance of the whole batch, all ranks' shares
+synchronised: it normalises with the mean and variance of the whole batch, all ranks' shares
 together (torch.nn.SyncBatchNorm on GPUs, SyncBatchNormCPU with gloo on CPUs), so N processes x B/N
 frames take the same steps as one process x B frames, up to the order of float sums, when B and the
 epoch's frames divide by N. What still differs: dropout draws its masks per rank (from seed, epoch and
@@ -39,6 +39,8 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -47,6 +49,7 @@ import yaml
 
 from pyscripts.errors import DataError, cli_main
 from pyscripts.fingerprint import file_digest, scp_digest
+from pyscripts.kaldi.tables import write_kaldi_vector
 from pyscripts.nnet.data import (epoch_frame_order, gather_windows, load_frame_set, norm_stats_from_cmvn,
                                  norm_stats_from_frames, target_counts)
 from pyscripts.nnet.model import (TRANSFERABLE_LAYERS, build_model, copy_layers, freeze_layers, load_package,
@@ -180,12 +183,8 @@ def _save(obj, path):
     os.replace(tmp, path)  # a kill never leaves a half-written file under the real name
 
 
-def write_kaldi_vector(path, values):
-    path.write_text("[ " + " ".join(str(int(v)) for v in values) + " ]\n")
-
-
 def init_from_source(model, init_cfg):
-    """Transfer (issue 7): layers 1..5 from the source model, 1..l frozen, optionally l+1..5 redrawn.
+    """Transfer: layers 1..5 from the source model, 1..l frozen, optionally l+1..5 redrawn.
     Layer 6 stays freshly initialised: the output layer belongs to the task."""
     source_path, num_frozen = init_cfg["from"], int(init_cfg["freeze_layers"])
     if not 0 <= num_frozen <= TRANSFERABLE_LAYERS:
@@ -208,7 +207,7 @@ def init_from_source(model, init_cfg):
 
 
 def make_optimizer(model, opt_cfg, conv_l2):
-    # The seed's L2 conv_l2*sum(w^2) on the conv kernels has gradient 2*conv_l2*w: weight decay 2*conv_l2.
+    # The paper's L2 conv_l2*sum(w^2) on the conv kernels has gradient 2*conv_l2*w: weight decay 2*conv_l2.
     kernels = model.conv_kernels()
     kernel_ids = {id(p) for p in kernels}
     others = [p for p in model.parameters() if p.requires_grad and id(p) not in kernel_ids]
@@ -253,9 +252,39 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def train_epoch(model, step_model, optimizer, scaler, frames, order, batch_size, amp_dtype,
-                channels_last, log_interval=None, label="", show_progress=False, reduce=None):
-    """One pass over `order` (frame indices on the frames' device). Returns (mean loss, FER, frames)."""
+@dataclass
+class Trainee:
+    """The network and what updates it."""
+    model: torch.nn.Module
+    step_model: torch.nn.Module  # the model as the steps call it: compiled and/or wrapped for DDP
+    optimizer: torch.optim.Optimizer
+    schedule: object
+    scaler: torch.amp.GradScaler
+
+
+@dataclass
+class BatchOptions:
+    """How batches are formed and computed, in training and evaluation."""
+    batch_size: int
+    amp_dtype: torch.dtype | None = None  # autocast to this dtype; None: float32
+    channels_last: bool = False
+    reduce: Callable | None = None        # sums a tensor over the DDP ranks; None: one process
+
+
+def _windows(model, frames, batch, opts):
+    x = gather_windows(frames.feats, frames.first, frames.last, batch, model.context)
+    return x.contiguous(memory_format=torch.channels_last) if opts.channels_last else x
+
+
+def _autocast(device, opts):
+    return torch.autocast(device.type, dtype=opts.amp_dtype or torch.float32, enabled=opts.amp_dtype is not None)
+
+
+def train_epoch(trainee, frames, order, opts, log_interval=None, label="", show_progress=False):
+    """One pass of `trainee` (Trainee) over `order` (frame indices on the frames' device) in batches of
+    `opts` (BatchOptions). Returns (mean loss, FER, frames)."""
+    model, step_model, optimizer, scaler = trainee.model, trainee.step_model, trainee.optimizer, trainee.scaler
+    batch_size = opts.batch_size
     model.train()
     device = frames.feats.device
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss*frames, errors, frames, bad batches
@@ -266,11 +295,9 @@ def train_epoch(model, step_model, optimizer, scaler, frames, order, batch_size,
         batch = order[start:start + batch_size]
         if len(batch) < 2:  # BatchNorm cannot normalise a single frame
             break
-        x = gather_windows(frames.feats, frames.first, frames.last, batch, model.context)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = _windows(model, frames, batch, opts)
         y = frames.targets[batch]
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with _autocast(device, opts):
             logits = step_model(x)
         loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -293,8 +320,8 @@ def train_epoch(model, step_model, optimizer, scaler, frames, order, batch_size,
                          loss_sum / n, 100 * errors / n)
                 next_log += log_interval
     progress.close()
-    if reduce:
-        reduce(sums)
+    if opts.reduce:
+        opts.reduce(sums)
     loss_sum, errors, n, num_bad = sums.tolist()
     if n == 0:
         raise DataError("no training batch in this epoch: the training set has fewer than 2 frames per rank")
@@ -307,28 +334,25 @@ def train_epoch(model, step_model, optimizer, scaler, frames, order, batch_size,
 
 
 @torch.no_grad()
-def evaluate(model, frames, batch_size, amp_dtype, channels_last, rank=0, world_size=1, reduce=None,
-             subset=None):
+def evaluate(model, frames, opts, rank=0, world_size=1, subset=None):
     """Dev cross-entropy and FER over all frames, or the frame indices `subset` (each rank takes every
-    world_size-th of them)."""
+    world_size-th of them), in batches of `opts` (BatchOptions)."""
     model.eval()
     device = frames.feats.device
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     order = torch.arange(frames.num_frames, device=device) if subset is None else subset.to(device)
     order = order[rank::world_size]
-    for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
-        x = gather_windows(frames.feats, frames.first, frames.last, batch, model.context)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+    for start in range(0, len(order), opts.batch_size):
+        batch = order[start:start + opts.batch_size]
+        x = _windows(model, frames, batch, opts)
         y = frames.targets[batch]
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with _autocast(device, opts):
             logits = model(x).float()
         sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
         sums[1] += (logits.argmax(1) != y).sum()
         sums[2] += len(batch)
-    if reduce:
-        reduce(sums)
+    if opts.reduce:
+        opts.reduce(sums)
     loss_sum, errors, n = sums.tolist()
     return loss_sum / n, errors / n, int(n)
 
@@ -430,36 +454,53 @@ def _resolve_device(name, local_rank):
     return torch.device(name)
 
 
-def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device="auto", force=False):
-    """Runs (or resumes) one training, or skips it when final.pt was trained on the same inputs
-    (final.stamp); force: train afresh. Returns the path of final.pt."""
-    exp_dir = Path(exp_dir)
-    final_path, ckpt_path, best_path = exp_dir / "final.pt", exp_dir / "checkpoint.pt", exp_dir / "best.pt"
-    stamp_path = exp_dir / "final.stamp"
-    stamp = input_stamp(cfg, train_data, dev_data, train_targets, dev_targets)
-    if final_path.exists():
-        changed = stamp_changes(read_stamp(stamp_path), stamp)
-        if not changed and not force:
-            log.info("%s is up to date (same config, features, targets, CMVN stats and source model)", final_path)
-            return final_path
-        log.warning("%s: %s; training it again", final_path, "--force" if force else changed)
-    if force or final_path.exists():  # never resume or keep anything of an outdated training
-        for path in (final_path, stamp_path, ckpt_path, best_path, exp_dir / SUMMARY):
-            path.unlink(missing_ok=True)
-    started = datetime.datetime.now()
+@dataclass
+class Ranks:
+    """This process's place among the torchrun processes (one process: rank 0 of 1)."""
+    world_size: int
+    rank: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    def reduce(self, sums):
+        """Sums a tensor over the ranks, in place."""
+        torch.distributed.all_reduce(sums)
+
+
+def _start_ranks(device_name):
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    device = _resolve_device(device, local_rank)
+    device = _resolve_device(device_name, local_rank)
     if world_size > 1:
         import torch.distributed as dist
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    is_main = rank == 0
-    if not is_main:  # one log, from rank 0
+    if rank != 0:  # one log, from rank 0
         logging.getLogger().setLevel(logging.WARNING)
-    tcfg = cfg["training"]
-    seed = int(tcfg["seed"])
-    exp_dir.mkdir(parents=True, exist_ok=True)
+    return Ranks(world_size, rank, local_rank, device)
 
+
+def _up_to_date(exp_dir, stamp, force):
+    """True when final.pt was trained on these inputs; otherwise clears what an outdated training left."""
+    final_path = exp_dir / "final.pt"
+    if final_path.exists():
+        changed = stamp_changes(read_stamp(exp_dir / "final.stamp"), stamp)
+        if not changed and not force:
+            log.info("%s is up to date (same config, features, targets, CMVN stats and source model)", final_path)
+            return True
+        log.warning("%s: %s; training it again", final_path, "--force" if force else changed)
+    if force or final_path.exists():  # never resume or keep anything of an outdated training
+        for name in ("final.pt", "final.stamp", "checkpoint.pt", "best.pt", SUMMARY):
+            (exp_dir / name).unlink(missing_ok=True)
+    return False
+
+
+def _load_normalised(cfg, train_data, dev_data, train_targets, dev_targets):
+    """The training and dev frames, normalised once (not per window). Returns (train set, dev set,
+    number of targets, feature mean, feature std)."""
     train_set, num_targets = load_frame_set(train_data, train_targets)
     dev_set, dev_num_targets = load_frame_set(dev_data, dev_targets)
     if dev_num_targets != num_targets:
@@ -474,130 +515,201 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
             raise DataError(f"{cfg['data']['cmvn_stats']} has {len(mean)}-dim stats, features are {feat_dim}-dim")
     else:
         mean, std = norm_stats_from_frames(train_set.feats)
-    for s in (train_set, dev_set):
-        s.feats = (s.feats - mean) / std  # normalise once, not per window
-    prior_counts = target_counts(train_set.targets, num_targets)
-    if is_main:
-        write_kaldi_vector(exp_dir / "prior_counts", prior_counts.tolist())
-        (exp_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        unseen = int((prior_counts == 0).sum())
-        if unseen:
-            log.warning("%d of %d targets never occur in the training targets", unseen, num_targets)
-    train_set, dev_set = train_set.to(device), dev_set.to(device)
+    for frame_set in (train_set, dev_set):
+        frame_set.feats = (frame_set.feats - mean) / std
+    return train_set, dev_set, num_targets, mean, std
 
-    torch.manual_seed(seed)
+
+def _write_training_inputs(exp_dir, cfg, prior_counts, num_targets):
+    write_kaldi_vector(exp_dir / "prior_counts", prior_counts.tolist(), fmt="{:d}")
+    (exp_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    unseen = int((prior_counts == 0).sum())
+    if unseen:
+        log.warning("%d of %d targets never occur in the training targets", unseen, num_targets)
+
+
+def _build_trainee(cfg, num_targets, feat_dim, mean, std, ranks):
+    """The seeded network (with the source layers of a transfer) and its optimiser, schedule and scaler;
+    also the BatchOptions of the training batches."""
+    tcfg, device = cfg["training"], ranks.device
+    torch.manual_seed(int(tcfg["seed"]))
     model = build_model(num_targets, feat_dim, cfg["model"])
     model.feat_mean.copy_(mean)
     model.feat_std.copy_(std)
     init_from_source(model, cfg["init"])
     channels_last = bool(tcfg["channels_last"])
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    if world_size > 1:
+    if ranks.world_size > 1:
         sync_batchnorm(model, device)
     optimizer = make_optimizer(model, cfg["optimizer"], cfg["model"]["conv_l2"])
-    schedule = make_schedule(optimizer, cfg["schedule"])
     amp_dtype = None
     if device.type == "cuda" and tcfg["amp"]:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    state = {"epoch": 0, "best": None, "bad_epochs": 0, "history": []}
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        diffs = _config_differences(ckpt["config"], cfg)
-        if diffs:
-            raise DataError(f"{ckpt_path} was made with a different config ({', '.join(diffs)}); "
-                            f"delete {exp_dir} to start afresh, or resume with the same config")
-        changed = stamp_changes(ckpt.get("stamp"), stamp)
-        if changed:
-            raise DataError(f"{ckpt_path}: its inputs {changed.removeprefix('changed since it was trained: ')} "
-                            f"changed; train afresh with steps/train_convnet.sh --force true (or delete it)")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        schedule.load_state_dict(ckpt["schedule"])
-        scaler.load_state_dict(ckpt["scaler"])
-        state = ckpt["state"]
-        log.info("resuming from %s after epoch %d", ckpt_path, state["epoch"])
-    else:
-        log.info("model: %d parameters (%d trainable), %d targets, device %s%s", _num_params(model),
-                 _num_params(model, trainable=True), num_targets, device,
-                 f" x {world_size} processes" if world_size > 1 else "")
+    trainee = Trainee(model, model, optimizer, make_schedule(optimizer, cfg["schedule"]), scaler)
+    opts = BatchOptions(max(2, int(tcfg["batch_size"]) // ranks.world_size), amp_dtype, channels_last,
+                        ranks.reduce if ranks.world_size > 1 else None)
+    return trainee, opts
 
-    step_model = torch.compile(model) if tcfg["compile"] else model
-    reduce = None
-    if world_size > 1:
+
+def _resume_or_start(ckpt_path, cfg, stamp, trainee, ranks, num_targets):
+    """The early-stopping state: from checkpoint.pt when there is one (same config and inputs only)."""
+    if not ckpt_path.exists():
+        log.info("model: %d parameters (%d trainable), %d targets, device %s%s", _num_params(trainee.model),
+                 _num_params(trainee.model, trainable=True), num_targets, ranks.device,
+                 f" x {ranks.world_size} processes" if ranks.world_size > 1 else "")
+        return {"epoch": 0, "best": None, "bad_epochs": 0, "history": []}
+    ckpt = torch.load(ckpt_path, map_location=ranks.device, weights_only=True)
+    diffs = _config_differences(ckpt["config"], cfg)
+    if diffs:
+        raise DataError(f"{ckpt_path} was made with a different config ({', '.join(diffs)}); "
+                        f"delete {ckpt_path.parent} to start afresh, or resume with the same config")
+    changed = stamp_changes(ckpt.get("stamp"), stamp)
+    if changed:
+        raise DataError(f"{ckpt_path}: its inputs {changed.removeprefix('changed since it was trained: ')} "
+                        f"changed; train afresh with steps/train_convnet.sh --force true (or delete it)")
+    trainee.model.load_state_dict(ckpt["model"])
+    trainee.optimizer.load_state_dict(ckpt["optimizer"])
+    trainee.schedule.load_state_dict(ckpt["schedule"])
+    trainee.scaler.load_state_dict(ckpt["scaler"])
+    log.info("resuming from %s after epoch %d", ckpt_path, ckpt["state"]["epoch"])
+    return ckpt["state"]
+
+
+def _wrap_for_steps(trainee, cfg, ranks):
+    """torch.compile and DistributedDataParallel around the model, as the config and torchrun ask."""
+    step_model = torch.compile(trainee.model) if cfg["training"]["compile"] else trainee.model
+    if ranks.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel
-        step_model = DistributedDataParallel(step_model, device_ids=[local_rank] if device.type == "cuda" else None)
-        reduce = lambda t: torch.distributed.all_reduce(t)  # noqa: E731 (sums over ranks)
+        device_ids = [ranks.local_rank] if ranks.device.type == "cuda" else None
+        step_model = DistributedDataParallel(step_model, device_ids=device_ids)
+    trainee.step_model = step_model
+
+
+@dataclass
+class EpochPlan:
+    """What stays the same from epoch to epoch of one training."""
+    cfg: dict
+    ranks: Ranks
+    train_set: object
+    dev_set: object
+    train_opts: "BatchOptions"
+    dev_opts: "BatchOptions"
+    dev_subset: object  # fixed frame indices of dev to evaluate, or None for all
+    metric_index: int   # 0: dev loss, 1: dev FER decides "best"
+    show_progress: bool
+
+
+def _plan_epochs(cfg, ranks, train_set, dev_set, train_opts):
+    tcfg = cfg["training"]
     metric_index = {"loss": 0, "fer": 1}.get(tcfg["dev_metric"])
     if metric_index is None:
         raise DataError(f"training.dev_metric '{tcfg['dev_metric']}': use loss or fer")
-    show_progress = is_main and sys.stderr.isatty()
     dev_subset = None
     if tcfg["dev_frames"] and tcfg["dev_frames"] < dev_set.num_frames:  # the same frames every epoch
-        dev_subset = torch.randperm(dev_set.num_frames, generator=torch.Generator().manual_seed(seed))
+        dev_subset = torch.randperm(dev_set.num_frames, generator=torch.Generator().manual_seed(int(tcfg["seed"])))
         dev_subset = dev_subset[:int(tcfg["dev_frames"])].sort().values
-    batch_size = max(2, int(tcfg["batch_size"]) // world_size)
-    max_epochs = int(tcfg["max_epochs"])
+    dev_opts = BatchOptions(int(tcfg["eval_batch_size"]), train_opts.amp_dtype, train_opts.channels_last,
+                            train_opts.reduce)
+    return EpochPlan(cfg, ranks, train_set, dev_set, train_opts, dev_opts, dev_subset, metric_index,
+                     ranks.is_main and sys.stderr.isatty())
 
-    while state["epoch"] < max_epochs and state["bad_epochs"] < int(tcfg["patience"]):
-        epoch = state["epoch"] + 1
-        label = f"epoch {epoch}/{max_epochs}"
-        torch.manual_seed(seed * 1000 + epoch * 10 + rank)  # dropout noise of this epoch and rank
-        order = epoch_frame_order(train_set.num_frames, seed, epoch, rank, world_size,
-                                  tcfg["frames_per_epoch"]).to(device)
-        lr = optimizer.param_groups[0]["lr"]
-        t0 = time.time()
-        train_stats = train_epoch(model, step_model, optimizer, scaler, train_set, order, batch_size,
-                                  amp_dtype, channels_last, tcfg["log_interval_frames"], label,
-                                  show_progress, reduce)
-        train_time = time.time() - t0
-        if world_size > 1:  # evaluate every rank's share with rank 0's BatchNorm statistics
-            for buffer in model.buffers():
-                torch.distributed.broadcast(buffer, 0)
-        dev_stats = evaluate(model, dev_set, int(tcfg["eval_batch_size"]), amp_dtype, channels_last,
-                             rank, world_size, reduce, dev_subset)
-        metric = dev_stats[metric_index]
-        improved = state["best"] is None or metric < state["best"]["metric"]
-        if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            schedule.step(metric)
-        else:
-            schedule.step()
-        state["epoch"] = epoch
-        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
-        if improved:
-            state["best"] = {"epoch": epoch, "metric": metric, "loss": dev_stats[0], "fer": dev_stats[1]}
-        state["history"].append({"epoch": epoch, "lr": lr, "train_loss": train_stats[0],
-                                 "train_fer": train_stats[1], "dev_loss": dev_stats[0],
-                                 "dev_fer": dev_stats[1], "train_seconds": round(train_time, 2)})
-        log.info("%s: TRAIN AvgLoss %.4f (Xent) FER %.2f%% [%d frames, %.0f frames/s] | "
-                 "DEV AvgLoss %.4f (Xent) FER %.2f%% [%d frames] | lrate %.3g | %s", label, train_stats[0],
-                 100 * train_stats[1], train_stats[2], train_stats[2] / max(train_time, 1e-9), dev_stats[0],
-                 100 * dev_stats[1], dev_stats[2], lr,
-                 "best so far" if improved else f"no better than epoch {state['best']['epoch']}")
-        if is_main:
-            if improved:
-                _save(package_model(model, cfg, prior_counts, epoch, state["best"], state["history"]), best_path)
-            _save({"config": cfg, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                   "schedule": schedule.state_dict(), "scaler": scaler.state_dict(), "state": state,
-                   "stamp": stamp}, ckpt_path)
-            _write_history(exp_dir / "history.tsv", state["history"])
 
-    if is_main:
-        best = state["best"]
-        stop = "early stopping" if state["bad_epochs"] >= int(tcfg["patience"]) else "max epochs"
-        log.info("done after %d epochs (%s); best dev epoch %d: AvgLoss %.4f FER %.2f%%", state["epoch"],
-                 stop, best["epoch"], best["loss"], 100 * best["fer"])
-        package = torch.load(best_path, map_location="cpu", weights_only=True)
-        package["history"] = state["history"]
-        _save(package, final_path)
-        stamp_path.write_text("".join(f"{k} {v}\n" for k, v in stamp.items()))
-        _write_summary(exp_dir / SUMMARY, started, state["epoch"], stop, best)
-        best_path.unlink()
-        ckpt_path.unlink()
-    if world_size > 1:
+def _run_epoch(plan, trainee, state):
+    """Trains one epoch, evaluates on dev and updates `state` (early stopping, history). Returns whether
+    dev improved."""
+    tcfg, ranks = plan.cfg["training"], plan.ranks
+    seed, epoch, max_epochs = int(tcfg["seed"]), state["epoch"] + 1, int(tcfg["max_epochs"])
+    label = f"epoch {epoch}/{max_epochs}"
+    torch.manual_seed(seed * 1000 + epoch * 10 + ranks.rank)  # dropout noise of this epoch and rank
+    order = epoch_frame_order(plan.train_set.num_frames, seed, epoch, ranks.rank, ranks.world_size,
+                              tcfg["frames_per_epoch"]).to(ranks.device)
+    lr = trainee.optimizer.param_groups[0]["lr"]
+    t0 = time.time()
+    train_stats = train_epoch(trainee, plan.train_set, order, plan.train_opts, tcfg["log_interval_frames"], label,
+                              plan.show_progress)
+    train_time = time.time() - t0
+    if ranks.world_size > 1:  # evaluate every rank's share with rank 0's BatchNorm statistics
+        for buffer in trainee.model.buffers():
+            torch.distributed.broadcast(buffer, 0)
+    dev_stats = evaluate(trainee.model, plan.dev_set, plan.dev_opts, ranks.rank, ranks.world_size, plan.dev_subset)
+    metric = dev_stats[plan.metric_index]
+    improved = state["best"] is None or metric < state["best"]["metric"]
+    if isinstance(trainee.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        trainee.schedule.step(metric)
+    else:
+        trainee.schedule.step()
+    state["epoch"] = epoch
+    state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+    if improved:
+        state["best"] = {"epoch": epoch, "metric": metric, "loss": dev_stats[0], "fer": dev_stats[1]}
+    state["history"].append({"epoch": epoch, "lr": lr, "train_loss": train_stats[0], "train_fer": train_stats[1],
+                             "dev_loss": dev_stats[0], "dev_fer": dev_stats[1], "train_seconds": round(train_time, 2)})
+    log.info("%s: TRAIN AvgLoss %.4f (Xent) FER %.2f%% [%d frames, %.0f frames/s] | "
+             "DEV AvgLoss %.4f (Xent) FER %.2f%% [%d frames] | lrate %.3g | %s", label, train_stats[0],
+             100 * train_stats[1], train_stats[2], train_stats[2] / max(train_time, 1e-9), dev_stats[0],
+             100 * dev_stats[1], dev_stats[2], lr,
+             "best so far" if improved else f"no better than epoch {state['best']['epoch']}")
+    return improved
+
+
+def _save_epoch(exp_dir, cfg, trainee, state, stamp, prior_counts, improved):
+    """best.pt when dev improved, and checkpoint.pt (the resume point), history.tsv after every epoch."""
+    if improved:
+        _save(package_model(trainee.model, cfg, prior_counts, state["epoch"], state["best"], state["history"]),
+              exp_dir / "best.pt")
+    _save({"config": cfg, "model": trainee.model.state_dict(), "optimizer": trainee.optimizer.state_dict(),
+           "schedule": trainee.schedule.state_dict(), "scaler": trainee.scaler.state_dict(), "state": state,
+           "stamp": stamp}, exp_dir / "checkpoint.pt")
+    _write_history(exp_dir / "history.tsv", state["history"])
+
+
+def _finish(exp_dir, cfg, state, stamp, started):
+    """best.pt becomes final.pt (with the whole history), with its final.stamp and train_summary."""
+    best = state["best"]
+    stop = "early stopping" if state["bad_epochs"] >= int(cfg["training"]["patience"]) else "max epochs"
+    log.info("done after %d epochs (%s); best dev epoch %d: AvgLoss %.4f FER %.2f%%", state["epoch"],
+             stop, best["epoch"], best["loss"], 100 * best["fer"])
+    package = torch.load(exp_dir / "best.pt", map_location="cpu", weights_only=True)
+    package["history"] = state["history"]
+    _save(package, exp_dir / "final.pt")
+    (exp_dir / "final.stamp").write_text("".join(f"{k} {v}\n" for k, v in stamp.items()))
+    _write_summary(exp_dir / SUMMARY, started, state["epoch"], stop, best)
+    (exp_dir / "best.pt").unlink()
+    (exp_dir / "checkpoint.pt").unlink()
+
+
+def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device="auto", force=False):
+    """Runs (or resumes) one training, or skips it when final.pt was trained on the same inputs
+    (final.stamp); force: train afresh. Returns the path of final.pt."""
+    exp_dir = Path(exp_dir)
+    stamp = input_stamp(cfg, train_data, dev_data, train_targets, dev_targets)
+    if _up_to_date(exp_dir, stamp, force):
+        return exp_dir / "final.pt"
+    started = datetime.datetime.now()
+    ranks = _start_ranks(device)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    train_set, dev_set, num_targets, mean, std = _load_normalised(cfg, train_data, dev_data, train_targets,
+                                                                  dev_targets)
+    prior_counts = target_counts(train_set.targets, num_targets)
+    if ranks.is_main:
+        _write_training_inputs(exp_dir, cfg, prior_counts, num_targets)
+    train_set, dev_set = train_set.to(ranks.device), dev_set.to(ranks.device)
+    trainee, train_opts = _build_trainee(cfg, num_targets, train_set.feats.shape[1], mean, std, ranks)
+    state = _resume_or_start(exp_dir / "checkpoint.pt", cfg, stamp, trainee, ranks, num_targets)
+    _wrap_for_steps(trainee, cfg, ranks)
+    plan = _plan_epochs(cfg, ranks, train_set, dev_set, train_opts)
+    tcfg = cfg["training"]
+    while state["epoch"] < int(tcfg["max_epochs"]) and state["bad_epochs"] < int(tcfg["patience"]):
+        improved = _run_epoch(plan, trainee, state)
+        if ranks.is_main:
+            _save_epoch(exp_dir, cfg, trainee, state, stamp, prior_counts, improved)
+    if ranks.is_main:
+        _finish(exp_dir, cfg, state, stamp, started)
+    if ranks.world_size > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return final_path
+    return exp_dir / "final.pt"
 
 
 def _write_summary(path, started, epochs, stop, best):

@@ -18,7 +18,7 @@ the log says so). Chance UE with 4 classes is 75%.
 
 Per fold and set (Dev = the validation speakers, Test = the held-out speaker) `score` writes
 decisions, confusion.txt and metrics.json; `table` collects the folds into Markdown tables with the
-per-fold values and their mean, laid out like the seed's results (E Dev, E Test, UE Dev, UE Test).
+per-fold values and their mean, laid out like the paper's results (E Dev, E Test, UE Dev, UE Test).
 `fold` does nothing for a fold whose metrics are newer than its final.pt and made with the same rule.
 """
 import argparse
@@ -180,12 +180,12 @@ def collect(fold_dirs, eval_name="eval"):
 
 
 def _cells(values):
-    """The seed's column order: E Dev, E Test, UE Dev, UE Test, in percent."""
+    """The paper's column order: E Dev, E Test, UE Dev, UE Test, in percent."""
     return [f"{100 * values[s][m]:.1f}" for m in ("E", "UE") for s, _ in SETS]
 
 
 def markdown_tables(per_fold, mean, label="Baseline"):
-    """The seed-style result row (mean over folds) and the per-fold table, as Markdown."""
+    """The paper-style result row (mean over folds) and the per-fold table, as Markdown."""
     header = "| {} | E Dev | E Test | UE Dev | UE Test |\n|---|---|---|---|---|\n"
     row = "| {} | " + " | ".join(["{}"] * 4) + " |\n"
     seed_style = header.format("Model") + row.format(f"{label}", *_cells(mean))
@@ -243,7 +243,7 @@ def main():
     f.add_argument("folds_targets_dir", help="e.g. exp/ser/targets (with foldK/valid, foldK/test)")
     f.add_argument("fold", type=int, help="the fold number K")
     t = sub.add_parser("table", help="collect folds' metrics into Markdown tables")
-    t.add_argument("--label", default="Baseline", help="row label of the seed-style table")
+    t.add_argument("--label", default="Baseline", help="row label of the paper-style table")
     t.add_argument("--eval-name", default="eval", help="sub-directory of each fold dir with the metrics")
     t.add_argument("out_dir")
     t.add_argument("fold_dirs", nargs="+")

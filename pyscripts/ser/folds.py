@@ -5,7 +5,7 @@ The fold conf (Kaldi option syntax, e.g. conf/iemocap_folds.conf) names the vali
   --validation-speakers=Ses05F,Ses05M
 Every other speaker is the test set of one fold (fold1 = the first in C order, ...), the validation
 speakers are the valid set of every fold, and the remaining speakers train it. With IEMOCAP's 10
-speakers and 2 validation speakers that gives the 8 folds of the seed.
+speakers and 2 validation speakers that gives the 8 folds of the paper.
 
 Writes FOLDS_DIR/fold<k>/{train,valid,test}/ as subset data dirs of the full data dir, and
 FOLDS_DIR/plan, one line per fold: "fold1 test=Ses01F valid=Ses05F,Ses05M train=Ses01M,...".
@@ -15,9 +15,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from pyscripts.kaldi.datadir import c_sorted, read_list_table, subset_data_dir, validate_data_dir, write_table
+from pyscripts.kaldi.datadir import read_list_table, subset_data_dir, validate_data_dir, write_table
 from pyscripts.errors import DataError, cli_main
-from pyscripts.kaldi.features import read_kaldi_conf
+from pyscripts.kaldi.tables import c_sorted, read_kaldi_conf
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from pyscripts.kaldi.datadir import read_table, write_table
 from pyscripts.errors import DataError, cli_main
-from pyscripts.kaldi.features import read_kaldi_conf
+from pyscripts.kaldi.tables import conf_bool, read_kaldi_conf
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,6 @@ class VadOptions:
     smooth_frames: int = 5              # majority smoothing window of the decisions (odd, 1 = off)
 
 
-def _parse_bool(path, name, text):
-    if text.lower() not in ("true", "false", "1", "0"):
-        raise DataError(f"{path}: --{name} needs true or false, got {text!r}")
-    return text.lower() in ("true", "1")
-
-
 def _fill(options, path, conf, ignore_unknown):
     types = {f.name: f.type for f in fields(options)}
     for name, text in conf.items():
@@ -90,7 +84,7 @@ def _fill(options, path, conf, ignore_unknown):
                             + ", ".join("--" + a.replace("_", "-") for a in types))
         kind = types[attr]
         if kind in (bool, "bool"):
-            value = _parse_bool(path, name, text)
+            value = conf_bool(path, name, text)
         else:
             try:
                 value = (int if kind in (int, "int") else float)(text)
@@ -329,6 +323,8 @@ def main():
     m = sub.add_parser("make", help="frame targets of a data dir (wav.scp, utt2emo, utt2num_frames)")
     m.add_argument("--fbank-config", default="conf/fbank.conf", help="framing of the features")
     m.add_argument("--vad-config", default="conf/vad.conf", help="detector options")
+    m.add_argument("--summary", help="also write the counts here, key=value lines: utterances, frames, "
+                                     "sil_frames, no_speech (utterances without any speech frame)")
     m.add_argument("data_dir")
     m.add_argument("ark")
     m.add_argument("scp")
@@ -346,7 +342,12 @@ def main():
     f.add_argument("out_dir", help="writes OUT_DIR/fold<k>/{train,valid,test}")
     args = parser.parse_args()
     if args.cmd == "make":
-        make_labels(args.data_dir, args.fbank_config, args.vad_config, args.ark, args.scp)
+        counts = make_labels(args.data_dir, args.fbank_config, args.vad_config, args.ark, args.scp)
+        if args.summary:
+            summary = {"utterances": len(counts), "frames": sum(n for _, n in counts.values()),
+                       "sil_frames": sum(s for s, _ in counts.values()),
+                       "no_speech": sum(s == n for s, n in counts.values())}
+            Path(args.summary).write_text("".join(f"{k}={v}\n" for k, v in summary.items()))
     elif args.cmd == "meta":
         write_targets_meta(args.targets_dir)
     elif args.cmd == "subset":

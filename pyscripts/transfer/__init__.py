@@ -1,1 +1,1 @@
-"""Transfer of ConvNet features between ASR and SER (issue 7): sweep plans, result tables, figures, CKA."""
+"""Transfer of ConvNet features between ASR and SER: sweep plans, result tables, figures, CKA."""

@@ -7,7 +7,7 @@ It is 1 for X against itself, invariant to orthogonal transforms and isotropic s
 side, and near 0 for unrelated features (with n much larger than p and q). ||Y^T X||_F^2 equals
 <X X^T, Y Y^T>, so it is computed from the n x n Gram matrices when the layers are wider than n.
 
-The representation of layer k (1..5, the seed's numbering) is the output of that layer's block in
+The representation of layer k (1..5, the paper's numbering) is the output of that layer's block in
 eval mode (after pooling for the conv layers, flattened), for a window of 2*context+1 frames around
 each of the common frames. Each network sees the frames normalised with its own input statistics,
 as it does in inference. References printed beside the ASR-SER curve: the untrained network the

@@ -1,12 +1,12 @@
 """Figures of the transfer report (PNG, matplotlib with the Agg backend: no display needed).
 
-  transfer RESULTS_JSON OUT_DIR   error vs number of constant layers, one PNG per direction (the seed's
+  transfer RESULTS_JSON OUT_DIR   error vs number of constant layers, one PNG per direction (the paper's
                                   "Transfer Learning Performance" figures): a curve per column of the
                                   table over l = 0..5, the Baseline as a dashed line of the same colour,
                                   error bars = standard deviation over folds
   filters --asr-model A --ser-model S OUT_PNG
                                   the 64 first-layer 5x4 filters of each network side by side (the
-                                  seed's "Learned Features"); time runs left to right, frequency
+                                  paper's "Learned Features"); time runs left to right, frequency
                                   (mel bin) upwards; each filter scaled to its own largest magnitude
   cka CKA_TSV OUT_PNG             linear CKA per layer (pyscripts/transfer/cka.py)
 """

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 DIRECTIONS = ("ser2asr", "asr2ser")
 BASELINE = "baseline"
-# Rows in the order of the seed's tables: Baseline, then l = 5 down to 0.
+# Rows in the order of the paper's tables: Baseline, then l = 5 down to 0.
 CONSTANT_LAYERS = tuple(range(TRANSFERABLE_LAYERS, -1, -1))
 ROWS = (BASELINE,) + tuple(f"l{n}" for n in CONSTANT_LAYERS)
 
@@ -51,11 +51,11 @@ class Job:
 
     @property
     def constant_layers(self):
-        """l of the seed's tables, None for the baseline."""
+        """l of the paper's tables, None for the baseline."""
         return None if self.row == BASELINE else int(self.row[1:])
 
 
-# The columns of a jobs file, in order (local/transfer_*_job.sh read them by position).
+# The columns of a jobs file, in order (local/transfer_job.sh reads them by these names).
 JOB_FIELDS = tuple(f.name for f in fields(Job))
 
 

@@ -1,21 +1,21 @@
-"""The seed's two transfer tables, from the sweeps' results.
+"""The paper's two transfer tables, from the sweeps' results.
 
 SER -> ASR: rows Baseline, 5..0 under "No. Constant Layers (l)"; columns FER Dev, FER Test, PER Dev,
 PER Test (TIMIT, %). ASR -> SER: the same rows; columns E Dev, E Test, UE Dev, UE Test (IEMOCAP, %,
 over the folds). A cell is the mean over the runs behind it, with the spread across folds and the
 number of runs: "41.2 ± 2.1 (8)" (sample standard deviation), "23.4 (1)" for a single run, "–" when
-no run has finished. A last column holds the seed's numbers for comparison, read from a file given
-with --seed-results (lines `DIRECTION ROW v1 v2 v3 v4`, ROW baseline or l5..l0, values in the
+no run has finished. A last column holds the paper's numbers for comparison, read from a file given
+with --paper-results (lines `DIRECTION ROW v1 v2 v3 v4`, ROW baseline or l5..l0, values in the
 column order, `n/a` allowed); without it the column reads n/a.
 
 Where the numbers come from:
   ser2asr  EXP/decode_{dev,test}/scoring/best_wer (PER, at the acoustic scale chosen on dev) and the
-           FER of the network alone in EXP/decode_{dev,test}/scoring/fer (issue 5's scoring)
+           FER of the network alone in EXP/decode_{dev,test}/scoring/fer (scoring)
   asr2ser  EXP/eval/{valid,test}/metrics.json, E and UE (pyscripts/ser/evaluate.py fold); Dev is the
            validation speakers, Test the fold's held-out speaker
 
   python3 -m pyscripts.transfer.tables [--exp-root exp/transfer] [--ser-folds-dir D]
-      [--seed-results FILE] OUT_DIR
+      [--paper-results FILE] OUT_DIR
 writes OUT_DIR/tables.md and OUT_DIR/results.json (mean, sd, n and the values of every cell).
 """
 import argparse
@@ -30,7 +30,7 @@ from pyscripts.transfer.plan import BASELINE, DIRECTIONS, ROWS, Setup, plan_dire
 
 log = logging.getLogger(__name__)
 
-# (metric, set) in the seed's column order.
+# (metric, set) in the paper's column order.
 COLUMNS = {"ser2asr": (("FER", "dev"), ("FER", "test"), ("PER", "dev"), ("PER", "test")),
            "asr2ser": (("E", "dev"), ("E", "test"), ("UE", "dev"), ("UE", "test"))}
 TITLES = {"ser2asr": "SER -> ASR (target: TIMIT phone recognition)",
@@ -108,27 +108,27 @@ def format_cell(values):
     return f"{mean:.1f} ({n})" if sd is None else f"{mean:.1f} ± {sd:.1f} ({n})"
 
 
-def format_seed(values):
+def format_paper(values):
     if not values:
         return "n/a"
     return " / ".join("n/a" if v is None else f"{v:.1f}" for v in values)
 
 
-def render_table(direction, cells, seed=None):
-    """The seed's table layout as Markdown, plus the seed's numbers in a last column."""
+def render_table(direction, cells, paper=None):
+    """The paper's table layout as Markdown, plus the paper's numbers in a last column."""
     columns = COLUMNS[direction]
     names = [column_name(m, s) for m, s in columns]
-    header = [ROW_HEADER] + names + [f"Seed ({' / '.join(names)})"]
+    header = [ROW_HEADER] + names + [f"Paper ({' / '.join(names)})"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in ROWS:
         values = [format_cell(cells.get(row, {}).get(col, [])) for col in columns]
-        lines.append("| " + " | ".join([row_label(row)] + values + [format_seed((seed or {}).get(row))]) + " |")
+        lines.append("| " + " | ".join([row_label(row)] + values + [format_paper((paper or {}).get(row))]) + " |")
     return "\n".join(lines) + "\n"
 
 
-def read_seed_results(path):
-    """{direction: {row: [4 values or None]}} from a seed-results file (see the module doc)."""
-    seed = {d: {} for d in DIRECTIONS}
+def read_paper_results(path):
+    """{direction: {row: [4 values or None]}} from a paper-results file (see the module doc)."""
+    paper = {d: {} for d in DIRECTIONS}
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
@@ -138,20 +138,21 @@ def read_seed_results(path):
             raise DataError(f"{path}:{number}: expected 'DIRECTION ROW v1 v2 v3 v4' with DIRECTION in "
                             f"{DIRECTIONS} and ROW in {ROWS}, got {line!r}")
         try:
-            seed[fields[0]][fields[1]] = [None if v == "n/a" else float(v) for v in fields[2:]]
+            paper[fields[0]][fields[1]] = [None if v == "n/a" else float(v) for v in fields[2:]]
         except ValueError:
             raise DataError(f"{path}:{number}: values must be numbers or n/a: {line!r}") from None
-    return seed
+    return paper
 
 
-def tables_markdown(all_cells, seed, folds_note):
+def tables_markdown(all_cells, paper, folds_note):
     parts = []
     for direction in DIRECTIONS:
-        parts.append(f"### {TITLES[direction]}\n\n{render_table(direction, all_cells[direction], seed.get(direction))}")
-    seed_note = ("the seed's numbers, where given in the seed-results file" if any(seed.values())
-                 else "the seed's numbers: n/a (not available to this recipe)")
+        table = render_table(direction, all_cells[direction], paper.get(direction))
+        parts.append(f"### {TITLES[direction]}\n\n{table}")
+    paper_note = ("the paper's numbers, where given in the paper-results file" if any(paper.values())
+                  else "the paper's numbers: n/a (not available to this recipe)")
     legend = (f"Error rates in %. A cell: mean over runs ± sample standard deviation (number of runs); "
-              f"{MISSING}: no finished run. {folds_note} Last column: {seed_note}.\n")
+              f"{MISSING}: no finished run. {folds_note} Last column: {paper_note}.\n")
     return legend + "\n" + "\n".join(parts)
 
 
@@ -173,19 +174,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp-root", default=Setup.exp_root)
     parser.add_argument("--ser-folds-dir", default=Setup.ser_folds_dir)
-    parser.add_argument("--seed-results", help="the seed's numbers (see the module doc); default: n/a")
+    parser.add_argument("--paper-results", help="the paper's numbers (see the module doc); default: n/a")
     parser.add_argument("out_dir")
     args = parser.parse_args(argv)
     folds = read_folds(args.ser_folds_dir)
     # Only the jobs' exp dirs matter here, not their source models.
     setup = Setup(exp_root=args.exp_root, ser_folds_dir=args.ser_folds_dir, ser_source_fold=folds[0])
     all_cells = {d: collect(d, plan_direction(d, setup, folds)) for d in DIRECTIONS}
-    seed = read_seed_results(args.seed_results) if args.seed_results else {}
+    paper = read_paper_results(args.paper_results) if args.paper_results else {}
     folds_note = (f"SER -> ASR: one run per row; ASR -> SER: one run per fold ({len(folds)} folds), "
                   f"Dev = validation speakers, Test = each fold's held-out speaker.")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tables.md").write_text(tables_markdown(all_cells, seed, folds_note))
+    (out / "tables.md").write_text(tables_markdown(all_cells, paper, folds_note))
     (out / "results.json").write_text(json.dumps(results_json(all_cells), indent=1) + "\n")
     print((out / "tables.md").read_text(), end="")
 

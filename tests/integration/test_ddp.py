@@ -1,4 +1,4 @@
-"""Multi-process training semantics (issue 13): with torchrun, N processes x B/N frames take the same
+"""Multi-process training semantics: with torchrun, N processes x B/N frames take the same
 steps as one process x B frames (BatchNorm synchronised across the ranks), up to float order, when
 dropout is 0. Runs on CPU with the gloo backend."""
 import os

@@ -12,7 +12,7 @@ from gmm_fixtures import PHONES, make_data, state_means, write_ctm
 from pyscripts.asr.alignments import read_alignments
 from pyscripts.gmm.model import load_model, save_model
 from pyscripts.kaldi.model import load_transition_model
-from pyscripts.asr.lang import read_symbols
+from pyscripts.kaldi.tables import read_symbols
 
 FAST_CONF = """--num-iters=8
 --max-iter-inc=6

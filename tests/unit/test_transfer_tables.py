@@ -1,4 +1,4 @@
-"""The seed-style transfer tables (pyscripts/transfer/tables.py) against hand-written tables."""
+"""The paper-style transfer tables (pyscripts/transfer/tables.py) against hand-written tables."""
 import json
 
 import pytest
@@ -8,7 +8,7 @@ from pyscripts.transfer import tables
 from pyscripts.transfer.plan import Setup, plan_direction
 
 EXPECTED_ASR2SER = """\
-| No. Constant Layers (l) | E Dev | E Test | UE Dev | UE Test | Seed (E Dev / E Test / UE Dev / UE Test) |
+| No. Constant Layers (l) | E Dev | E Test | UE Dev | UE Test | Paper (E Dev / E Test / UE Dev / UE Test) |
 |---|---|---|---|---|---|
 | Baseline | 40.0 ± 2.0 (3) | 50.0 (1) | 45.0 ± 7.1 (2) | – | n/a |
 | 5 | – | – | – | – | 1.0 / n/a / 3.5 / 4.0 |
@@ -25,15 +25,15 @@ def test_render_against_a_hand_written_table():
                           ("UE", "dev"): [40.0, 50.0]},
              "l3": {("E", "dev"): [100 / 3]},
              "l0": {("E", "dev"): [10.0, 10.0]}}
-    seed = {"l5": [1.0, None, 3.5, 4.0]}
-    assert tables.render_table("asr2ser", cells, seed) == EXPECTED_ASR2SER
+    paper = {"l5": [1.0, None, 3.5, 4.0]}
+    assert tables.render_table("asr2ser", cells, paper) == EXPECTED_ASR2SER
 
 
 def test_ser2asr_header_and_rows():
     text = tables.render_table("ser2asr", {"l5": {("PER", "test"): [21.44]}})
     lines = text.splitlines()
     assert lines[0] == ("| No. Constant Layers (l) | FER Dev | FER Test | PER Dev | PER Test | "
-                        "Seed (FER Dev / FER Test / PER Dev / PER Test) |")
+                        "Paper (FER Dev / FER Test / PER Dev / PER Test) |")
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| Baseline", "| 5", "| 4", "| 3", "| 2", "| 1", "| 0"]
     assert lines[3] == "| 5 | – | – | – | 21.4 (1) | n/a |"
 
@@ -65,15 +65,15 @@ def test_collect_reads_scoring_and_fold_metrics(tmp_path):
     assert summary["n"] == 2 and summary["mean"] == pytest.approx(30.0)
 
 
-def test_seed_results_file(tmp_path):
-    path = tmp_path / "seed.txt"
-    path.write_text("# the seed's numbers\nser2asr baseline 30.1 31.2 n/a 22.0\n")
-    seed = tables.read_seed_results(path)
-    assert seed["ser2asr"]["baseline"] == [30.1, 31.2, None, 22.0]
-    assert tables.format_seed(seed["ser2asr"]["baseline"]) == "30.1 / 31.2 / n/a / 22.0"
+def test_paper_results_file(tmp_path):
+    path = tmp_path / "paper.txt"
+    path.write_text("# the paper's numbers\nser2asr baseline 30.1 31.2 n/a 22.0\n")
+    paper = tables.read_paper_results(path)
+    assert paper["ser2asr"]["baseline"] == [30.1, 31.2, None, 22.0]
+    assert tables.format_paper(paper["ser2asr"]["baseline"]) == "30.1 / 31.2 / n/a / 22.0"
     path.write_text("ser2asr l9 1 2 3 4\n")
-    with pytest.raises(DataError, match="seed.txt:1"):
-        tables.read_seed_results(path)
+    with pytest.raises(DataError, match="paper.txt:1"):
+        tables.read_paper_results(path)
 
 
 def test_report_of_a_partial_sweep(tmp_path, monkeypatch):

@@ -61,16 +61,18 @@ def test_nan_features_stop_cmvn_stats_and_feature_extraction(tmp_path, monkeypat
 
 
 def test_forward_pass_refuses_nan_features_and_a_nan_model(tmp_path):
-    from pyscripts.asr.hybrid import compute_loglikes
+    from pyscripts.asr.hybrid import ForwardOptions, compute_loglikes
     write_split(tmp_path / "d", tmp_path / "t", nan_utt="utt002")
     model = save_model(tmp_path / "final.pt")
     with pytest.raises(DataError, match=r"feats\.scp: utterance utt002: 1 NaN"):
-        compute_loglikes(model, tmp_path / "d/feats.scp", tmp_path / "dec/loglikes.1.ark", device="cpu")
+        compute_loglikes(model, tmp_path / "d/feats.scp", tmp_path / "dec/loglikes.1.ark",
+                         ForwardOptions(device="cpu"))
     write_split(tmp_path / "ok", tmp_path / "t")
     (tmp_path / "nan").mkdir()
     broken = save_model(tmp_path / "nan/final.pt", nan=True)
     with pytest.raises(DataError, match=r"nan/final\.pt: log-posteriors of utterance utt000 .*NaN"):
-        compute_loglikes(broken, tmp_path / "ok/feats.scp", tmp_path / "dec/loglikes.1.ark", device="cpu")
+        compute_loglikes(broken, tmp_path / "ok/feats.scp", tmp_path / "dec/loglikes.1.ark",
+                         ForwardOptions(device="cpu"))
 
 
 def test_decoder_refuses_nan_loglikes_naming_the_utterance(tmp_path, monkeypatch):
@@ -87,8 +89,8 @@ def test_decoder_refuses_nan_loglikes_naming_the_utterance(tmp_path, monkeypatch
     bad = np.zeros((4, 3), dtype=np.float32)
     bad[2, 1] = np.nan
     with pytest.raises(DataError, match=r"loglikes\.1\.ark: log-likelihoods of utterance u7: 1 NaN"):
-        decode.decode_matrices("HCLG.fst", "final.mdl", [("u7", bad)], tmp_path, 1, decoder="faster",
-                               source="loglikes.1.ark")
+        decode.decode_matrices("HCLG.fst", "final.mdl", [("u7", bad)], tmp_path, 1,
+                               decode.DecoderOptions(decoder="faster"), source="loglikes.1.ark")
 
 
 def test_training_stops_on_a_nan_loss_and_keeps_the_last_good_epoch(tmp_path, monkeypatch):

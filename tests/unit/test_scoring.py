@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 from pyscripts.errors import DataError
-from pyscripts.asr.scoring import (align, best_setting, fold_phones, per, read_map39, read_trn,
-                               results_markdown, score_dir, speaker_of, write_best, write_reports,
-                               write_trn)
+from pyscripts.asr.phones import read_map39
+from pyscripts.asr.scoring import (align, best_setting, fold_phones, per, read_trn, results_markdown,
+                               score_dir, speaker_of, write_best, write_reports, write_trn)
 
-RECIPE = Path(__file__).resolve().parent.parent
+RECIPE = Path(__file__).resolve().parents[2]
 PHONE_MAP = RECIPE / "conf/phones.60-48-39.map"
 if not PHONE_MAP.is_file():  # before the foundation's conf file exists
     PHONE_MAP = Path("/work/shared/timit/phones.60-48-39.map")

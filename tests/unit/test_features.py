@@ -32,7 +32,7 @@ def make_audio_data_dir(recipe_dir, rates=None):
 
 
 def direct_fbank(samples):
-    """The seed's fbank (conf/fbank.conf) set up by hand on kaldi-native-fbank."""
+    """The paper's fbank (conf/fbank.conf) set up by hand on kaldi-native-fbank."""
     opts = knf.FbankOptions()
     opts.frame_opts.samp_freq = 16000
     opts.frame_opts.window_type = "hamming"

@@ -1,4 +1,4 @@
-"""Kaldi tier, issue 12: the alignment swap of the README ("Swapping in your own Kaldi alignments",
+"""Kaldi tier: the alignment swap of the README ("Swapping in your own Kaldi alignments",
 "Using your own Kaldi") done as a user with a Kaldi build does it, on the tiny corpus:
   1. the recipe's data prep, features (Kaldi's compute-*-feats) and lang dir (stages 1-5);
   2. Kaldi's OWN egs/wsj/s5 steps/train_mono.sh, align_si.sh, train_deltas.sh on them, run from a
@@ -23,7 +23,7 @@ NUM_LEAVES, TOT_GAUSS = 100, 400
 # The tiny models are too weak for the dev speakers at Kaldi's default alignment beams (10/40);
 # the same beams as the recipe's stage 7 uses on the tiny corpus.
 DEV_ALIGN_BEAMS = ["--beam", "40", "--retry-beam", "400"]
-# The seed's architecture with a schedule that trains in well under a minute on 2 CPU cores; the
+# The paper's architecture with a schedule that trains in well under a minute on 2 CPU cores; the
 # network is barely trained, so only the plumbing is tested, not the accuracy.
 CONVNET_CONFIG = """base: conf/convnet_asr.yaml
 training:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import int_table, run_kaldi, run_script, run_tiny_recipe
-from pyscripts.asr.decode import (GraphDecoder, lattice_files, load_tid2pdf, read_lattice_ark,
+from pyscripts.asr.decode import (DecoderOptions, GraphDecoder, lattice_files, load_tid2pdf, read_lattice_ark,
                               sweep_best_paths)
 from pyscripts.kaldi.model import load_gmm_model
 
@@ -143,7 +143,7 @@ def decoder_agreement(decode, kaldi_env):
                          "--determinize-lattice=false", mdl, graph, f"ark:{ark}", "ark:/dev/null", "ark,t:-"],
                         kaldi_env, run)
         latgen.update(int_table(out))
-    dec = GraphDecoder(graph, load_tid2pdf(mdl), acoustic_scale=acwt)
+    dec = GraphDecoder(graph, load_tid2pdf(mdl), DecoderOptions(acoustic_scale=acwt))
     ours = {utt: dec.decode(m, utt).words for ark in sorted(decode.glob("loglikes.*.ark"))
             for utt, m in kaldiio.load_ark(str(ark))}
     assert sorted(ours) == sorted(latgen)

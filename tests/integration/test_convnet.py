@@ -1,4 +1,4 @@
-"""The seed's ConvNet, its data pipeline and training stage (issue 4), on small synthetic Kaldi data."""
+"""The paper's ConvNet, its data pipeline and training stage, on small synthetic Kaldi data."""
 import math
 import subprocess
 from pathlib import Path
@@ -17,7 +17,7 @@ from pyscripts.nnet.model import ConvNet, copy_layers, freeze_layers, reinit_lay
 from nnet_fixtures import write_split
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # A narrow ConvNet for the training-loop tests: same layers and code paths, ~100x fewer FLOPs.
 NARROW = ["model.conv1_channels=8", "model.conv2_channels=16", "model.fc_dim=64"]
 
@@ -50,7 +50,7 @@ def source_model(task):
     return run_training(task, "source", config("training.max_epochs=3"))
 
 
-# ---------------------------------------------------------------- the seed's table
+# ---------------------------------------------------------------- the paper's table
 def test_layer_shapes_and_parameter_count_follow_the_seeds_table():
     # Shapes by hand: valid convs and 2x2/2 pooling (floor).
     # 31x40 -conv 5x4-> 27x37 -pool-> 13x18 -conv 3x3-> 11x16 -pool-> 5x8; 128*5*8 = 5120.

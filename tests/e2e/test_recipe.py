@@ -4,7 +4,8 @@ import pytest
 
 from conftest import run_script
 from pyscripts.kaldi.datadir import read_table, validate_data_dir
-from pyscripts.asr.scoring import fold_phones, read_map39
+from pyscripts.asr.phones import read_map39
+from pyscripts.asr.scoring import fold_phones
 
 
 def test_run_sh_tiny_end_to_end(tiny_run):

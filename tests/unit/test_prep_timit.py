@@ -9,7 +9,8 @@ from conftest import RECIPE, run_script
 from pyscripts.kaldi.audio import read_audio, write_sphere, write_wav
 from pyscripts.kaldi.datadir import read_list_table, read_table, validate_data_dir
 from pyscripts.errors import DataError
-from pyscripts.corpora.timit import prepare, read_phone_map
+from pyscripts.asr.phones import read_phone_map
+from pyscripts.corpora.timit import prepare
 
 PHONE_MAP = RECIPE / "conf/phones.60-48-39.map"
 TO48, TO39 = read_phone_map(PHONE_MAP)

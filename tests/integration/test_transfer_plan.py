@@ -1,5 +1,6 @@
 """The transfer sweeps (pyscripts/transfer/plan.py, local/transfer_train_job.sh): the planned jobs, and
 what each planned job does to the weights when the training stage runs it."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,9 @@ from pyscripts.errors import DataError
 from pyscripts.nnet import train as nnet_train
 from pyscripts.transfer import plan
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FOLDS = [f"fold{k}" for k in range(1, 9)]
-# A narrow ConvNet (the seed's layers, fewer channels) trained for one short epoch.
+# A narrow ConvNet (the paper's layers, fewer channels) trained for one short epoch.
 TINY = ["model.conv1_channels=4", "model.conv2_channels=8", "model.fc_dim=16", "training.max_epochs=1",
         "training.batch_size=32", "training.amp=false", "training.channels_last=false"]
 
@@ -187,3 +188,9 @@ def test_a_subset_of_layers_and_folds():
         plan.plan_direction("asr2ser", plan.Setup(layers="6"), FOLDS)
     with pytest.raises(DataError, match="fold1"):  # the default SER source fold is not planned
         plan.plan_direction("ser2asr", setup, ["fold2"])
+
+
+def test_the_job_scripts_read_the_fields_in_the_plans_order():
+    """local/transfer_job.sh names the fields of a jobs line; they must be plan.JOB_FIELDS, in order."""
+    shell = re.search(r"JOB_FIELDS=\(([^)]*)\)", (REPO / "local/transfer_job.sh").read_text())
+    assert shell and shell.group(1).split() == list(plan.JOB_FIELDS)

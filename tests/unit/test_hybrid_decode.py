@@ -1,4 +1,4 @@
-"""Hybrid decoding (issue 5): priors, the transition-id expansion, decoding a synthetic log-likelihood
+"""Hybrid decoding: priors, the transition-id expansion, decoding a synthetic log-likelihood
 matrix through a small HCLG, Kaldi lattice archives and the LM-weight sweep, and the same PER from
 the ark written for Kaldi as from the in-memory matrices (also through steps/decode_hybrid.sh)."""
 import gzip
@@ -14,17 +14,17 @@ import pytest
 import kaldi_hmm_gmm  # noqa: F401  (before kaldifst)
 import kaldifst
 
-from pyscripts.asr.decode import (DECODERS, GraphDecoder, best_path_words, decode_ark, expand_to_tids,
+from pyscripts.asr.decode import (DECODERS, DecoderOptions, GraphDecoder, best_path_words, decode_ark, expand_to_tids,
                               lattice_from_bytes, lattice_to_bytes, load_tid2pdf, read_lattice_ark,
                               sweep_best_paths, sweep_lattice, write_lattice_entry)
 from pyscripts.errors import DataError
-from pyscripts.asr.hybrid import (compute_fer, frame_errors, log_priors_from_counts, pseudo_loglikes,
-                              write_kaldi_vector)
+from pyscripts.asr.hybrid import compute_fer, frame_errors, log_priors_from_counts, pseudo_loglikes
 from pyscripts.kaldi.model import load_transition_model
-from pyscripts.asr.lang import read_symbols
-from pyscripts.asr.scoring import per, read_map39, read_tra
+from pyscripts.asr.phones import read_map39
+from pyscripts.asr.scoring import per, read_tra
+from pyscripts.kaldi.tables import read_symbols, write_kaldi_vector
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import RECIPE, run_script  # noqa: E402
 from gmm_fixtures import PHONES, make_lang  # noqa: E402
 
@@ -121,8 +121,7 @@ def test_expansion_maps_column_tid_minus_one_to_pdf_of_tid(graph):
 def test_decode_spells_the_phone_sequence(graph, decoder):
     seq = ["sil", "aa", "b", "iy", "k", "s", "aa", "sil"]
     ll, _ = synthetic_loglikes(graph, seq, np.random.RandomState(0), noise=1.0)
-    dec = GraphDecoder(graph["graph"] / "HCLG.fst", load_tid2pdf(graph["mdl"]), decoder=decoder,
-                       trans_mdl=graph["mdl"])
+    dec = GraphDecoder(graph["graph"] / "HCLG.fst", load_tid2pdf(graph["mdl"]), DecoderOptions(decoder=decoder))
     result = dec.decode(ll)
     assert [graph["id2word"][w] for w in result.words] == seq
     assert result.reached_final
@@ -134,14 +133,14 @@ def test_acoustic_scale_trades_acoustics_against_the_lm(graph):
     # at a low one, where the LM cost of one more phone outweighs the acoustic evidence.
     ll, _ = synthetic_loglikes(graph, ["sil", "aa", "b", "sil"], None, frames_per_state=1, floor=-1.0)
     tid2pdf = load_tid2pdf(graph["mdl"])
-    high = GraphDecoder(graph["graph"] / "HCLG.fst", tid2pdf, acoustic_scale=1.0).decode(ll)
-    low = GraphDecoder(graph["graph"] / "HCLG.fst", tid2pdf, acoustic_scale=0.05).decode(ll)
+    high = GraphDecoder(graph["graph"] / "HCLG.fst", tid2pdf, DecoderOptions(acoustic_scale=1.0)).decode(ll)
+    low = GraphDecoder(graph["graph"] / "HCLG.fst", tid2pdf, DecoderOptions(acoustic_scale=0.05)).decode(ll)
     assert len(high.words) == 4 and len(low.words) < 4
 
 
 def test_lattice_archive_and_sweep(graph, tmp_path):
     rng = np.random.RandomState(1)
-    dec = GraphDecoder(graph["graph"] / "HCLG.fst", load_tid2pdf(graph["mdl"]), acoustic_scale=0.1)
+    dec = GraphDecoder(graph["graph"] / "HCLG.fst", load_tid2pdf(graph["mdl"]), DecoderOptions(acoustic_scale=0.1))
     seqs = {"s1_a": ["sil", "k", "aa", "s", "sil"], "s1_b": ["sil", "iy", "b", "sil"]}
     best = {}
     with open(tmp_path / "lat.1", "wb") as f:
@@ -167,7 +166,7 @@ def test_sweep_equals_openfst_shortest_path(graph, tmp_path):
     """The vectorised DP gives OpenFst's best path at every LM weight (no penalty), on noisy
     lattices with many competing paths."""
     rng = np.random.RandomState(3)
-    dec = GraphDecoder(graph["graph"] / "HCLG.fst", load_tid2pdf(graph["mdl"]), acoustic_scale=0.1)
+    dec = GraphDecoder(graph["graph"] / "HCLG.fst", load_tid2pdf(graph["mdl"]), DecoderOptions(acoustic_scale=0.1))
     lmwts = [1, 2, 3, 5, 8, 13, 20]
     for _ in range(3):
         seq = ["sil"] + list(rng.choice(PHONES[1:], 6)) + ["sil"]
@@ -213,7 +212,7 @@ def test_same_per_from_ark_and_from_memory(graph, noisy_set, tmp_path):
         for utt in sorted(mats):
             w(utt, mats[utt])
     decode_ark(graph["graph"] / "HCLG.fst", graph["mdl"], decode_dir / "loglikes.1.ark", decode_dir, 1,
-               graph["graph"] / "words.txt")
+               words_txt=graph["graph"] / "words.txt")
     from_ark = read_tra(decode_dir / "hyp.1")
     assert from_ark == in_memory
     fold = {u: [map39[p] for p in s] for u, s in text.items()}

@@ -72,7 +72,7 @@ def test_random_like_redraws_the_training_initialisation():
 
     from pyscripts.nnet import train as nnet_train
     from pyscripts.transfer.cka import random_like
-    cfg = nnet_train.load_config(Path(__file__).resolve().parents[1] / "conf/convnet_asr.yaml",
+    cfg = nnet_train.load_config(Path(__file__).resolve().parents[2] / "conf/convnet_asr.yaml",
                                  ["model.conv1_channels=4", "model.conv2_channels=6", "model.fc_dim=16"])
     torch.manual_seed(777)
     start = nnet_train.build_model(9, 40, cfg["model"])

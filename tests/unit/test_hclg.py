@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from gmm_fixtures import PHONES, make_lang
-from pyscripts.asr.decode import GraphDecoder
+from pyscripts.asr.decode import DecoderOptions, GraphDecoder
 from pyscripts.gmm.mkgraph import make_hclg
 from pyscripts.gmm.model import init_mono, save_model, save_tree
 from pyscripts.kaldi.model import load_transition_model
-from pyscripts.asr.lang import read_symbols
+from pyscripts.kaldi.tables import read_symbols
 from pyscripts.asr.lm import arpa_to_g_fst
 
 ACOUSTIC_SCALE = 0.1
@@ -62,7 +62,8 @@ def test_hclg_decodes_known_loglikes(graph, sequence):
     phones = read_symbols(lang / "phones.txt")
     id2word = {i: w for w, i in read_symbols(model / "graph/words.txt").items()}
     loglikes = synthetic_loglikes(tm, [phones[p] for p in sequence], [2, 4, 3], np.random.RandomState(0))
-    decoder = GraphDecoder(model / "graph/HCLG.fst", tm.id2pdf[1:], ACOUSTIC_SCALE, beam=16.0, decoder="faster")
+    decoder = GraphDecoder(model / "graph/HCLG.fst", tm.id2pdf[1:],
+                           DecoderOptions(ACOUSTIC_SCALE, beam=16.0, decoder="faster"))
     result = decoder.decode(loglikes)
     assert result.reached_final
     # Words of the graph are the phones themselves (the phone-level lexicon).

@@ -8,9 +8,10 @@ import kaldifst
 import pytest
 
 from pyscripts.errors import DataError
-from pyscripts.asr.lang import add_lex_disambig, make_phone_dict, prepare_lang, read_int_list, read_symbols
+from pyscripts.asr.lang import add_lex_disambig, make_phone_dict, prepare_lang, read_int_list
+from pyscripts.kaldi.tables import read_symbols
 
-RECIPE = Path(__file__).resolve().parent.parent
+RECIPE = Path(__file__).resolve().parents[2]
 PHONE_MAP = RECIPE / "conf/phones.60-48-39.map"
 
 
