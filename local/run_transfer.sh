@@ -24,7 +24,7 @@ asr_config=conf/convnet_asr.yaml # training YAML of ASR targets (ser2asr jobs an
 ser_config=conf/convnet_ser.yaml # training YAML of SER targets (asr2ser jobs and the SER baselines)
 overrides=                       # config overrides for every training, e.g. "training.max_epochs=5"
 timit_data=data/timit            # train/dev/test data dirs with fbank features
-asr_train_targets=exp/mono_ali_train/targets   # frame targets (targets.scp, num_targets) of TIMIT train,
+asr_train_targets=exp/mono_ali/targets         # frame targets (targets.scp, num_targets) of TIMIT train,
 asr_dev_targets=exp/mono_ali_dev/targets       # dev (early stopping, FER) and test (FER)
 asr_test_targets=exp/mono_ali_test/targets
 graph_dir=exp/mono/graph         # HCLG of the ASR decoding (its ../final.mdl maps transition-ids to pdfs)

@@ -159,9 +159,6 @@ def main():
     t.add_argument("--dev-text", help="Kaldi text file to report perplexity on")
     t.add_argument("train_text")
     t.add_argument("arpa")
-    p = sub.add_parser("ppl", help="perplexity of an ARPA LM on a Kaldi text file")
-    p.add_argument("arpa")
-    p.add_argument("text")
     g = sub.add_parser("arpa2fst", help="G.fst from an ARPA LM")
     g.add_argument("arpa")
     g.add_argument("words_txt")
@@ -175,9 +172,6 @@ def main():
                 ppl, lp, nw, noov, ns = perplexity(lm, transcripts(text))
                 log.info("%s perplexity %.3f (%s: %d sentences, %d phones, %d OOVs, log10 prob %.2f)",
                          name, ppl, text, ns, nw, noov, lp)
-    elif args.cmd == "ppl":
-        ppl, lp, nw, noov, ns = perplexity(read_arpa(args.arpa), transcripts(args.text))
-        print(f"{args.text}: {ns} sentences, {nw} words, {noov} OOVs, logprob= {lp:.4f} ppl= {ppl:.4f}")
     else:
         arpa_to_g_fst(args.arpa, args.words_txt, args.g_fst)
 

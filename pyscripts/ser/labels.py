@@ -332,10 +332,6 @@ def main():
     t.add_argument("targets_dir")
     s = sub.add_parser("summary", help="class frame counts and sil share of a targets dir")
     s.add_argument("targets_dir")
-    b = sub.add_parser("subset", help="targets of a data dir's utterances only")
-    b.add_argument("targets_dir")
-    b.add_argument("data_dir")
-    b.add_argument("out_dir")
     f = sub.add_parser("subset-folds", help="targets of every fold's train/valid/test data dirs")
     f.add_argument("targets_dir", help="targets of the full data dir, e.g. exp/ser/targets/all")
     f.add_argument("folds_data_dir", help="FOLDS_DATA_DIR/plan and fold<k>/{train,valid,test}")
@@ -350,9 +346,6 @@ def main():
             Path(args.summary).write_text("".join(f"{k}={v}\n" for k, v in summary.items()))
     elif args.cmd == "meta":
         write_targets_meta(args.targets_dir)
-    elif args.cmd == "subset":
-        n = subset_targets(args.targets_dir, args.data_dir, args.out_dir)
-        log.info("%s: targets of %d utterances of %s", args.out_dir, n, args.data_dir)
     elif args.cmd == "subset-folds":
         folds = Path(args.folds_data_dir)
         for fold in read_table(folds / "plan"):

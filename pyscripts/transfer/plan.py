@@ -65,7 +65,7 @@ class Setup:
     exp_root: str = "exp/transfer"
     asr_train_data: str = "data/timit/train"
     asr_dev_data: str = "data/timit/dev"
-    asr_train_targets: str = "exp/mono_ali_train/targets"   # targets dirs (steps/ali_to_targets.sh)
+    asr_train_targets: str = "exp/mono_ali/targets"         # targets dirs (steps/ali_to_targets.sh)
     asr_dev_targets: str = "exp/mono_ali_dev/targets"
     ser_folds_dir: str = "data/iemocap/folds"     # fold<k>/{train,valid,test} and plan (pyscripts/ser/folds.py)
     ser_targets_dir: str = "exp/ser/targets"      # fold<k>/{train,valid,test}/targets.scp
