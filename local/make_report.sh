@@ -3,6 +3,7 @@
 # the first-layer filters (pyscripts/transfer/figures.py), linear CKA per layer between the ASR and SER
 # networks (pyscripts/transfer/cka.py), and OUT_DIR/README.md tying them together with the
 # configuration (pyscripts/transfer/report.py). Parts whose inputs are missing are left out and said so.
+# The tables and curves set the paper's numbers on the real corpora (--paper-results) beside the recipe's.
 set -euo pipefail
 
 exp_root=exp/transfer
@@ -12,6 +13,7 @@ ser_model=                  # default: EXP_ROOT/asr2ser/baseline/fold1/final.pt
 ser_model2=                 # same-task CKA reference; default: EXP_ROOT/asr2ser/baseline/fold2/final.pt
 cka_data="data/timit/dev data/iemocap/folds/fold1/valid"   # frames both networks see (none trained on them)
 cka_frames_per_set=1000
+paper_results=conf/paper_results.tsv   # the paper's numbers on the real TIMIT and IEMOCAP; '' for none
 
 help_message="Usage: $0 [options] OUT_DIR
   e.g. $0 exp/report
@@ -20,7 +22,8 @@ Options (defaults in brackets):
   --ser-folds-dir DIR         the SER fold plan [$ser_folds_dir]
   --asr-model M / --ser-model M / --ser-model2 M   networks for the filters and CKA [the baselines]
   --cka-data 'DIR ...'        data dirs whose frames CKA compares on [$cka_data]
-  --cka-frames-per-set N      frames drawn from each [$cka_frames_per_set]"
+  --cka-frames-per-set N      frames drawn from each [$cka_frames_per_set]
+  --paper-results FILE        the paper's numbers, set beside the recipe's; '' for none [$paper_results]"
 
 . ./path.sh
 . utils/parse_options.sh
@@ -31,8 +34,9 @@ ser_model=${ser_model:-$exp_root/asr2ser/baseline/fold1/final.pt}
 ser_model2=${ser_model2:-$exp_root/asr2ser/baseline/fold2/final.pt}
 mkdir -p "$out"
 
-python3 -m pyscripts.transfer.tables --exp-root "$exp_root" --ser-folds-dir "$ser_folds_dir" "$out"
-python3 -m pyscripts.transfer.figures transfer "$out/results.json" "$out"
+python3 -m pyscripts.transfer.tables --exp-root "$exp_root" --ser-folds-dir "$ser_folds_dir" \
+  --paper-results "$paper_results" "$out"
+python3 -m pyscripts.transfer.figures transfer --paper-results "$paper_results" "$out/results.json" "$out"
 
 rm -f "$out/filters.png" "$out/cka.tsv" "$out/cka.png" "$out/cka.log"
 if [[ -f $asr_model && -f $ser_model ]]; then

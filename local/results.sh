@@ -2,6 +2,8 @@
 # The ASR results table: one row per model with FER and PER on dev and test (the paper's columns),
 # collected from <exp>/**/decode_{dev,test}/scoring (best_wer, wer_*, fer) and the real-time
 # factors from decode_*/rtf. Test PER is taken at the LM weight / insertion penalty chosen on dev.
+# A second table gives each FER and PER with its 95% bootstrap interval over utterances
+# (pyscripts/stats.py, from scoring/per_by_utt and fer_by_utt).
 set -euo pipefail
 
 dev=dev

@@ -12,7 +12,10 @@
 #   3. scoring/best_wer: the best setting (with --tune-dir: the setting chosen on that dev decode),
 #      and the same setting as key=value lines in scoring/best_setting (setting=LMWT_WIP, lmwt=,
 #      acwt=1/LMWT, wip=) for the stages that use it (local/hybrid_infer.sh); sclite reports (sum,
-#      pralign, dtl) of that setting, by sclite when on PATH, else built in.
+#      pralign, dtl) of that setting, by sclite when on PATH, else built in;
+#   4. scoring/per_by_utt (that setting's errors per utterance) and scoring/intervals.json: 95%
+#      bootstrap intervals of its PER and of the FER (scoring/fer_by_utt, when the FER was computed),
+#      pyscripts/stats.py.
 set -euo pipefail
 
 cmd=${decode_cmd:-run.pl}
@@ -48,7 +51,7 @@ esac
 
 sc=$dir/scoring
 mkdir -p "$sc/log"
-rm -f "$dir"/wer_* "$sc"/hyp_*.trn* "$sc/best_wer" "$sc/best_setting"
+rm -f "$dir"/wer_* "$sc"/hyp_*.trn* "$sc/best_wer" "$sc/best_setting" "$sc/per_by_utt" "$sc/intervals.json"
 
 if ls "$dir"/lat.*.gz >/dev/null 2>&1; then
   rm -f "$sc"/*.tra "$sc"/*.txt
@@ -100,3 +103,4 @@ else
 fi
 grep "Sum/Avg" "$sc/hyp_$best.trn.sys" || true
 cat "$sc/best_wer"
+python3 -m pyscripts.stats asr "$dir" 2>> "$sc/log/score.log" || { cat "$sc/log/score.log" >&2; exit 1; }

@@ -34,6 +34,7 @@ import numpy as np
 from pyscripts.errors import DataError, check_finite, cli_main
 from pyscripts.kaldi.features import FRAME_SHIFT
 from pyscripts.kaldi.tables import read_kaldi_vector, write_kaldi_vector
+from pyscripts.stats import FER_BY_UTT, write_by_utt
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,8 @@ def loglike_arks(decode_dir):
 
 def compute_fer(decode_dir, targets_dir):
     """FER of the network alone over the decode dir's utterances against a targets dir (pdf ids from
-    an alignment). Writes DECODE_DIR/scoring/fer; utterances without targets are counted, not hidden."""
+    an alignment). Writes DECODE_DIR/scoring/fer, and scoring/fer_by_utt (`utt frame_errors frames`,
+    for the confidence intervals of pyscripts/stats.py); utterances without targets are counted, not hidden."""
     decode_dir, targets_dir = Path(decode_dir), Path(targets_dir)
     log_priors = read_kaldi_vector(decode_dir / "log_priors")
     targets_scp = targets_dir / "targets.scp"
@@ -180,6 +182,7 @@ def compute_fer(decode_dir, targets_dir):
                         "(python3 -m pyscripts.asr.alignments to-targets ALI_DIR DATA_DIR TARGETS_DIR)")
     targets = kaldiio.load_scp(str(targets_scp))
     errors = frames = utts = missing = 0
+    by_utt = {}
     for ark in loglike_arks(decode_dir):
         for utt, loglikes in kaldiio.load_ark(str(ark)):
             if utt not in targets:
@@ -190,6 +193,7 @@ def compute_fer(decode_dir, targets_dir):
                                 f"{decode_dir}/log_priors has {len(log_priors)}")
             e, n = frame_errors(loglikes, log_priors, targets[utt], utt)
             errors, frames, utts = errors + e, frames + n, utts + 1
+            by_utt[utt] = (e, n)
     if utts == 0:
         raise DataError(f"{targets_scp}: none of the utterances of {decode_dir} has targets")
     if missing:
@@ -200,6 +204,7 @@ def compute_fer(decode_dir, targets_dir):
             f"targets ] {targets_dir}")
     (decode_dir / "scoring").mkdir(exist_ok=True)
     (decode_dir / "scoring" / "fer").write_text(line + "\n")
+    write_by_utt(decode_dir / "scoring" / FER_BY_UTT, by_utt, "FER per utterance: utt frame_errors frames")
     log.info("%s", line)
     return fer
 

@@ -17,8 +17,10 @@ as in sclite; with `-i rm` an utterance's speaker is its id up to the first '-' 
 
 Layout of a scored decode dir (Kaldi's): DECODE_DIR/wer_NAME per setting (NAME = LMWT_WIP, or LMWT),
 DECODE_DIR/scoring/{ref.trn, hyp_NAME.trn, best_wer}; the reports of the best setting next to its
-hyp_NAME.trn. Every reference needs a hypothesis and vice versa (a decode that lost an utterance
-writes an empty hypothesis, which counts as deletions); a mismatch is an error naming the utterance.
+hyp_NAME.trn; scoring/per_by_utt, the errors of each utterance at best_wer's setting (`best`), for the
+confidence intervals of pyscripts/stats.py. Every reference needs a hypothesis and vice versa (a
+decode that lost an utterance writes an empty hypothesis, which counts as deletions); a mismatch is an
+error naming the utterance.
 
 Command line:
   python3 -m pyscripts.asr.scoring score-dir --phone-map MAP --ref TEXT [--words words.txt] DECODE_DIR
@@ -40,6 +42,7 @@ from pyscripts.asr.phones import read_map39
 from pyscripts.kaldi.datadir import read_list_table
 from pyscripts.kaldi.tables import c_sorted, read_id2symbol
 from pyscripts.errors import DataError, cli_main
+from pyscripts import stats
 
 log = logging.getLogger(__name__)
 
@@ -448,7 +451,31 @@ def write_best(decode_dir, tune_dir=None):
     (decode_dir / "scoring").mkdir(exist_ok=True)
     (decode_dir / "scoring" / "best_wer").write_text(
         f"{path.read_text().splitlines()[0]} {path}\nlmwt={lmwt} acwt={acwt} wip={wip} ({source})\n")
+    write_per_by_utt(decode_dir, setting)
     return setting, rate
+
+
+def per_utt_counts(decode_dir, setting):
+    """{utt: (errors, ref phones, sub, del, ins)} of one scored setting, from scoring/ref.trn and
+    scoring/hyp_SETTING.trn."""
+    sc = Path(decode_dir) / "scoring"
+    alignments = align_all(read_trn(sc / "ref.trn"), read_trn(sc / f"hyp_{setting}.trn"))
+    counts = {utt: count_ops(ops) for utt, ops in alignments.items()}
+    return {utt: (c.errors, c.ref, c.sub, c.dele, c.ins) for utt, c in counts.items()}
+
+
+def write_per_by_utt(decode_dir, setting):
+    """DECODE_DIR/scoring/per_by_utt: the per-utterance errors of the best_wer setting, for the
+    confidence intervals and paired tests (pyscripts/stats.py). Left out (and a stale one removed) when
+    the setting's trn files are not there."""
+    sc = Path(decode_dir) / "scoring"
+    (sc / stats.PER_BY_UTT).unlink(missing_ok=True)
+    if not ((sc / "ref.trn").is_file() and (sc / f"hyp_{setting}.trn").is_file()):
+        return None
+    rows = per_utt_counts(decode_dir, setting)
+    stats.write_by_utt(sc / stats.PER_BY_UTT, rows,
+                       f"PER per utterance at setting {setting}: utt errors ref_phones sub del ins")
+    return rows
 
 
 # -- results table --------------------------------------------------------------------------------
@@ -507,6 +534,50 @@ def find_model_dirs(exp_roots):
     return sorted(dirs, key=lambda p: str(p))
 
 
+def model_intervals(row, dev="dev", test="test"):
+    """{column: Interval or None}: the bootstrap intervals (pyscripts/stats.py) of a results row's FER
+    and PER, PER at the row's setting; None where the per-utterance results are not there."""
+    out = {}
+    for name in (dev, test):
+        decode_dir = Path(row["model"]) / f"decode_{name}"
+        for metric in ("FER", "PER"):
+            column, setting = f"{metric} {name}", None
+            if metric == "PER" and not (name == test and row["test_own_best"]):
+                setting = row["setting"]
+            out[column] = None
+            if row[column] is None:
+                continue
+            try:
+                utts = stats.asr_utts(decode_dir, metric, setting)
+            except DataError:
+                continue
+            out[column] = stats.ratio_interval(utts.errors, utts.totals)
+    return out
+
+
+def interval_table(rows, dev="dev", test="test"):
+    """Markdown lines: the results table's FER and PER with their 95% intervals, `value [low, high]`."""
+    columns = [f"{m} {name}" for m in ("FER", "PER") for name in (dev, test)]
+    lines = [f"95% confidence intervals: percentile bootstrap over utterances ({stats.DEFAULT_RESAMPLES} resamples, "
+             f"seed {stats.DEFAULT_SEED}; pyscripts/stats.py); [–]: no per-utterance results (scoring/per_by_utt, "
+             "fer_by_utt).", "",
+             "| Model | " + " | ".join(f"{c[:4]}{c[4:].capitalize()} (95% CI)" for c in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for r in rows:
+        intervals = model_intervals(r, dev, test)
+        cells = []
+        for c in columns:
+            iv = intervals[c]
+            if r[c] is None:
+                cells.append("–")
+            elif iv is None or math.isnan(iv.low):
+                cells.append(f"{r[c]:.1f} [–]")
+            else:
+                cells.append(f"{r[c]:.1f} [{100 * iv.low:.1f}, {100 * iv.high:.1f}]")
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def results_markdown(exp_roots, dev="dev", test="test"):
     rows = [model_results(d, dev, test) for d in find_model_dirs(exp_roots)]
     if not rows:
@@ -524,7 +595,8 @@ def results_markdown(exp_roots, dev="dev", test="test"):
     lines += ["", "FER: frame error rate of the network alone (frame argmax against the alignment's pdfs); "
               "PER: phone error rate on the 39 folded phones, %.",
               f"PER {test.capitalize()} is scored at the LM weight / insertion penalty chosen on {dev} "
-              "(* : the set's own best, no dev scoring found).", "",
+              "(* : the set's own best, no dev scoring found).", ""]
+    lines += interval_table(rows, dev, test) + [
               f"| Model | LMWT_WIP (acwt) chosen on {dev} | forward RTF 1-thread / wall | "
               "decode RTF 1-thread / wall |", "|---|---|---|---|"]
     for r in rows:

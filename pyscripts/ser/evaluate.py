@@ -16,9 +16,13 @@ Metrics on a confusion matrix C (rows: reference emotion, columns: decision):
 A class absent from the reference of a set has no recall; UE averages over the classes present (and
 the log says so). Chance UE with 4 classes is 75%.
 
+The literature reports accuracy (acc = 1 - E) and unweighted accuracy (UA = 1 - UE).
+
 Per fold and set (Dev = the validation speakers, Test = the held-out speaker) `score` writes
-decisions, confusion.txt and metrics.json; `table` collects the folds into Markdown tables with the
-per-fold values and their mean, laid out like the paper's results (E Dev, E Test, UE Dev, UE Test).
+decisions, confusion.txt, metrics.json and intervals.json (95% bootstrap intervals of E and UE,
+utterances resampled within speakers, pyscripts/stats.py); `table` collects the folds into Markdown
+tables with the per-fold values and their mean, laid out like the paper's results (E Dev, E Test,
+UE Dev, UE Test), and the same with their intervals.
 `fold` does nothing for a fold whose metrics are newer than its final.pt and made with the same rule.
 """
 import argparse
@@ -29,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from pyscripts.kaldi.datadir import read_table, write_table
+from pyscripts import stats
 from pyscripts.errors import DataError, cli_main
 from pyscripts.ser.labels import CLASSES, EMOTIONS, SIL_ID
 
@@ -133,6 +138,9 @@ def score_set(model, data_dir, targets_dir, out_dir, rule="mean"):
                "data": str(data_dir), "confusion": cm.tolist(), "classes": list(EMOTIONS),
                "absent_classes": absent, "no_speech_utterances": len(fallbacks)}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    intervals = stats.write_ser_intervals(out_dir)
+    log.info("%s: 95%% intervals E [%.1f, %.1f]%% UE [%.1f, %.1f]%%", out_dir, 100 * intervals["E"]["low"],
+             100 * intervals["E"]["high"], 100 * intervals["UE"]["low"], 100 * intervals["UE"]["high"])
     log.info("%s on %s (%s rule): E %.2f%% UE %.2f%% over %d utterances", model, data_dir, rule,
              100 * e, 100 * ue, len(refs))
     return metrics
@@ -204,22 +212,70 @@ def _test_speaker(metrics):
         return "?"
 
 
+def fold_intervals(fold_dirs, per_fold, eval_name="eval"):
+    """{subset: stats.ser_intervals of the folds' sets} (the mean's interval resamples the folds
+    together), or None when a fold has no per-utterance decisions."""
+    out = {}
+    for subset, _ in SETS:
+        try:
+            sets = [stats.read_ser_set(Path(d) / eval_name / subset) for d in fold_dirs]
+        except DataError as err:
+            log.warning("no confidence intervals: %s", err)
+            return None
+        out[subset] = stats.ser_intervals(sets)
+        for (name, f), block in zip(per_fold.items(), out[subset]["sets"]):
+            for m in ("E", "UE"):
+                if abs(block[m].estimate - f[subset][m]) > 1e-9:
+                    log.warning("%s %s: %s of the decisions %.4f, of metrics.json %.4f; interval left out "
+                                "(score the fold again)", name, subset, m, block[m].estimate, f[subset][m])
+                    block[m] = stats.Interval(f[subset][m], float("nan"), float("nan"))
+    return out
+
+
+def interval_table(per_fold, intervals):
+    """Markdown: per fold and their mean, `value [low, high]` in % for E Dev, E Test, UE Dev, UE Test."""
+    def cells(blocks):
+        return " | ".join(blocks[s][m].cell() for m in ("E", "UE") for s, _ in SETS)
+    lines = ["| Fold (test speaker) | E Dev | E Test | UE Dev | UE Test |", "|---|---|---|---|---|"]
+    for k, (name, f) in enumerate(per_fold.items()):
+        lines.append(f"| {name} ({_test_speaker(f['test'])}) | "
+                     f"{cells({s: intervals[s]['sets'][k] for s, _ in SETS})} |")
+    lines.append(f"| mean of {len(per_fold)} | {cells({s: intervals[s]['mean'] for s, _ in SETS})} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_summary(fold_dirs, out_dir, label="Baseline", eval_name="eval"):
     per_fold, mean = collect(fold_dirs, eval_name)
     seed_style, folds = markdown_tables(per_fold, mean, label)
+    intervals = fold_intervals(fold_dirs, per_fold, eval_name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = (f"# SER results ({len(per_fold)} folds, decision rule: "
             f"{next(iter(per_fold.values()))['test']['rule']})\n\n"
-            f"E = 1 - accuracy, UE = 1 - mean per-class recall, in %; Dev = validation speakers, "
+            f"E = 1 - accuracy (acc), UE = 1 - unweighted accuracy (UA, the mean per-class recall), in %; "
+            f"the literature's acc = 100 - E, UA = 100 - UE. Dev = validation speakers, "
             f"Test = the fold's held-out speaker; means over folds.\n\n{seed_style}\n{folds}")
+    if intervals is None:
+        text += "\n95% confidence intervals: left out, a fold has no per-utterance decisions (score it again).\n"
+    else:
+        text += (f"\n95% confidence intervals, `value [low, high]`: percentile bootstrap with the utterances "
+                 f"resampled within speakers ({stats.DEFAULT_RESAMPLES} resamples, seed {stats.DEFAULT_SEED}; "
+                 f"the mean's interval resamples all folds together; pyscripts/stats.py).\n\n"
+                 f"{interval_table(per_fold, intervals)}")
     for subset, name in SETS:
         pooled = sum(np.array(f[subset]["confusion"]) for f in per_fold.values())
         text += f"\n{name} confusion matrix, summed over folds:\n\n```\n{format_confusion(pooled)}```\n"
     (out_dir / "results.md").write_text(text)
-    (out_dir / "results.json").write_text(json.dumps(
-        {"mean": mean, "folds": {k: {s: {m: v[s][m] for m in ("E", "UE", "utterances")} for s, _ in SETS}
-                                 for k, v in per_fold.items()}}, indent=1) + "\n")
+    summary = {"mean": mean, "folds": {k: {s: {m: v[s][m] for m in ("E", "UE", "utterances")} for s, _ in SETS}
+                                       for k, v in per_fold.items()}}
+    if intervals is not None:
+        summary["intervals"] = {
+            "method": "percentile bootstrap over utterances within speakers (pyscripts/stats.py)",
+            "level": stats.DEFAULT_LEVEL, "resamples": stats.DEFAULT_RESAMPLES, "seed": stats.DEFAULT_SEED,
+            "mean": {s: stats.ser_block(intervals[s]["mean"]) for s, _ in SETS},
+            "folds": {k: {s: stats.ser_block(intervals[s]["sets"][i]) for s, _ in SETS}
+                      for i, k in enumerate(per_fold)}}
+    (out_dir / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
     return text
 
 

@@ -1,9 +1,12 @@
 """Figures of the transfer report (PNG, matplotlib with the Agg backend: no display needed).
 
-  transfer RESULTS_JSON OUT_DIR   error vs number of constant layers, one PNG per direction (the paper's
+  transfer [--paper-results F] RESULTS_JSON OUT_DIR
+                                  error vs number of constant layers, one PNG per direction (the paper's
                                   "Transfer Learning Performance" figures): a curve per column of the
-                                  table over l = 0..5, the Baseline as a dashed line of the same colour,
-                                  error bars = standard deviation over folds
+                                  table over l = 0..5, the Baseline as a dotted line of the same colour,
+                                  error bars = standard deviation over folds; the paper's numbers on the
+                                  real corpora (F, default conf/paper_results.tsv; '' for none) dashed in
+                                  the same colour, their Baseline dash-dotted
   filters --asr-model A --ser-model S OUT_PNG
                                   the 64 first-layer 5x4 filters of each network side by side (the
                                   paper's "Learned Features"); time runs left to right, frequency
@@ -19,23 +22,49 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pyscripts.errors import DataError, cli_main  # noqa: E402
 from pyscripts.transfer.cka import read_cka_table  # noqa: E402
 from pyscripts.transfer.plan import BASELINE, CONSTANT_LAYERS  # noqa: E402
-from pyscripts.transfer.tables import COLUMNS, TITLES, column_name  # noqa: E402
+from pyscripts.transfer.tables import (  # noqa: E402
+    COLUMNS,
+    PAPER_RESULTS,
+    TITLES,
+    column_name,
+    read_paper_results,
+)
 
 log = logging.getLogger(__name__)
+TARGET_CORPUS = {"ser2asr": "TIMIT", "asr2ser": "IEMOCAP"}
 CKA_LABELS = {"asr_ser": "ASR vs SER", "asr_init": "ASR vs its untrained start",
               "asr_random": "ASR vs another untrained network", "ser_ser": "SER vs SER (another fold)"}
 
 
-def plot_transfer(direction, results, out_png):
-    """results: the direction's part of tables.py's results.json. Returns the number of curves drawn."""
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+def paper_curves(direction, paper):
+    """{column name: ([l], [error]) over the rows l5..l0 the paper gives, baseline or None} from the
+    direction's part of read_paper_results."""
+    curves = {}
+    for i, (metric, subset) in enumerate(COLUMNS[direction]):
+        points = [(l, paper[f"l{l}"][i]) for l in sorted(CONSTANT_LAYERS)
+                  if f"l{l}" in paper and paper[f"l{l}"][i] is not None]
+        base = paper[BASELINE][i] if BASELINE in paper else None
+        if points or base is not None:
+            curves[column_name(metric, subset)] = ([l for l, _ in points], [v for _, v in points], base)
+    return curves
+
+
+def plot_transfer(direction, results, out_png, paper=None):
+    """results: the direction's part of tables.py's results.json; paper: the direction's part of
+    read_paper_results (the paper's numbers on the real corpora), drawn dashed so that they are not
+    taken for the recipe's. Returns (recipe curves drawn, paper curves drawn)."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
     layers = sorted(CONSTANT_LAYERS)
     drawn = 0
+    any_base = False
+    curves = paper_curves(direction, paper or {})
+    handles = []
     for i, (metric, subset) in enumerate(COLUMNS[direction]):
         name = column_name(metric, subset)
         colour = f"C{i}"
@@ -44,24 +73,40 @@ def plot_transfer(direction, results, out_png):
             x = [l for l, _ in points]
             y = [c["mean"] for _, c in points]
             err = [c["sd"] or 0.0 for _, c in points]
-            ax.errorbar(x, y, yerr=err, marker="o", color=colour, capsize=3, label=name)
+            ax.errorbar(x, y, yerr=err, marker="o", color=colour, capsize=3)
             drawn += 1
         base = results[BASELINE][name]
         if base["n"] > 0:
-            ax.axhline(base["mean"], color=colour, linestyle="--", linewidth=1, label=f"{name} baseline")
+            ax.axhline(base["mean"], color=colour, linestyle=":", linewidth=1.2)
+            any_base = True
+        if name in curves:
+            x, y, paper_base = curves[name]
+            if x:
+                ax.plot(x, y, linestyle="--", marker="x", color=colour, linewidth=1, alpha=0.8)
+            if paper_base is not None:
+                ax.axhline(paper_base, color=colour, linestyle="-.", linewidth=0.8, alpha=0.6)
+        if points or base["n"] > 0 or name in curves:
+            handles.append(Line2D([], [], color=colour, marker="o", label=f"{name} (recipe)"))
+    if any_base:
+        handles.append(Line2D([], [], color="grey", linestyle=":", label="recipe Baseline"))
+    if curves:
+        corpus = TARGET_CORPUS[direction]
+        handles += [Line2D([], [], color="grey", linestyle="--", marker="x",
+                           label=f"paper's numbers, real {corpus} (not this recipe)"),
+                    Line2D([], [], color="grey", linestyle="-.", label=f"paper's Baseline, real {corpus}")]
     ax.set_xlabel("No. constant layers (l)")
     ax.set_ylabel("error (%)")
     ax.set_xticks(layers)
     ax.set_title(TITLES[direction], fontsize=10)
     ax.grid(alpha=0.3)
-    if drawn or any(results[BASELINE][column_name(m, s)]["n"] for m, s in COLUMNS[direction]):
-        ax.legend(fontsize=7, ncol=2)
-    else:
+    if not drawn and not any_base:
         ax.text(0.5, 0.5, "no finished run yet", ha="center", va="center", transform=ax.transAxes)
+    if handles:
+        ax.legend(handles=handles, fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
-    return drawn
+    return drawn, len(curves)
 
 
 def _filter_grid(weights, columns=8, pad=1):
@@ -119,6 +164,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("transfer")
+    t.add_argument("--paper-results", default=str(PAPER_RESULTS),
+                   help="the paper's numbers on the real corpora (tables.py's format); '' for none [%(default)s]")
     t.add_argument("results_json")
     t.add_argument("out_dir")
     f = sub.add_parser("filters")
@@ -134,10 +181,11 @@ def main(argv=None):
         if not path.is_file():
             raise DataError(f"{path} not found: run python3 -m pyscripts.transfer.tables first")
         results = json.loads(path.read_text())
+        paper = read_paper_results(args.paper_results) if args.paper_results else {}
         Path(args.out_dir).mkdir(parents=True, exist_ok=True)
         for direction in results:
             out = Path(args.out_dir) / f"transfer_{direction}.png"
-            plot_transfer(direction, results[direction], out)
+            plot_transfer(direction, results[direction], out, paper.get(direction))
             log.info("wrote %s", out)
     elif args.cmd == "filters":
         from pyscripts.nnet.model import load_package

@@ -118,8 +118,10 @@ def write_report(out_dir, setup, asr_model=None, ser_model=None):
     tables = out_dir / "tables.md"
     parts.append("## Results\n\n" + (tables.read_text() if tables.is_file() else "No tables (run tables first).\n"))
     figs = [f"![{TITLES[d]}](transfer_{d}.png)" for d in DIRECTIONS if (out_dir / f"transfer_{d}.png").is_file()]
-    parts.append("## Transfer learning performance\n\nError vs number of constant layers l; dashed: the "
-                 "Baseline of the same column; error bars: standard deviation over folds.\n\n"
+    parts.append("## Transfer learning performance\n\nError vs number of constant layers l; dotted: the "
+                 "Baseline of the same column; error bars: standard deviation over folds. Dashed (x) and "
+                 "dash-dotted: the paper's numbers and Baseline on the real TIMIT and IEMOCAP, for "
+                 "comparison, not runs of this recipe.\n\n"
                  + ("\n".join(figs) if figs else "No figures.") + "\n")
     parts.append("## Learned features\n\nThe 64 first-layer filters (5 frames x 4 mel bins; time left to "
                  "right, frequency upwards, each scaled to its own peak) of the ASR and SER baselines.\n\n"

@@ -4,9 +4,11 @@ SER -> ASR: rows Baseline, 5..0 under "No. Constant Layers (l)"; columns FER Dev
 PER Test (TIMIT, %). ASR -> SER: the same rows; columns E Dev, E Test, UE Dev, UE Test (IEMOCAP, %,
 over the folds). A cell is the mean over the runs behind it, with the spread across folds and the
 number of runs: "41.2 ± 2.1 (8)" (sample standard deviation), "23.4 (1)" for a single run, "–" when
-no run has finished. A last column holds the paper's numbers for comparison, read from a file given
-with --paper-results (lines `DIRECTION ROW v1 v2 v3 v4`, ROW baseline or l5..l0, values in the
-column order, `n/a` allowed); without it the column reads n/a.
+no run has finished. Two last columns set the paper's numbers beside them, labelled "real corpora"
+since they are the paper's on the real TIMIT and IEMOCAP, and the recipe's mean minus the paper's (in
+points). They are read from --paper-results, by default conf/paper_results.tsv (lines `DIRECTION ROW
+v1 v2 v3 v4`, ROW baseline or l5..l0, values in the column order, `n/a` allowed, `#` comments); with
+`--paper-results ''` both columns read n/a.
 
 Where the numbers come from:
   ser2asr  EXP/decode_{dev,test}/scoring/best_wer (PER, at the acoustic scale chosen on dev) and the
@@ -37,6 +39,9 @@ TITLES = {"ser2asr": "SER -> ASR (target: TIMIT phone recognition)",
           "asr2ser": "ASR -> SER (target: IEMOCAP emotion recognition)"}
 ROW_HEADER = "No. Constant Layers (l)"
 MISSING = "–"
+# The paper's numbers shipped with the recipe (found from the code, so any working directory will do).
+PAPER_RESULTS = Path(__file__).resolve().parents[2] / "conf" / "paper_results.tsv"
+PAPER_LABEL = "Paper (real corpora)"
 
 
 def column_name(metric, subset):
@@ -109,27 +114,52 @@ def format_cell(values):
 
 
 def format_paper(values):
+    """The paper's values of a row with the paper's two decimals, as printed there."""
     if not values:
         return "n/a"
-    return " / ".join("n/a" if v is None else f"{v:.1f}" for v in values)
+    return " / ".join("n/a" if v is None else f"{v:.2f}" for v in values)
+
+
+def minus_paper(values, paper_value):
+    """The recipe's mean minus the paper's value in points, None when either is missing."""
+    mean, _, n = summarise(values)
+    return None if n == 0 or paper_value is None else mean - paper_value
+
+
+def format_difference(row_values, paper_values):
+    """The signed differences of a row's columns ("+1.2 / -3.4 / – / –"), n/a without the paper's."""
+    if not paper_values:
+        return "n/a"
+    diffs = [minus_paper(v, p) for v, p in zip(row_values, paper_values)]
+    if all(d is None for d in diffs):
+        return MISSING
+    return " / ".join(MISSING if d is None else f"{d:+.1f}" for d in diffs)
 
 
 def render_table(direction, cells, paper=None):
-    """The paper's table layout as Markdown, plus the paper's numbers in a last column."""
+    """The paper's table layout as Markdown, plus the paper's numbers on the real corpora and the
+    recipe's difference to them in two last columns."""
     columns = COLUMNS[direction]
     names = [column_name(m, s) for m, s in columns]
-    header = [ROW_HEADER] + names + [f"Paper ({' / '.join(names)})"]
+    header = [ROW_HEADER] + names + [f"{PAPER_LABEL}: {' / '.join(names)}", "Recipe − paper (points)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in ROWS:
-        values = [format_cell(cells.get(row, {}).get(col, [])) for col in columns]
-        lines.append("| " + " | ".join([row_label(row)] + values + [format_paper((paper or {}).get(row))]) + " |")
+        row_values = [cells.get(row, {}).get(col, []) for col in columns]
+        paper_values = (paper or {}).get(row)
+        lines.append("| " + " | ".join([row_label(row)] + [format_cell(v) for v in row_values]
+                                       + [format_paper(paper_values), format_difference(row_values, paper_values)])
+                     + " |")
     return "\n".join(lines) + "\n"
 
 
 def read_paper_results(path):
     """{direction: {row: [4 values or None]}} from a paper-results file (see the module doc)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} not found: give the paper's numbers with --paper-results FILE "
+                        f"(the recipe ships {PAPER_RESULTS}), or --paper-results '' for none")
     paper = {d: {} for d in DIRECTIONS}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -137,6 +167,8 @@ def read_paper_results(path):
         if len(fields) != 6 or fields[0] not in DIRECTIONS or fields[1] not in ROWS:
             raise DataError(f"{path}:{number}: expected 'DIRECTION ROW v1 v2 v3 v4' with DIRECTION in "
                             f"{DIRECTIONS} and ROW in {ROWS}, got {line!r}")
+        if fields[1] in paper[fields[0]]:
+            raise DataError(f"{path}:{number}: a second line for {fields[0]} {fields[1]}; keep one")
         try:
             paper[fields[0]][fields[1]] = [None if v == "n/a" else float(v) for v in fields[2:]]
         except ValueError:
@@ -144,15 +176,21 @@ def read_paper_results(path):
     return paper
 
 
-def tables_markdown(all_cells, paper, folds_note):
+def tables_markdown(all_cells, paper, folds_note, paper_source=None):
     parts = []
     for direction in DIRECTIONS:
         table = render_table(direction, all_cells[direction], paper.get(direction))
         parts.append(f"### {TITLES[direction]}\n\n{table}")
-    paper_note = ("the paper's numbers, where given in the paper-results file" if any(paper.values())
-                  else "the paper's numbers: n/a (not available to this recipe)")
+    if any(paper.values()):
+        paper_note = (f"the paper's numbers (Fayek et al. 2016) on the **real TIMIT and IEMOCAP**, not this "
+                      f"recipe's runs (from `{paper_source or 'the paper-results file'}`; E and UE without a "
+                      f"spread over folds, which the paper does not give), then the recipe's mean minus the "
+                      f"paper's, in points; {MISSING}: no recipe run to compare. The differences say how "
+                      f"close the reproduction comes only when the recipe ran on the real corpora")
+    else:
+        paper_note = "the paper's numbers and the difference to them: n/a (no paper-results file given)"
     legend = (f"Error rates in %. A cell: mean over runs ± sample standard deviation (number of runs); "
-              f"{MISSING}: no finished run. {folds_note} Last column: {paper_note}.\n")
+              f"{MISSING}: no finished run. {folds_note} Last two columns: {paper_note}.\n")
     return legend + "\n" + "\n".join(parts)
 
 
@@ -169,12 +207,20 @@ def results_json(all_cells):
     return out
 
 
+def _shown_path(path):
+    """The path relative to the recipe dir when it lies inside it (conf/paper_results.tsv)."""
+    path = Path(path).resolve()
+    root = PAPER_RESULTS.parents[1]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 @cli_main
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp-root", default=Setup.exp_root)
     parser.add_argument("--ser-folds-dir", default=Setup.ser_folds_dir)
-    parser.add_argument("--paper-results", help="the paper's numbers (see the module doc); default: n/a")
+    parser.add_argument("--paper-results", default=str(PAPER_RESULTS),
+                        help="the paper's numbers (see the module doc); '' for none [%(default)s]")
     parser.add_argument("out_dir")
     args = parser.parse_args(argv)
     folds = read_folds(args.ser_folds_dir)
@@ -182,11 +228,12 @@ def main(argv=None):
     setup = Setup(exp_root=args.exp_root, ser_folds_dir=args.ser_folds_dir, ser_source_fold=folds[0])
     all_cells = {d: collect(d, plan_direction(d, setup, folds)) for d in DIRECTIONS}
     paper = read_paper_results(args.paper_results) if args.paper_results else {}
+    paper_source = _shown_path(args.paper_results) if args.paper_results else None
     folds_note = (f"SER -> ASR: one run per row; ASR -> SER: one run per fold ({len(folds)} folds), "
                   f"Dev = validation speakers, Test = each fold's held-out speaker.")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tables.md").write_text(tables_markdown(all_cells, paper, folds_note))
+    (out / "tables.md").write_text(tables_markdown(all_cells, paper, folds_note, paper_source))
     (out / "results.json").write_text(json.dumps(results_json(all_cells), indent=1) + "\n")
     print((out / "tables.md").read_text(), end="")
 

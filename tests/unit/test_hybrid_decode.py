@@ -2,6 +2,7 @@
 matrix through a small HCLG, Kaldi lattice archives and the LM-weight sweep, and the same PER from
 the ark written for Kaldi as from the in-memory matrices (also through steps/decode_hybrid.sh)."""
 import gzip
+import json
 import math
 import struct
 import sys
@@ -23,6 +24,7 @@ from pyscripts.kaldi.model import load_transition_model
 from pyscripts.asr.phones import read_map39
 from pyscripts.asr.scoring import per, read_tra
 from pyscripts.kaldi.tables import read_symbols, write_kaldi_vector
+from pyscripts.stats import read_by_utt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import RECIPE, run_script  # noqa: E402
@@ -257,6 +259,10 @@ def test_decode_script_end_to_end(graph, noisy_set, recipe_dir):
     expected = per({u: [map39[p] for p in s] for u, s in text.items()}, hyps)
     assert (decode_dir / "wer_10_0.0").read_text().splitlines()[0] == expected.kaldi_line()
     assert (decode_dir / "scoring/fer").read_text().startswith("%FER ")
+    intervals = json.loads((decode_dir / "scoring/intervals.json").read_text())   # local/score.sh's step 4
+    assert intervals["PER"]["low"] <= intervals["PER"]["estimate"] <= intervals["PER"]["high"]
+    assert {"FER", "PER"} <= set(intervals)
+    assert f"setting={intervals['PER']['setting']}\n" in (decode_dir / "scoring/best_setting").read_text()
     sys_file = next((decode_dir / "scoring").glob("hyp_*.trn.sys"))
     assert "Sum/Avg" in sys_file.read_text()
     assert "decode:" in (decode_dir / "rtf").read_text()
@@ -283,6 +289,8 @@ def test_fer_against_targets(graph, noisy_set, tmp_path):
     fer = compute_fer(d, tdir)
     assert fer == pytest.approx(100.0 * errors / frames)
     assert "1 without targets" in (d / "scoring/fer").read_text()
+    by_utt = read_by_utt(d / "scoring/fer_by_utt")
+    assert (by_utt.errors.sum(), by_utt.totals.sum(), len(by_utt.utts)) == (errors, frames, len(mats) - 1)
 
 
 def test_forward_stage_subtracts_the_priors(graph, noisy_set, recipe_dir):

@@ -7,17 +7,38 @@ from pyscripts.errors import DataError
 from pyscripts.transfer import tables
 from pyscripts.transfer.plan import Setup, plan_direction
 
-EXPECTED_ASR2SER = """\
-| No. Constant Layers (l) | E Dev | E Test | UE Dev | UE Test | Paper (E Dev / E Test / UE Dev / UE Test) |
-|---|---|---|---|---|---|
-| Baseline | 40.0 ± 2.0 (3) | 50.0 (1) | 45.0 ± 7.1 (2) | – | n/a |
-| 5 | – | – | – | – | 1.0 / n/a / 3.5 / 4.0 |
-| 4 | – | – | – | – | n/a |
-| 3 | 33.3 (1) | – | – | – | n/a |
-| 2 | – | – | – | – | n/a |
-| 1 | – | – | – | – | n/a |
-| 0 | 10.0 ± 0.0 (2) | – | – | – | n/a |
+EXPECTED_ASR2SER = ("| No. Constant Layers (l) | E Dev | E Test | UE Dev | UE Test | "
+                    "Paper (real corpora): E Dev / E Test / UE Dev / UE Test | Recipe − paper (points) |\n") + """\
+|---|---|---|---|---|---|---|
+| Baseline | 40.0 ± 2.0 (3) | 50.0 (1) | 45.0 ± 7.1 (2) | – | 44.63 / 46.44 / 46.34 / 48.96 | -4.6 / +3.6 / -1.3 / – |
+| 5 | – | – | – | – | 1.00 / n/a / 3.50 / 4.00 | – |
+| 4 | – | – | – | – | n/a | n/a |
+| 3 | 33.3 (1) | – | – | – | n/a | n/a |
+| 2 | – | – | – | – | n/a | n/a |
+| 1 | – | – | – | – | n/a | n/a |
+| 0 | 10.0 ± 0.0 (2) | – | – | – | 45.26 / 46.97 / 46.60 / 48.95 | -35.3 / – / – / – |
 """
+
+# The paper's two tables (Fayek, Lech & Cavedon 2016, from the slides; error rates in %, on the real
+# TIMIT and IEMOCAP), written out here by hand: conf/paper_results.tsv must hold exactly these.
+PAPER_SER2ASR = {  # FER Dev, FER Test, PER Dev, PER Test
+    "baseline": [30.53, 31.61, 18.71, 20.18],
+    "l5": [71.09, 71.64, 61.15, 61.82],
+    "l4": [53.26, 53.92, 42.96, 44.13],
+    "l3": [40.29, 40.97, 28.81, 30.48],
+    "l2": [31.75, 32.87, 20.08, 21.85],
+    "l1": [30.83, 32.01, 18.99, 20.94],
+    "l0": [30.62, 31.65, 18.73, 20.57],
+}
+PAPER_ASR2SER = {  # E Dev, E Test, UE Dev, UE Test
+    "baseline": [44.63, 46.44, 46.34, 48.96],
+    "l5": [52.55, 59.20, 62.50, 64.03],
+    "l4": [51.94, 53.34, 56.21, 56.18],
+    "l3": [50.22, 52.01, 54.18, 54.37],
+    "l2": [47.39, 48.50, 47.72, 49.82],
+    "l1": [46.37, 48.36, 47.61, 50.57],
+    "l0": [45.26, 46.97, 46.60, 48.95],
+}
 
 
 def test_render_against_a_hand_written_table():
@@ -25,7 +46,7 @@ def test_render_against_a_hand_written_table():
                           ("UE", "dev"): [40.0, 50.0]},
              "l3": {("E", "dev"): [100 / 3]},
              "l0": {("E", "dev"): [10.0, 10.0]}}
-    paper = {"l5": [1.0, None, 3.5, 4.0]}
+    paper = {"baseline": PAPER_ASR2SER["baseline"], "l5": [1.0, None, 3.5, 4.0], "l0": PAPER_ASR2SER["l0"]}
     assert tables.render_table("asr2ser", cells, paper) == EXPECTED_ASR2SER
 
 
@@ -33,9 +54,11 @@ def test_ser2asr_header_and_rows():
     text = tables.render_table("ser2asr", {"l5": {("PER", "test"): [21.44]}})
     lines = text.splitlines()
     assert lines[0] == ("| No. Constant Layers (l) | FER Dev | FER Test | PER Dev | PER Test | "
-                        "Paper (FER Dev / FER Test / PER Dev / PER Test) |")
+                        "Paper (real corpora): FER Dev / FER Test / PER Dev / PER Test | Recipe − paper (points) |")
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| Baseline", "| 5", "| 4", "| 3", "| 2", "| 1", "| 0"]
-    assert lines[3] == "| 5 | – | – | – | 21.4 (1) | n/a |"
+    assert lines[3] == "| 5 | – | – | – | 21.4 (1) | n/a | n/a |"
+    text = tables.render_table("ser2asr", {"l5": {("PER", "test"): [21.44]}}, {"l5": PAPER_SER2ASR["l5"]})
+    assert text.splitlines()[3] == "| 5 | – | – | – | 21.4 (1) | 71.09 / 71.64 / 61.15 / 61.82 | – / – / – / -40.4 |"
 
 
 def test_collect_reads_scoring_and_fold_metrics(tmp_path):
@@ -70,10 +93,50 @@ def test_paper_results_file(tmp_path):
     path.write_text("# the paper's numbers\nser2asr baseline 30.1 31.2 n/a 22.0\n")
     paper = tables.read_paper_results(path)
     assert paper["ser2asr"]["baseline"] == [30.1, 31.2, None, 22.0]
-    assert tables.format_paper(paper["ser2asr"]["baseline"]) == "30.1 / 31.2 / n/a / 22.0"
+    assert tables.format_paper(paper["ser2asr"]["baseline"]) == "30.10 / 31.20 / n/a / 22.00"
+    assert paper["asr2ser"] == {}
     path.write_text("ser2asr l9 1 2 3 4\n")
     with pytest.raises(DataError, match="paper.txt:1"):
         tables.read_paper_results(path)
+    path.write_text("ser2asr\tl1\t1\t2\t3\t4\nser2asr\tl1\t1\t2\t3\t4\n")
+    with pytest.raises(DataError, match="paper.txt:2: a second line"):
+        tables.read_paper_results(path)
+    with pytest.raises(DataError, match="absent.tsv not found"):
+        tables.read_paper_results(tmp_path / "absent.tsv")
+
+
+def test_the_recipe_ships_the_papers_tables():
+    """conf/paper_results.tsv, the default source of the report, holds the paper's 28 rows and no other."""
+    paper = tables.read_paper_results(tables.PAPER_RESULTS)
+    assert paper == {"ser2asr": PAPER_SER2ASR, "asr2ser": PAPER_ASR2SER}
+    header = tables.PAPER_RESULTS.read_text()
+    assert "Fayek" in header and "slides" in header and "real TIMIT and IEMOCAP" in header
+
+
+def test_difference_to_the_paper():
+    assert tables.minus_paper([40.0, 42.0], 44.63) == pytest.approx(-3.63)
+    assert tables.minus_paper([], 44.63) is None and tables.minus_paper([40.0], None) is None
+    assert tables.format_difference([[40.0], [], [50.0], [1.0]], [44.63, 46.44, None, 0.5]) == "-4.6 / – / – / +0.5"
+    assert tables.format_difference([[], [], [], []], [1.0, 2.0, 3.0, 4.0]) == "–"
+    assert tables.format_difference([[40.0]] * 4, None) == "n/a"
+
+
+def test_transfer_figure_with_the_papers_curves(tmp_path):
+    from pyscripts.transfer import figures
+    cells = tables.collect("ser2asr", [])
+    cells["l3"][("PER", "test")] = [25.0, 27.0]
+    cells["baseline"][("FER", "dev")] = [33.0]
+    results = tables.results_json({"ser2asr": cells})["ser2asr"]
+    paper = {"baseline": [30.53, None, 18.71, 20.18], "l5": [71.09, 71.64, None, 61.82],
+             "l0": [30.62, 31.65, 18.73, 20.57]}
+    curves = figures.paper_curves("ser2asr", paper)
+    assert curves["FER Dev"] == ([0, 5], [30.62, 71.09], 30.53)
+    assert curves["PER Dev"] == ([0], [18.73], 18.71)
+    assert curves["FER Test"] == ([0, 5], [31.65, 71.64], None)
+    assert figures.plot_transfer("ser2asr", results, tmp_path / "with.png", paper) == (1, 4)
+    assert figures.plot_transfer("ser2asr", results, tmp_path / "without.png") == (1, 0)
+    assert (tmp_path / "with.png").stat().st_size > 1000
+    assert figures.paper_curves("asr2ser", {}) == {}
 
 
 def test_report_of_a_partial_sweep(tmp_path, monkeypatch):
@@ -99,7 +162,10 @@ def test_report_of_a_partial_sweep(tmp_path, monkeypatch):
     readme = report.write_report(out, Setup(exp_root=str(exp), ser_folds_dir=str(folds_dir))).read_text()
     assert (out / "transfer_ser2asr.png").stat().st_size > 1000
     assert (out / "transfer_asr2ser.png").stat().st_size > 1000
-    assert "| 1 | 40.0 (1) | 50.0 (1) | 40.0 (1) | 50.0 (1) | n/a |" in readme
+    assert ("| 1 | 40.0 (1) | 50.0 (1) | 40.0 (1) | 50.0 (1) | 46.37 / 48.36 / 47.61 / 50.57 "
+            "| -6.4 / +1.6 / -7.6 / -0.6 |") in readme
+    assert "on the **real TIMIT and IEMOCAP**, not this recipe's runs (from `conf/paper_results.tsv`" in readme
+    assert "| Baseline | – | – | – | – | 30.53 / 31.61 / 18.71 / 20.18 | – |" in readme
     assert "![ASR -> SER (target: IEMOCAP emotion recognition)](transfer_asr2ser.png)" in readme
     assert "ASR -> SER (target: IEMOCAP emotion recognition): 1 of 14 trainings finished; 0.8 min" in readme
     assert "copied and **fine-tuned**" in readme
