@@ -27,6 +27,7 @@ import math
 import re
 from pathlib import Path
 
+from pyscripts import stats
 from pyscripts.errors import DataError, cli_main
 from pyscripts.transfer.plan import BASELINE, DIRECTIONS, ROWS, Setup, plan_direction, read_folds
 
@@ -42,6 +43,7 @@ MISSING = "–"
 # The paper's numbers shipped with the recipe (found from the code, so any working directory will do).
 PAPER_RESULTS = Path(__file__).resolve().parents[2] / "conf" / "paper_results.tsv"
 PAPER_LABEL = "Paper (real corpora)"
+SIGNIFICANCE = 0.05  # a cell is marked when its paired test against the Baseline gives a smaller p
 
 
 def column_name(metric, subset):
@@ -95,6 +97,29 @@ def collect(direction, jobs):
     return cells
 
 
+def paired_tests(direction, jobs):
+    """{row: {(metric, set): PairedTest}}: each transfer row against the Baseline on the same
+    utterances (pyscripts/stats.py), over the finished runs both have; rows without them are left out."""
+    read = asr_results if direction == "ser2asr" else ser_results
+    runs = {}
+    for job in jobs:
+        if read(job.exp_dir):
+            runs.setdefault(job.row, []).append(job.exp_dir)
+    tests = {}
+    for row in ROWS:
+        if row == BASELINE or row not in runs or BASELINE not in runs:
+            continue
+        for subset in ("dev", "test"):
+            try:
+                found = stats.transfer_row_test(direction, runs[BASELINE], runs[row], subset)
+            except DataError as err:  # results of an older scoring without per-utterance files
+                log.warning("%s %s: no paired test on %s (%s)", direction, row, subset, err)
+                continue
+            for metric, test in found.items():
+                tests.setdefault(row, {})[(metric, subset)] = test
+    return tests
+
+
 # ---------------------------------------------------------------- rendering
 def summarise(values):
     """(mean, sample sd or None, n) of a cell's values."""
@@ -106,11 +131,13 @@ def summarise(values):
     return mean, sd, n
 
 
-def format_cell(values):
+def format_cell(values, test=None):
+    """mean ± sd (runs), marked * when the paired test against the Baseline gives p < SIGNIFICANCE."""
     mean, sd, n = summarise(values)
     if n == 0:
         return MISSING
-    return f"{mean:.1f} ({n})" if sd is None else f"{mean:.1f} ± {sd:.1f} ({n})"
+    mark = " *" if test is not None and test.p_value < SIGNIFICANCE else ""
+    return (f"{mean:.1f} ({n})" if sd is None else f"{mean:.1f} ± {sd:.1f} ({n})") + mark
 
 
 def format_paper(values):
@@ -136,7 +163,7 @@ def format_difference(row_values, paper_values):
     return " / ".join(MISSING if d is None else f"{d:+.1f}" for d in diffs)
 
 
-def render_table(direction, cells, paper=None):
+def render_table(direction, cells, paper=None, tests=None):
     """The paper's table layout as Markdown, plus the paper's numbers on the real corpora and the
     recipe's difference to them in two last columns."""
     columns = COLUMNS[direction]
@@ -146,7 +173,9 @@ def render_table(direction, cells, paper=None):
     for row in ROWS:
         row_values = [cells.get(row, {}).get(col, []) for col in columns]
         paper_values = (paper or {}).get(row)
-        lines.append("| " + " | ".join([row_label(row)] + [format_cell(v) for v in row_values]
+        row_tests = (tests or {}).get(row, {})
+        lines.append("| " + " | ".join([row_label(row)] + [format_cell(v, row_tests.get(col))
+                                                            for v, col in zip(row_values, columns)]
                                        + [format_paper(paper_values), format_difference(row_values, paper_values)])
                      + " |")
     return "\n".join(lines) + "\n"
@@ -176,10 +205,10 @@ def read_paper_results(path):
     return paper
 
 
-def tables_markdown(all_cells, paper, folds_note, paper_source=None):
+def tables_markdown(all_cells, paper, folds_note, paper_source=None, all_tests=None):
     parts = []
     for direction in DIRECTIONS:
-        table = render_table(direction, all_cells[direction], paper.get(direction))
+        table = render_table(direction, all_cells[direction], paper.get(direction), (all_tests or {}).get(direction))
         parts.append(f"### {TITLES[direction]}\n\n{table}")
     if any(paper.values()):
         paper_note = (f"the paper's numbers (Fayek et al. 2016) on the **real TIMIT and IEMOCAP**, not this "
@@ -190,11 +219,13 @@ def tables_markdown(all_cells, paper, folds_note, paper_source=None):
     else:
         paper_note = "the paper's numbers and the difference to them: n/a (no paper-results file given)"
     legend = (f"Error rates in %. A cell: mean over runs ± sample standard deviation (number of runs); "
-              f"{MISSING}: no finished run. {folds_note} Last two columns: {paper_note}.\n")
+              f"{MISSING}: no finished run; *: differs from the Baseline at p < {SIGNIFICANCE:g} (paired "
+              f"randomization test on the same utterances, pyscripts/stats.py). {folds_note} "
+              f"Last two columns: {paper_note}.\n")
     return legend + "\n" + "\n".join(parts)
 
 
-def results_json(all_cells):
+def results_json(all_cells, all_tests=None):
     out = {}
     for direction, cells in all_cells.items():
         out[direction] = {}
@@ -202,8 +233,11 @@ def results_json(all_cells):
             out[direction][row] = {}
             for (metric, subset), values in cols.items():
                 mean, sd, n = summarise(values)
-                out[direction][row][column_name(metric, subset)] = {"mean": mean, "sd": sd, "n": n,
-                                                                    "values": values}
+                cell = {"mean": mean, "sd": sd, "n": n, "values": values}
+                test = (all_tests or {}).get(direction, {}).get(row, {}).get((metric, subset))
+                if test is not None:
+                    cell["vs_baseline"] = {"difference": 100 * test.difference, "p_value": test.p_value}
+                out[direction][row][column_name(metric, subset)] = cell
     return out
 
 
@@ -226,15 +260,17 @@ def main(argv=None):
     folds = read_folds(args.ser_folds_dir)
     # Only the jobs' exp dirs matter here, not their source models.
     setup = Setup(exp_root=args.exp_root, ser_folds_dir=args.ser_folds_dir, ser_source_fold=folds[0])
-    all_cells = {d: collect(d, plan_direction(d, setup, folds)) for d in DIRECTIONS}
+    jobs = {d: plan_direction(d, setup, folds) for d in DIRECTIONS}
+    all_cells = {d: collect(d, jobs[d]) for d in DIRECTIONS}
+    all_tests = {d: paired_tests(d, jobs[d]) for d in DIRECTIONS}
     paper = read_paper_results(args.paper_results) if args.paper_results else {}
     paper_source = _shown_path(args.paper_results) if args.paper_results else None
     folds_note = (f"SER -> ASR: one run per row; ASR -> SER: one run per fold ({len(folds)} folds), "
                   f"Dev = validation speakers, Test = each fold's held-out speaker.")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tables.md").write_text(tables_markdown(all_cells, paper, folds_note, paper_source))
-    (out / "results.json").write_text(json.dumps(results_json(all_cells), indent=1) + "\n")
+    (out / "tables.md").write_text(tables_markdown(all_cells, paper, folds_note, paper_source, all_tests))
+    (out / "results.json").write_text(json.dumps(results_json(all_cells, all_tests), indent=1) + "\n")
     print((out / "tables.md").read_text(), end="")
 
 

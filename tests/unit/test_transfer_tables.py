@@ -170,3 +170,12 @@ def test_report_of_a_partial_sweep(tmp_path, monkeypatch):
     assert "ASR -> SER (target: IEMOCAP emotion recognition): 1 of 14 trainings finished; 0.8 min" in readme
     assert "copied and **fine-tuned**" in readme
     assert "Not computed" in readme  # no CKA without the baseline models
+
+
+def test_a_row_that_differs_from_the_baseline_is_marked():
+    from pyscripts.stats import PairedTest
+    differs = PairedTest(0.05, 0.01, 0.09, 0.001, False, 100, 40, 1000)
+    same = PairedTest(0.0, -0.02, 0.02, 0.8, False, 100, 40, 1000)
+    assert tables.format_cell([20.0], differs) == "20.0 (1) *"
+    assert tables.format_cell([20.0, 22.0], same) == "21.0 ± 1.4 (2)"
+    assert tables.format_cell([], differs) == tables.MISSING
