@@ -6,6 +6,7 @@
 #   ./run.sh --corpus tiny            every stage on the tiny corpora (the smoke test)
 #   ./run.sh --corpus timit --timit-root /data/TIMIT        ASR stages on a real TIMIT
 #   ./run.sh --corpus iemocap --iemocap-root /data/IEMOCAP  SER stages on a real IEMOCAP
+#   --ser-protocol paper|loso10|superb                      IEMOCAP folds: conf/iemocap_folds[_NAME].conf
 #   ./run.sh --stage 4 --stop-stage 4                       one stage only
 #   --dev-spk-list FILE --test-spk-list FILE                TIMIT dev/test speakers (a partial copy, another split)
 #   --force true                      redo the selected stages even when they are up to date (exp/stamps/)
@@ -23,8 +24,9 @@ dev_spk_list=        # TIMIT dev speakers, one a line (default: conf/timit_dev_s
 test_spk_list=       # TIMIT test speakers (default: conf/timit_test_spk.list, the 24 of the core test set)
 skip_setup=false
 force=false          # true: redo the selected stages even when they are up to date
+ser_protocol=paper   # IEMOCAP fold plan: paper (conf/iemocap_folds.conf) or NAME (conf/iemocap_folds_NAME.conf)
 last_stage=12
-help_message=$(sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//')
+help_message=$(sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//')
 
 . utils/parse_options.sh
 . utils/log.sh
@@ -34,6 +36,12 @@ if [[ $# -ne 0 ]]; then die "unexpected argument $1 (see --help)"; fi
 if (( stage > last_stage )); then die "--stage $stage: there is no such stage (1..$last_stage)"; fi
 if (( stage > stop_stage )); then die "--stage $stage is after --stop-stage $stop_stage: nothing to run"; fi
 if (( nj < 1 )); then die "--nj $nj: at least one job is needed"; fi
+ser_fold_conf=conf/iemocap_folds_$ser_protocol.conf
+if [[ $ser_protocol == paper ]]; then ser_fold_conf=conf/iemocap_folds.conf; fi
+if [[ ! $ser_protocol =~ ^[A-Za-z0-9_]+$ || ! -f $ser_fold_conf ]]; then
+  protocols=(paper); for f in conf/iemocap_folds_*.conf; do f=${f#conf/iemocap_folds_}; protocols+=("${f%.conf}"); done
+  die "--ser-protocol $ser_protocol: no such protocol; the protocols are ${protocols[*]} (conf/iemocap_folds[_NAME].conf)"
+fi
 
 case $corpus in
   demo|tiny) do_asr=true; do_ser=true
@@ -193,11 +201,11 @@ if $do_asr && run_stage 10 "hybrid ConvNet-HMM decoding with the bigram LM: FER,
   stage_done 10
 fi
 
-if $do_ser && run_stage 11 "SER: frame labels (emotion + sil), 8 folds, one ConvNet per fold, E/UE on Dev/Test" \
-    --input conf/convnet_ser$nnet_profile.yaml --input=conf/{fbank,vad,iemocap_folds}.conf --data data/iemocap/all \
+if $do_ser && run_stage 11 "SER: frame labels (emotion + sil), $ser_protocol folds, one ConvNet per fold, E/UE on Dev/Test" \
+    --input conf/convnet_ser$nnet_profile.yaml --input=conf/{fbank,vad}.conf --input "$ser_fold_conf" --data data/iemocap/all \
     --input data/iemocap/all/feats.scp --output exp/ser/results.md; then
   local/run_ser.sh --nj "$nj" --train-config conf/convnet_ser$nnet_profile.yaml --max-jobs-run "$nj" \
-    data/iemocap exp/ser
+    --fold-conf "$ser_fold_conf" data/iemocap exp/ser
   stage_done 11
 fi
 
@@ -205,9 +213,9 @@ fi
 transfer_opts=(); [[ $corpus == tiny ]] && transfer_opts=(--layers "3,0" --folds fold1)
 ser_models=(exp/ser/fold*/final.pt)
 if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figures, CKA, report" \
-    --input=conf/convnet_{asr,ser}$nnet_profile.yaml --option "transfer=${transfer_opts[*]}" \
+    --input=conf/convnet_{asr,ser}$nnet_profile.yaml --input conf/paper_results.tsv --option "transfer=${transfer_opts[*]}" \
     --input exp/convnet_asr/final.pt --input=exp/ser/{targets,results.md} "${ser_models[@]/#/--input=}" \
-    --input data/iemocap/folds/plan --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp \
+    --input data/iemocap/folds/plan --input "$ser_fold_conf" --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp \
     --input data/timit/train/cmvn_global.stats --input=exp/mono_ali{,_dev,_test}/targets --input exp/mono/graph \
     --input exp/mono/final.mdl --output exp/report/README.md; then
   # The Baseline rows are the models of stages 9 and 11, trained with the same configs.

@@ -4,8 +4,9 @@
 #   stage 1: frame targets: emotion per frame, sil where the voicing/energy detector finds no speech
 #   stage 2: folds: per-fold train/valid/test data dirs (with features) and targets subsets
 #   stage 3: train one ConvNet per fold, all folds as parallel jobs through $cuda_cmd
-#   stage 4: evaluate each fold on Dev (validation speakers) and Test (its held-out speaker)
-#   stage 5: tables: E/UE per fold and averaged, paper-style Markdown in EXP_DIR/results.md
+#   stage 4: evaluate each fold on Dev (its valid set) and Test (its held-out speakers)
+#   stage 5: tables: E/UE per fold and averaged, paper-style Markdown in EXP_DIR/results.md, and the
+#            same with 95% bootstrap intervals (utterances resampled within speakers, pyscripts/stats.py)
 set -euo pipefail
 
 stage=1
@@ -33,7 +34,7 @@ Options:
   --device auto|cpu|cuda       where the fold jobs train (default $device; see above)
   --max-jobs-run N             concurrent fold jobs, 0 = all (default $max_jobs_run)
   --rule mean|vote             utterance decision rule (default $rule)
-  --fold-conf FILE             validation speakers (default $fold_conf)
+  --fold-conf FILE             fold plan: conf/iemocap_folds[_loso10|_superb].conf (default $fold_conf)
   --fbank-config FILE / --vad-config FILE   framing of the features / the speech-frame detector"
 
 . ./path.sh

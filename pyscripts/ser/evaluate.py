@@ -18,7 +18,7 @@ the log says so). Chance UE with 4 classes is 75%.
 
 The literature reports accuracy (acc = 1 - E) and unweighted accuracy (UA = 1 - UE).
 
-Per fold and set (Dev = the validation speakers, Test = the held-out speaker) `score` writes
+Per fold and set (Dev = the fold's validation set, Test = its held-out test speakers) `score` writes
 decisions, confusion.txt, metrics.json and intervals.json (95% bootstrap intervals of E and UE,
 utterances resampled within speakers, pyscripts/stats.py); `table` collects the folds into Markdown
 tables with the per-fold values and their mean, laid out like the paper's results (E Dev, E Test,
@@ -196,12 +196,12 @@ def markdown_tables(per_fold, mean, label="Baseline"):
     """The paper-style result row (mean over folds) and the per-fold table, as Markdown."""
     header = "| {} | E Dev | E Test | UE Dev | UE Test |\n|---|---|---|---|---|\n"
     row = "| {} | " + " | ".join(["{}"] * 4) + " |\n"
-    seed_style = header.format("Model") + row.format(f"{label}", *_cells(mean))
+    paper_style = header.format("Model") + row.format(f"{label}", *_cells(mean))
     folds = header.format("Fold (test speaker)")
     for name, f in per_fold.items():
         folds += row.format(f"{name} ({_test_speaker(f['test'])})", *_cells(f))
     folds += row.format(f"mean of {len(per_fold)}", *_cells(mean))
-    return seed_style, folds
+    return paper_style, folds
 
 
 def _test_speaker(metrics):
@@ -246,15 +246,15 @@ def interval_table(per_fold, intervals):
 
 def write_summary(fold_dirs, out_dir, label="Baseline", eval_name="eval"):
     per_fold, mean = collect(fold_dirs, eval_name)
-    seed_style, folds = markdown_tables(per_fold, mean, label)
+    paper_style, folds = markdown_tables(per_fold, mean, label)
     intervals = fold_intervals(fold_dirs, per_fold, eval_name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = (f"# SER results ({len(per_fold)} folds, decision rule: "
             f"{next(iter(per_fold.values()))['test']['rule']})\n\n"
             f"E = 1 - accuracy (acc), UE = 1 - unweighted accuracy (UA, the mean per-class recall), in %; "
-            f"the literature's acc = 100 - E, UA = 100 - UE. Dev = validation speakers, "
-            f"Test = the fold's held-out speaker; means over folds.\n\n{seed_style}\n{folds}")
+            f"the literature's acc = 100 - E, UA = 100 - UE. Dev = the fold's validation set, "
+            f"Test = its held-out test speakers (data/iemocap/folds/plan); means over folds.\n\n{paper_style}\n{folds}")
     if intervals is None:
         text += "\n95% confidence intervals: left out, a fold has no per-utterance decisions (score it again).\n"
     else:

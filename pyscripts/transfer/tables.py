@@ -266,7 +266,7 @@ def main(argv=None):
     paper = read_paper_results(args.paper_results) if args.paper_results else {}
     paper_source = _shown_path(args.paper_results) if args.paper_results else None
     folds_note = (f"SER -> ASR: one run per row; ASR -> SER: one run per fold ({len(folds)} folds), "
-                  f"Dev = validation speakers, Test = each fold's held-out speaker.")
+                  f"Dev = the fold's validation set, Test = its held-out test speakers.")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables.md").write_text(tables_markdown(all_cells, paper, folds_note, paper_source, all_tests))

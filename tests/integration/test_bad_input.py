@@ -161,6 +161,8 @@ def test_parse_options_never_evaluates_what_it_parses(tmp_path):
     (["--stage", "99"], "--stage 99: there is no such stage (1..12)"),
     (["--stage", "5", "--stop-stage", "3"], "--stage 5 is after --stop-stage 3"),
     (["--stop-stage", "0", "--nj", "0"], "--nj 0: at least one job is needed"),
+    (["--stop-stage", "0", "--ser-protocol", "nope"],
+     "--ser-protocol nope: no such protocol; the protocols are paper loso10 superb"),
 ])
 def test_run_sh_refuses_bad_stage_and_nj(tmp_path, args, message):
     work = link_recipe(tmp_path / "recipe")

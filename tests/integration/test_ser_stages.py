@@ -74,7 +74,7 @@ def test_labels_and_folds_stages(ser_data):
 
     # The fold plan: 8 folds, each non-validation speaker tested exactly once, validation never
     # trained or tested on, train = the other 7.
-    validation = set(read_fold_conf(root / "conf/iemocap_folds.conf"))
+    validation = set(read_fold_conf(root / "conf/iemocap_folds.conf").validation_speakers)
     assert len(validation) == 2
     plan = read_table(root / "data/iemocap/folds/plan")
     assert sorted(plan) == [f"fold{k}" for k in range(1, 9)]
@@ -134,3 +134,28 @@ def test_inference_prints_emotion(recipe_dir, tmp_path):
     write_wav(wav, 8000, np.zeros(8000, dtype=np.int16))
     *_, frames = recognise_emotion(wav, model_path, recipe_dir / "conf/fbank.conf", recipe_dir / "conf/vad.conf")
     assert frames == 98
+
+
+def test_fold_protocols_on_tiny_corpus(tiny_iemocap, recipe_dir):
+    """Stages 1-2 of local/run_ser.sh with each protocol's fold conf on the tiny corpus: the fold count,
+    test speakers disjoint from train and valid, targets of the plan's folds only, and the warning about
+    the scripted sentences every session shares."""
+    root = recipe_dir
+    run_script(["local/iemocap_data_prep.sh", tiny_iemocap, "data/iemocap"], cwd=root)
+    run_script(["steps/make_fbank.sh", "--nj", "2", "data/iemocap/all", "exp/make_fbank/all", "fbank"], cwd=root)
+    run_script(["local/run_ser.sh", "--stop-stage", "1", "--nj", "2", "data/iemocap", "exp/ser"], cwd=root)
+    speakers = set(read_table(root / "data/iemocap/all/spk2gender"))
+    for conf, num_folds in (("conf/iemocap_folds_loso10.conf", 10), ("conf/iemocap_folds_superb.conf", 5),
+                            ("conf/iemocap_folds.conf", 8)):
+        proc = run_script(["local/run_ser.sh", "--stage", "2", "--stop-stage", "2", "--fold-conf", conf,
+                           "data/iemocap", "exp/ser"], cwd=root)
+        folds = [f"fold{k}" for k in range(1, num_folds + 1)]
+        assert list(read_table(root / "data/iemocap/folds/plan")) == folds, conf
+        assert sorted(p.name for p in (root / "exp/ser/targets").glob("fold*")) == sorted(folds)
+        for fold in folds:
+            spk = {s: set(read_table(root / f"data/iemocap/folds/{fold}/{s}/utt2spk").values())
+                   for s in ("train", "valid", "test")}
+            assert spk["test"] and not spk["test"] & (spk["train"] | spk["valid"])
+            assert spk["train"] | spk["valid"] | spk["test"] == speakers
+        leakage = read_table(root / "data/iemocap/folds/leakage")
+        assert list(leakage) == folds and "warning: in" in proc.stderr

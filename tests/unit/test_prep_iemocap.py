@@ -11,7 +11,7 @@ import pytest
 from conftest import RECIPE, run_script
 from pyscripts.kaldi.datadir import read_list_table, read_table, validate_data_dir
 from pyscripts.errors import DataError
-from pyscripts.ser.folds import make_fold_plan, read_fold_conf
+from pyscripts.ser.folds import FoldConf, make_fold_plan, read_fold_conf
 from pyscripts.corpora.iemocap import prepare_iemocap
 
 SPEAKERS = [f"Ses0{i}{g}" for i in range(1, 6) for g in "FM"]
@@ -97,19 +97,19 @@ def test_folds(prepared, tmp_path):
 
 
 def test_fold_plan_other_validation_speakers():
-    plan = make_fold_plan(SPEAKERS, ["Ses01F", "Ses03M"])
+    plan = make_fold_plan(SPEAKERS, FoldConf(validation_speakers=("Ses01F", "Ses03M")))
     assert [f["test"][0] for f in plan] == [s for s in SPEAKERS if s not in ("Ses01F", "Ses03M")]
     for f in plan:
         assert f["valid"] == ["Ses01F", "Ses03M"] and len(f["train"]) == 7
     with pytest.raises(DataError, match="at least 2"):
-        make_fold_plan(["A", "B", "C"], ["A", "B"])
+        make_fold_plan(["A", "B", "C"], FoldConf(validation_speakers=("A", "B")))
 
 
 def test_fold_conf_errors(tmp_path, prepared):
     data, _ = prepared
     conf = tmp_path / "folds.conf"
     conf.write_text("# validation set\n--validation-speakers=Ses05F,Ses06M\n")
-    assert read_fold_conf(conf) == ["Ses05F", "Ses06M"]
+    assert read_fold_conf(conf).validation_speakers == ("Ses05F", "Ses06M")
     proc = run_script([sys.executable, "-m", "pyscripts.ser.folds", "--fold-conf", conf, data / "all",
                        tmp_path / "folds"], cwd=RECIPE, check=False)
     assert proc.returncode == 1
