@@ -87,6 +87,7 @@ backend=embedded; [[ -n ${KALDI_ROOT:-} ]] && backend=kaldi
 run_stage() {  # run_stage N TITLE [pyscripts.fingerprint check options]: true when N is selected and out of date
   local n=$1 title=$2; shift 2
   stage_selected "$n" "$title" || return 1
+  stage_started=$SECONDS
   (( n > 1 )) || return 0
   local force_opt=(); [[ $force == true ]] && force_opt=(--force)
   local rc=0
@@ -94,11 +95,16 @@ run_stage() {  # run_stage N TITLE [pyscripts.fingerprint check options]: true w
     | while read -r line; do log "stage $n: $line"; done || rc=$?
   case $rc in 0) return 1 ;; 3) return 0 ;; *) exit "$rc" ;; esac
 }
-stage_done() { python3 -m pyscripts.fingerprint commit exp/stamps/stage$1; }
+stage_done() {  # stage_done N: the stage finished: keep its fingerprint, add its time to exp/stage_times.tsv
+  if (( $1 > 1 )); then python3 -m pyscripts.fingerprint commit "exp/stamps/stage$1"; fi
+  mkdir -p exp
+  printf '%s\t%s\t%s\n' "$1" "$((SECONDS - stage_started))" "$(date '+%FT%T')" >> exp/stage_times.tsv
+}
 
 if [[ $corpus == demo || $corpus == tiny ]] && run_stage 1 "generate the synthetic $corpus corpora"; then
   local/make_demo_timit.sh --size "$corpus" "$timit_root"
   local/make_demo_iemocap.sh --size "$corpus" "$iemocap_root"
+  stage_done 1
 fi
 
 if $do_asr && run_stage 2 "TIMIT data preparation" --corpus "$timit_root" --input "$dev_spk_list" \

@@ -121,11 +121,12 @@ CONFIG_SCHEMA = {
 }
 
 
-def validate_config(cfg, where):
+def validate_config(cfg, where, schema=None):
     """Raises DataError naming the key, the value and the expected type or range. YAML quirks are
     caught here rather than deep in training: "false" (a string) would count as true, 1e-3 (no dot)
-    is a string in YAML 1.1."""
-    for section, keys in CONFIG_SCHEMA.items():
+    is a string in YAML 1.1. schema: CONFIG_SCHEMA, or the sections of another config in its form."""
+    schema = CONFIG_SCHEMA if schema is None else schema
+    for section, keys in schema.items():
         node = cfg.get(section)
         if not isinstance(node, dict):
             raise DataError(f"{where}: section '{section}' is missing or not a mapping")
@@ -151,8 +152,8 @@ def validate_config(cfg, where):
             if check is not None and value is not None and not check[0](value):
                 raise DataError(f"{where}: {section}.{key} is {value!r}; expected a value {check[1]}")
     for section in cfg:
-        if section not in CONFIG_SCHEMA:
-            raise DataError(f"{where}: unknown section '{section}' (known: {', '.join(CONFIG_SCHEMA)})")
+        if section not in schema:
+            raise DataError(f"{where}: unknown section '{section}' (known: {', '.join(schema)})")
 
 
 def _merge(base, update, where):
@@ -250,6 +251,30 @@ class _Progress:
     def close(self):
         if self.enabled:
             sys.stderr.write("\n")
+
+
+def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
+    """True when the CPU computes bf16 in hardware (AMX-BF16 or AVX512-BF16 in its flags); elsewhere
+    bf16 is emulated and slower than fp32."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path(cpuinfo).read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def mixed_precision(device, amp):
+    """The autocast dtype of training.amp on this device: GPUs bf16 (fp16 with loss scaling where bf16
+    is missing), CPUs bf16 only where they do it natively; None (fp32) otherwise or with amp false."""
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        log.info("mixed precision: bf16 autocast (this CPU does bf16 natively)")
+        return torch.bfloat16
+    return None
 
 
 @dataclass
@@ -542,9 +567,7 @@ def _build_trainee(cfg, num_targets, feat_dim, mean, std, ranks):
     if ranks.world_size > 1:
         sync_batchnorm(model, device)
     optimizer = make_optimizer(model, cfg["optimizer"], cfg["model"]["conv_l2"])
-    amp_dtype = None
-    if device.type == "cuda" and tcfg["amp"]:
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = mixed_precision(device, tcfg["amp"])
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     trainee = Trainee(model, model, optimizer, make_schedule(optimizer, cfg["schedule"]), scaler)
     opts = BatchOptions(max(2, int(tcfg["batch_size"]) // ranks.world_size), amp_dtype, channels_last,

@@ -197,7 +197,8 @@ export decode_cmd="slurm.pl --mem 1G"
 export cuda_cmd="slurm.pl --mem 2G --gpu 1"
 """
 SKIP_PARTS = {"log", "q", "timing"}              # logs, job scripts, timings: differ by nature
-SKIP_NAMES = {"rtf", "RESULTS.md", "history.tsv", "train_summary", "digest_cache.json"}  # hold times
+SKIP_NAMES = {"rtf", "RESULTS.md", "history.tsv", "train_summary", "digest_cache.json",  # hold times
+              "stage_times.tsv"}
 LATER_STAGES = ("exp/ser/", "exp/transfer/", "exp/report/", "data/iemocap/folds/",  # stages 11, 12
                 "exp/stamps/stage11", "exp/stamps/stage12")
 
