@@ -54,6 +54,7 @@ from pyscripts.nnet.data import (epoch_frame_order, gather_windows, load_frame_s
                                  norm_stats_from_frames, target_counts)
 from pyscripts.nnet.model import (TRANSFERABLE_LAYERS, build_model, copy_layers, freeze_layers, load_package,
                                   package_model, reinit_layers)
+from pyscripts.nnet.trunk_cache import TrunkOutputs, cache_trunk
 
 log = logging.getLogger("train")
 SUMMARY = "train_summary"  # beside final.pt, see _write_summary
@@ -113,7 +114,8 @@ CONFIG_SCHEMA = {
                  "frames_per_epoch": ((int, _NULL), _POS), "dev_frames": ((int, _NULL), _POS),
                  "dev_metric": (str, _one_of("loss", "fer")), "patience": (int, _POS),
                  "eval_batch_size": (int, _POS), "amp": (bool, None), "compile": (bool, None),
-                 "channels_last": (bool, None), "log_interval_frames": (int, _POS)},
+                 "channels_last": (bool, None), "log_interval_frames": (int, _POS),
+                 "trunk_cache_mb": (int, _NONNEG)},
     "init": {"from": ((str, _NULL), None), "freeze_layers": (int, (lambda v: 0 <= v <= TRANSFERABLE_LAYERS,
                                                                     f"0..{TRANSFERABLE_LAYERS}")),
              "reinit_unfrozen": (bool, None)},
@@ -297,6 +299,9 @@ class BatchOptions:
 
 
 def _windows(model, frames, batch, opts):
+    """The network's input for a batch: windows of frames, or the cached frozen trunk's outputs."""
+    if isinstance(frames, TrunkOutputs):
+        return frames.rows(batch)
     x = gather_windows(frames.feats, frames.first, frames.last, batch, model.context)
     return x.contiguous(memory_format=torch.channels_last) if opts.channels_last else x
 
@@ -311,7 +316,7 @@ def train_epoch(trainee, frames, order, opts, log_interval=None, label="", show_
     model, step_model, optimizer, scaler = trainee.model, trainee.step_model, trainee.optimizer, trainee.scaler
     batch_size = opts.batch_size
     model.train()
-    device = frames.feats.device
+    device = frames.targets.device
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss*frames, errors, frames, bad batches
     first_bad = torch.tensor(-1, device=device)  # the first batch with a NaN/inf loss, kept on the device
     progress = _Progress(len(order), label, show_progress)
@@ -363,7 +368,7 @@ def evaluate(model, frames, opts, rank=0, world_size=1, subset=None):
     """Dev cross-entropy and FER over all frames, or the frame indices `subset` (each rank takes every
     world_size-th of them), in batches of `opts` (BatchOptions)."""
     model.eval()
-    device = frames.feats.device
+    device = frames.targets.device
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     order = torch.arange(frames.num_frames, device=device) if subset is None else subset.to(device)
     order = order[rank::world_size]
@@ -655,7 +660,8 @@ def _run_epoch(plan, trainee, state):
     if ranks.world_size > 1:  # evaluate every rank's share with rank 0's BatchNorm statistics
         for buffer in trainee.model.buffers():
             torch.distributed.broadcast(buffer, 0)
-    dev_stats = evaluate(trainee.model, plan.dev_set, plan.dev_opts, ranks.rank, ranks.world_size, plan.dev_subset)
+    eval_model = trainee.step_model if isinstance(plan.dev_set, TrunkOutputs) else trainee.model
+    dev_stats = evaluate(eval_model, plan.dev_set, plan.dev_opts, ranks.rank, ranks.world_size, plan.dev_subset)
     metric = dev_stats[plan.metric_index]
     improved = state["best"] is None or metric < state["best"]["metric"]
     if isinstance(trainee.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -721,6 +727,9 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
     trainee, train_opts = _build_trainee(cfg, num_targets, train_set.feats.shape[1], mean, std, ranks)
     state = _resume_or_start(exp_dir / "checkpoint.pt", cfg, stamp, trainee, ranks, num_targets)
     _wrap_for_steps(trainee, cfg, ranks)
+    cached = cache_trunk(trainee.model, train_set, dev_set, cfg, ranks.world_size > 1)
+    if cached:  # frozen layers computed once (pyscripts/nnet/trunk_cache.py)
+        train_set, dev_set, trainee.step_model = cached
     plan = _plan_epochs(cfg, ranks, train_set, dev_set, train_opts)
     tcfg = cfg["training"]
     while state["epoch"] < int(tcfg["max_epochs"]) and state["bad_epochs"] < int(tcfg["patience"]):

@@ -352,3 +352,18 @@ def test_train_convnet_script_trains_once_and_then_skips(task, tmp_path):
                                         text=True).stdout
     second = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
     assert second.returncode == 0 and "skipping" in second.stdout
+
+
+@pytest.mark.parametrize("frozen", [2, 4])
+def test_cached_frozen_trunk_trains_the_same_weights(task, source_model, frozen, caplog):
+    """Frozen layers computed once per frame (pyscripts/nnet/trunk_cache.py) give the uncached weights,
+    dropout after frozen layers included (l = 4: layer 3's and 4's dropout drawn at every step)."""
+    common = ("training.max_epochs=2", "training.frames_per_epoch=600", "model.dropout=0.3",
+              f"init.from={source_model}", f"init.freeze_layers={frozen}")
+    with caplog.at_level("INFO"):
+        cached = run_training(task, f"cached{frozen}", config(*common), task_name="4")
+    assert "output computed once and kept" in caplog.text
+    uncached = run_training(task, f"uncached{frozen}", config(*common, "training.trunk_cache_mb=0"), task_name="4")
+    a = torch.load(cached, weights_only=True)
+    b = torch.load(uncached, weights_only=True)
+    assert _same(a["state_dict"], b["state_dict"]) and a["dev"] == b["dev"]
