@@ -25,7 +25,7 @@ test_spk_list=       # TIMIT test speakers (default: conf/timit_test_spk.list, t
 skip_setup=false
 force=false          # true: redo the selected stages even when they are up to date
 ser_protocol=paper   # IEMOCAP fold plan: paper (conf/iemocap_folds.conf) or NAME (conf/iemocap_folds_NAME.conf)
-last_stage=12
+last_stage=13
 help_message=$(sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//')
 
 . utils/parse_options.sh
@@ -231,6 +231,18 @@ if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figu
     --asr-dev-targets exp/mono_ali_dev/targets --asr-test-targets exp/mono_ali_test/targets \
     --graph-dir exp/mono/graph --decode-nj "$nj" --max-jobs-run "$nj" "${transfer_opts[@]}"
   stage_done 12
+fi
+
+if $do_asr && $do_ser && run_stage 13 "joint ASR-SER ConvNet (one trunk, two output layers) on mixed batches: FER/PER and E/UE against the single-task Baselines" \
+    --input=conf/convnet_{joint,asr}$nnet_profile.yaml --input conf/convnet_asr.yaml --input "$ser_fold_conf" \
+    --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp --input=exp/mono_ali{,_dev,_test}/targets \
+    --input exp/mono/graph --input exp/mono/final.mdl --data=data/iemocap/folds/fold1/{train,valid,test} \
+    --input=data/iemocap/folds/fold1/{train,valid,test}/feats.scp --input exp/ser/targets/fold1 \
+    --input exp/convnet_asr/final.pt --input=exp/convnet_asr/decode_{dev,test}/scoring/best_wer \
+    --input exp/ser/fold1/final.pt --input exp/ser/results.md \
+    --output exp/joint/final.pt --output=exp/joint/asr/decode_{dev,test}/scoring/best_wer --output exp/joint/results.md; then
+  local/run_joint.sh --train-config conf/convnet_joint$nnet_profile.yaml --nj "$nj" --force "$force" exp/joint
+  stage_done 13
 fi
 
 log "done (stages $stage..$stop_stage, corpus $corpus)"

@@ -3,10 +3,14 @@
 # (ASR ConvNet + HCLG decoding) and the utterance emotion with its posteriors (SER ConvNet), by
 # pyscripts/infer.py. The acoustic scale is --acwt, else the one scoring chose on dev for the ASR
 # model (acwt= of ASR_DIR/decode_dev/scoring/best_setting, written by local/score.sh), else 0.1.
+# With --joint-dir, one network does both: the joint ASR-SER ConvNet of local/run_joint.sh (its
+# JOINT_DIR/final.pt) gives phones and emotion from its two output layers in one forward pass; the acwt
+# then comes from JOINT_DIR/asr/decode_dev.
 set -euo pipefail
 
 asr_dir=exp/convnet_asr                 # the ASR ConvNet: ASR_DIR/final.pt (stage 9)
 ser_model=exp/ser/fold1/final.pt        # an SER ConvNet (stage 11)
+joint_dir=                              # the joint model instead (stage 13, e.g. exp/joint): replaces the two above
 graph_dir=exp/mono/graph
 acwt=                       # default: from ASR_DIR/decode_dev/scoring/best_setting, else 0.1
 beam=13.0
@@ -19,6 +23,7 @@ help_message="Usage: $0 [options] WAV [WAV ...]
 Options (defaults in brackets):
   --asr-dir DIR        ASR model dir with final.pt [$asr_dir]
   --ser-model FILE     SER model [$ser_model]
+  --joint-dir DIR      instead of the two: the joint ASR-SER model DIR/final.pt (local/run_joint.sh) [none]
   --graph-dir DIR      decoding graph (HCLG.fst, words.txt; ../final.mdl) [$graph_dir]
   --acwt X             acoustic scale [from the dev scoring, else 0.1]
   --beam X             decoding beam [$beam]
@@ -29,10 +34,16 @@ Options (defaults in brackets):
 . utils/parse_options.sh
 if [[ $# -lt 1 ]]; then echo -e "$help_message" >&2; exit 1; fi
 
+models=(--asr-model "$asr_dir/final.pt" --ser-model "$ser_model")
+if [[ -n $joint_dir ]]; then
+  [[ -f $joint_dir/final.pt ]] || die "no $joint_dir/final.pt: train the joint model first (local/run_joint.sh)"
+  models=(--joint-model "$joint_dir/final.pt")
+  asr_dir=$joint_dir/asr   # its ASR view, decoded by local/run_joint.sh: the dev-chosen acwt
+fi
 if [[ -z $acwt ]]; then
   best=$asr_dir/decode_dev/scoring/best_setting
   if [[ -f $best ]]; then acwt=$(awk -F= '$1 == "acwt" && $2 ~ /^[0-9.eE+-]+$/ { print $2 }' "$best"); fi
 fi
-python3 -m pyscripts.infer hybrid --asr-model "$asr_dir/final.pt" --graph-dir "$graph_dir" \
-  --ser-model "$ser_model" --acwt "${acwt:-0.1}" --beam "$beam" --rule "$rule" \
+python3 -m pyscripts.infer hybrid "${models[@]}" --graph-dir "$graph_dir" \
+  --acwt "${acwt:-0.1}" --beam "$beam" --rule "$rule" \
   --fbank-config "$fbank_config" --vad-config "$vad_config" "$@"

@@ -28,6 +28,7 @@ from torch import nn
 from pyscripts.errors import DataError
 
 PACKAGE_FORMAT = "pyscripts.nnet.ConvNet/1"
+JOINT_PACKAGE_FORMAT = "pyscripts.nnet.JointConvNet/1"  # two output layers: pyscripts/nnet/joint.py
 
 NUM_LAYERS = 6           # layer 6 is the task-specific output layer
 TRANSFERABLE_LAYERS = 5  # layers 1..5 can be copied between tasks
@@ -145,6 +146,10 @@ def load_package(path):
         package = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError) as err:
         raise DataError(f"cannot load model {path}: {err}") from None
+    if isinstance(package, dict) and package.get("format") == JOINT_PACKAGE_FORMAT:
+        raise DataError(f"{path} is a joint ASR-SER model with two output layers; use one of its single-task "
+                        f"views (local/run_joint.sh makes them: EXP/asr/final.pt, EXP/ser/foldK/final.pt; or "
+                        f"python3 -m pyscripts.nnet.joint view {path} asr|ser OUT_DIR)")
     if not isinstance(package, dict) or package.get("format") != PACKAGE_FORMAT:
         raise DataError(f"{path} is not a ConvNet model of pyscripts.nnet.train (expected final.pt)")
     model = ConvNet(**package["model_args"])

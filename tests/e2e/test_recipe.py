@@ -10,7 +10,7 @@ from pyscripts.asr.scoring import fold_phones
 
 def test_run_sh_tiny_end_to_end(tiny_run):
     recipe_dir, proc = tiny_run
-    for stage in range(1, 13):
+    for stage in range(1, 14):
         assert f"stage {stage}:" in proc.stdout
     for name in ("train", "dev", "test"):
         d = recipe_dir / "data/timit" / name
@@ -41,6 +41,10 @@ def test_run_sh_tiny_end_to_end(tiny_run):
     for png in ("cka.png", "filters.png", "transfer_asr2ser.png", "transfer_ser2asr.png"):
         assert (recipe_dir / "exp/report" / png).stat().st_size > 1000
     check_hybrid_inference(recipe_dir)
+    # Stage 13: the joint model beside the single-task Baselines, both tasks scored.
+    joint = (recipe_dir / "exp/joint/results.md").read_text()
+    assert "Joint" in joint and "ASR" in joint and "SER" in joint
+    assert (recipe_dir / "exp/joint/asr/decode_test/scoring/best_wer").is_file()
     # A second run with the wrong corpus is refused rather than mixing results.
     wrong = run_script(["./run.sh", "--corpus", "demo", "--skip-setup", "true", "--stage", "4"],
                        cwd=recipe_dir, check=False)

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The hybrid ASR-SER system as one network (pyscripts/nnet/joint.py): the ConvNet's trunk (layers 1..5)
+# shared by an ASR output layer (monophone pdfs) and an SER output layer (4 emotions + sil), trained on
+# batches mixing TIMIT and IEMOCAP frames, then scored like the single-task Baselines.
+#   stage 1: train it on TIMIT train (dev: TIMIT dev) and one SER fold's train set (dev: its valid set)
+#            -> EXP_DIR/final.pt; skipped when up to date (EXP_DIR/final.stamp), resumed when killed
+#   stage 2: its single-task views, ordinary ConvNet packages: EXP_DIR/asr/final.pt (+ prior_counts) and
+#            EXP_DIR/ser/foldK/final.pt
+#   stage 3: hybrid decoding of TIMIT dev and test with the ASR view: EXP_DIR/asr/decode_{dev,test} (FER, PER;
+#            the LM weight chosen on dev), as exp/convnet_asr
+#   stage 4: E/UE of the SER view on the fold's Dev (valid) and Test sets: EXP_DIR/ser/foldK/eval, as exp/ser
+#   stage 5: EXP_DIR/results.md: one line per task, joint against the single-task Baselines
+# One joint training per fold would follow the SER protocol; one fold (--fold) keeps the cost to one training.
+set -euo pipefail
+
+stage=1
+stop_stage=5
+train_config=conf/convnet_joint.yaml
+overrides=                       # config overrides, e.g. "joint.ser_weight=0.5 training.max_epochs=5"
+fold=1                           # the SER fold whose train/valid/test sets are used
+device=auto                      # auto | cpu | cuda (training and the decoding forward pass)
+num_threads=0                    # torch CPU threads of the training; 0: torch's default
+force=false                      # true: train afresh even when final.pt is up to date
+nj=4                             # decoding jobs
+rule=mean                        # SER utterance decision: mean | vote
+timit_data=data/timit            # train/dev/test data dirs with fbank features
+asr_train_targets=exp/mono_ali/targets         # frame targets (targets.scp, num_targets) of TIMIT train,
+asr_dev_targets=exp/mono_ali_dev/targets       # dev (early stopping, FER) and test (FER)
+asr_test_targets=exp/mono_ali_test/targets
+graph_dir=exp/mono/graph         # HCLG of the ASR decoding (its ../final.mdl maps transition-ids to pdfs)
+ser_data=data/iemocap            # folds/foldK/{train,valid,test} with features (local/run_ser.sh)
+ser_targets=exp/ser/targets      # foldK/{train,valid,test} frame targets
+asr_baseline=exp/convnet_asr     # the single-task Baselines of the comparison (stages 9-10 and 11 of run.sh)
+ser_baseline=exp/ser
+
+help_message="Usage: $0 [options] EXP_DIR
+  e.g. $0 --train-config conf/convnet_joint_demo.yaml exp/joint
+Options (defaults in brackets):
+  --stage N / --stop-stage M     run stages N..M of 1..5 [$stage..$stop_stage]
+  --train-config FILE            joint training YAML [$train_config]
+  --overrides 'K=V ...'          config overrides
+  --fold K                       the SER fold to train and evaluate on [$fold]
+  --device auto|cpu|cuda         [$device]
+  --num-threads N                torch threads of the training (0: torch's default) [$num_threads]
+  --force true|false             train afresh even when final.pt is up to date [$force]
+  --nj N                         decoding jobs [$nj]
+  --rule mean|vote               SER utterance decision [$rule]
+  --timit-data DIR --asr-train-targets DIR --asr-dev-targets DIR --asr-test-targets DIR --graph-dir DIR
+                                 ASR data [$timit_data, $asr_train_targets, $asr_dev_targets, $asr_test_targets, $graph_dir]
+  --ser-data DIR --ser-targets DIR   SER folds [$ser_data/folds, $ser_targets]
+  --asr-baseline DIR --ser-baseline DIR   single-task models to compare with [$asr_baseline, $ser_baseline]"
+
+. ./path.sh
+. ./cmd.sh
+. utils/parse_options.sh
+. utils/stage.sh
+if [[ $# -ne 1 ]]; then echo -e "$help_message" >&2; exit 1; fi
+exp=$1
+folds=$ser_data/folds
+ser_view=$exp/ser/fold$fold
+summary() {  # summary EXP_DIR: one line from the train_summary of the joint training
+  awk -F= '{ v[$1] = $2 } END { printf "  %s: %.0f s, %d epochs (%s); best dev epoch %d: ASR AvgLoss %s FER %.2f%%, " \
+    "SER AvgLoss %s FER %.2f%%\n", d, v["seconds"], v["epochs"], v["stop"], v["best_epoch"], v["asr_dev_loss"], \
+    100 * v["asr_dev_fer"], v["ser_dev_loss"], 100 * v["ser_dev_fer"] }' d="$1" "$1/train_summary"
+}
+
+if stage_selected 1; then
+  for f in "$train_config" "$timit_data"/{train,dev}/feats.scp "$asr_train_targets/targets.scp" \
+           "$asr_dev_targets/targets.scp" "$folds/fold$fold"/{train,valid}/feats.scp \
+           "$ser_targets/fold$fold"/{train,valid}/targets.scp; do
+    [[ -f $f ]] || die "no such file $f"
+  done
+  args=(--config "$train_config" --device "$device")
+  for kv in $overrides; do args+=(--set "$kv"); done
+  (( num_threads > 0 )) && args+=(--num-threads "$num_threads")
+  args+=("$timit_data/train" "$timit_data/dev" "$asr_train_targets" "$asr_dev_targets"
+         "$folds/fold$fold/train" "$folds/fold$fold/valid" "$ser_targets/fold$fold/train" "$ser_targets/fold$fold/valid"
+         "$exp")
+  status=$(python3 -m pyscripts.nnet.joint train --check "${args[@]}")
+  if [[ $force != true && $status == up-to-date ]]; then
+    log "stage 1: $exp/final.pt is up to date, skipping"
+  else
+    [[ $force == true ]] && args=(--force "${args[@]}")
+    log "stage 1: training the joint model $exp with $train_config, fold $fold (log: $exp/log/train.log)"
+    res_opts=(--num-threads $(( num_threads > 0 ? num_threads : 1 )))
+    case $device in cuda) res_opts+=(--gpu 1) ;; cpu) res_opts+=(--gpu 0) ;; auto) ;;
+      *) die "--device must be auto, cpu or cuda, not '$device'" ;; esac
+    mkdir -p "$exp/log"
+    $cuda_cmd "${res_opts[@]}" "$exp/log/train.log" python3 -m pyscripts.nnet.joint train "${args[@]}"
+  fi
+  summary "$exp"
+fi
+
+if stage_selected 2 "single-task views of $exp/final.pt"; then
+  [[ -f $exp/final.pt ]] || die "no $exp/final.pt: run stage 1"
+  for view in "asr $exp/asr" "ser $ser_view"; do
+    read -r head dir <<< "$view"
+    if [[ -f $dir/final.pt && $dir/final.pt -nt $exp/final.pt ]]; then continue; fi
+    python3 -m pyscripts.nnet.joint view "$exp/final.pt" "$head" "$dir"
+  done
+fi
+
+if stage_selected 3 "hybrid decoding of $timit_data/{dev,test} with the ASR view"; then
+  [[ -f $exp/asr/final.pt ]] || die "no $exp/asr/final.pt: run stage 2"
+  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --device "$device" --targets "$asr_dev_targets" \
+    "$graph_dir" "$timit_data/dev" "$exp/asr/decode_dev"
+  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --device "$device" --targets "$asr_test_targets" \
+    --scoring-opts "--tune-dir $exp/asr/decode_dev" "$graph_dir" "$timit_data/test" "$exp/asr/decode_test"
+fi
+
+if stage_selected 4 "E/UE of the SER view on fold $fold's Dev and Test ($rule rule)"; then
+  [[ -f $ser_view/final.pt ]] || die "no $ser_view/final.pt: run stage 2"
+  python3 -m pyscripts.ser.evaluate fold --rule "$rule" --num-threads "$(( num_threads > 0 ? num_threads : 1 ))" \
+    "$exp/ser" "$folds" "$ser_targets" "$fold"
+fi
+
+if stage_selected 5 "comparison with the single-task Baselines ($asr_baseline, $ser_baseline/fold$fold)"; then
+  python3 -m pyscripts.nnet.joint compare --fold "$fold" "$exp" "$asr_baseline" "$ser_baseline"
+fi
