@@ -43,10 +43,10 @@ from pyscripts.errors import DataError
 from pyscripts.kaldi.tables import write_kaldi_vector
 from pyscripts.nnet.data import gather_windows, load_frame_set, norm_stats_from_frames, target_counts
 from pyscripts.nnet.joint import HEADS, build_joint_model, package_joint
-from pyscripts.nnet.train import (SUMMARY, BatchOptions, Trainee, _autocast, _config_differences, _resolve_device,
-                                  _save, _up_to_date, _write_history, evaluate, input_stamp, load_config,
-                                  make_optimizer, make_schedule, mixed_precision, read_stamp, stamp_changes,
-                                  validate_config)
+from pyscripts.nnet.train import (BatchOptions, Trainee, _autocast, _config_differences, _promote_best,
+                                  _resolve_device, _save_epoch, _up_to_date, evaluate, input_stamp, load_config,
+                                  make_optimizer, make_schedule, mixed_precision, read_stamp, run_summary,
+                                  stamp_changes, validate_config)
 
 log = logging.getLogger("joint")
 
@@ -309,36 +309,17 @@ def _resume_or_start(ckpt_path, cfg, stamp, trainee, device):
     return ckpt["state"]
 
 
-def _save_epoch(exp_dir, cfg, trainee, state, stamp, prior_counts, improved):
-    if improved:
-        _save(package_joint(trainee.model, cfg, prior_counts, state["epoch"], state["best"], state["history"]),
-              exp_dir / "best.pt")
-    _save({"config": cfg, "model": trainee.model.state_dict(), "optimizer": trainee.optimizer.state_dict(),
-           "schedule": trainee.schedule.state_dict(), "scaler": trainee.scaler.state_dict(), "state": state,
-           "stamp": stamp}, exp_dir / "checkpoint.pt")
-    _write_history(exp_dir / "history.tsv", state["history"])
-
-
 def _finish(exp_dir, cfg, state, stamp, started):
     """best.pt becomes final.pt (with the whole history), with final.stamp and train_summary."""
     best = state["best"]
     stop = "early stopping" if state["bad_epochs"] >= int(cfg["training"]["patience"]) else "max epochs"
     log.info("done after %d epochs (%s); best dev epoch %d: %s", state["epoch"], stop, best["epoch"],
              _stats_text({h: (best[h]["loss"], best[h]["fer"]) for h in HEADS}))
-    package = torch.load(exp_dir / "best.pt", map_location="cpu", weights_only=True)
-    package["history"] = state["history"]
-    _save(package, exp_dir / "final.pt")
-    (exp_dir / "final.stamp").write_text("".join(f"{k} {v}\n" for k, v in stamp.items()))
-    ended = datetime.datetime.now()
-    summary = {"started": started.isoformat(timespec="seconds"), "ended": ended.isoformat(timespec="seconds"),
-               "seconds": f"{(ended - started).total_seconds():.1f}", "epochs": state["epoch"], "stop": stop,
-               "best_epoch": best["epoch"], "dev_metric": cfg["training"]["dev_metric"],
-               "dev_value": f"{best['metric']:.4f}"}
+    summary = run_summary(started, state["epoch"], stop, best)
+    summary.update(dev_metric=cfg["training"]["dev_metric"], dev_value=f"{best['metric']:.4f}")
     for h in HEADS:
         summary.update({f"{h}_dev_loss": f"{best[h]['loss']:.4f}", f"{h}_dev_fer": f"{best[h]['fer']:.4f}"})
-    (exp_dir / SUMMARY).write_text("".join(f"{k}={v}\n" for k, v in summary.items()))
-    (exp_dir / "best.pt").unlink()
-    (exp_dir / "checkpoint.pt").unlink()
+    _promote_best(exp_dir, state, stamp, summary)
 
 
 def train_joint(cfg, corpora, exp_dir, device="auto", force=False):
@@ -366,7 +347,7 @@ def train_joint(cfg, corpora, exp_dir, device="auto", force=False):
     tcfg = cfg["training"]
     while state["epoch"] < int(tcfg["max_epochs"]) and state["bad_epochs"] < int(tcfg["patience"]):
         improved = _run_epoch(plan, trainee, state)
-        _save_epoch(exp_dir, cfg, trainee, state, stamp, prior_counts, improved)
+        _save_epoch(exp_dir, cfg, trainee, state, stamp, prior_counts, improved, package_joint)
     _finish(exp_dir, cfg, state, stamp, started)
     return exp_dir / "final.pt"
 

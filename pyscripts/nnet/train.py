@@ -57,7 +57,7 @@ from pyscripts.nnet.model import (TRANSFERABLE_LAYERS, build_model, copy_layers,
 from pyscripts.nnet.trunk_cache import TrunkOutputs, cache_trunk
 
 log = logging.getLogger("train")
-SUMMARY = "train_summary"  # beside final.pt, see _write_summary
+SUMMARY = "train_summary"  # beside final.pt, see run_summary
 # Keys that may differ between a checkpoint and the run that resumes it (they do not change results).
 RESUME_FREE_KEYS = {("training", "log_interval_frames"), ("training", "eval_batch_size")}
 
@@ -682,10 +682,11 @@ def _run_epoch(plan, trainee, state):
     return improved
 
 
-def _save_epoch(exp_dir, cfg, trainee, state, stamp, prior_counts, improved):
-    """best.pt when dev improved, and checkpoint.pt (the resume point), history.tsv after every epoch."""
+def _save_epoch(exp_dir, cfg, trainee, state, stamp, prior_counts, improved, package=package_model):
+    """best.pt (made by `package`) when dev improved, and checkpoint.pt (the resume point), history.tsv
+    after every epoch."""
     if improved:
-        _save(package_model(trainee.model, cfg, prior_counts, state["epoch"], state["best"], state["history"]),
+        _save(package(trainee.model, cfg, prior_counts, state["epoch"], state["best"], state["history"]),
               exp_dir / "best.pt")
     _save({"config": cfg, "model": trainee.model.state_dict(), "optimizer": trainee.optimizer.state_dict(),
            "schedule": trainee.schedule.state_dict(), "scaler": trainee.scaler.state_dict(), "state": state,
@@ -699,11 +700,18 @@ def _finish(exp_dir, cfg, state, stamp, started):
     stop = "early stopping" if state["bad_epochs"] >= int(cfg["training"]["patience"]) else "max epochs"
     log.info("done after %d epochs (%s); best dev epoch %d: AvgLoss %.4f FER %.2f%%", state["epoch"],
              stop, best["epoch"], best["loss"], 100 * best["fer"])
+    summary = run_summary(started, state["epoch"], stop, best)
+    summary.update(dev_loss=f"{best['loss']:.4f}", dev_fer=f"{best['fer']:.4f}")
+    _promote_best(exp_dir, state, stamp, summary)
+
+
+def _promote_best(exp_dir, state, stamp, summary):
+    """best.pt becomes final.pt (with the whole history), with final.stamp and train_summary beside it."""
     package = torch.load(exp_dir / "best.pt", map_location="cpu", weights_only=True)
     package["history"] = state["history"]
     _save(package, exp_dir / "final.pt")
     (exp_dir / "final.stamp").write_text("".join(f"{k} {v}\n" for k, v in stamp.items()))
-    _write_summary(exp_dir / SUMMARY, started, state["epoch"], stop, best)
+    (exp_dir / SUMMARY).write_text("".join(f"{k}={v}\n" for k, v in summary.items()))
     (exp_dir / "best.pt").unlink()
     (exp_dir / "checkpoint.pt").unlink()
 
@@ -744,14 +752,13 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
     return exp_dir / "final.pt"
 
 
-def _write_summary(path, started, epochs, stop, best):
-    """EXP_DIR/train_summary, `key=value` lines: what the stages report of a finished training (its
-    times are this run's; a resumed training's earlier runs are not counted)."""
+def run_summary(started, epochs, stop, best):
+    """The common fields of EXP_DIR/train_summary (`key=value` lines: what the stages report of a
+    finished training; its times are this run's, a resumed training's earlier runs are not counted)."""
     ended = datetime.datetime.now()
-    summary = {"started": started.isoformat(timespec="seconds"), "ended": ended.isoformat(timespec="seconds"),
-               "seconds": f"{(ended - started).total_seconds():.1f}", "epochs": epochs, "stop": stop,
-               "best_epoch": best["epoch"], "dev_loss": f"{best['loss']:.4f}", "dev_fer": f"{best['fer']:.4f}"}
-    path.write_text("".join(f"{k}={v}\n" for k, v in summary.items()))
+    return {"started": started.isoformat(timespec="seconds"), "ended": ended.isoformat(timespec="seconds"),
+            "seconds": f"{(ended - started).total_seconds():.1f}", "epochs": epochs, "stop": stop,
+            "best_epoch": best["epoch"]}
 
 
 def read_summary(exp_dir):
