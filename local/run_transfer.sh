@@ -11,7 +11,7 @@
 #   stage 3: decode and score every SER -> ASR model on TIMIT dev and test (FER, PER)
 #   stage 4: ASR -> SER: l = 5..0 on every fold
 #   stage 5: E and UE of every ASR -> SER model on its fold's Dev and Test speakers
-#   stage 6: the report (local/make_report.sh): tables, curves, filters, CKA
+#   stage 6: the report (local/make_report.sh): tables, curves, filters, CKA/SVCCA/PWCCA, linear probes
 # With --reinit-unfrozen true, layers l+1..5 are drawn afresh instead (Yosinski et al. 2014), in
 # exp/transfer_reinit by default.
 set -euo pipefail
@@ -47,6 +47,7 @@ decode_nj=4                      # parallel decoding jobs per set
 decode_opts=                     # more options of steps/decode_hybrid.sh, e.g. "--beam 15"
 rule=mean                        # SER utterance decision rule
 report_dir=                      # default: exp/report, or exp/report_reinit with --reinit-unfrozen true
+report_opts=                     # more options of local/make_report.sh, e.g. "--probes false --cca false"
 
 help_message="Usage: $0 [options]
   e.g. $0 --stage 2 --max-jobs-run 4
@@ -72,7 +73,8 @@ Options (defaults in brackets):
   --decode-nj N                    decoding jobs per set [$decode_nj]
   --decode-opts 'OPTS'             more options of steps/decode_hybrid.sh
   --rule mean|vote                 SER utterance decision [$rule]
-  --report-dir DIR                 [exp/report or exp/report_reinit]"
+  --report-dir DIR                 [exp/report or exp/report_reinit]
+  --report-opts 'OPTS'             more options of local/make_report.sh, e.g. '--probe-frames 1000'"
 
 . ./path.sh
 . ./cmd.sh
@@ -157,8 +159,11 @@ if stage_selected 5 "E and UE of the ASR -> SER models"; then
 fi
 
 if stage_selected 6 "report"; then
+  # shellcheck disable=SC2086  # report_opts: several options, split on purpose
   local/make_report.sh --exp-root "$exp_root" --ser-folds-dir "$ser_data/folds" \
+    --timit-data "$timit_data" --asr-train-targets "$asr_train_targets" --asr-dev-targets "$asr_dev_targets" \
+    --ser-targets "$ser_targets" --probe-fold "$ser_source_fold" \
     --cka-data "$timit_data/dev $ser_data/folds/$ser_source_fold/valid" --asr-model "${asr_source:-$exp_root/ser2asr/baseline/final.pt}" \
-    --ser-model "${ser_source:-$exp_root/asr2ser/baseline/$ser_source_fold/final.pt}" "$report_dir"
+    --ser-model "${ser_source:-$exp_root/asr2ser/baseline/$ser_source_fold/final.pt}" $report_opts "$report_dir"
 fi
 log "done (stages $stage..$stop_stage, $exp_root)"

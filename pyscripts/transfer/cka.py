@@ -16,8 +16,11 @@ how far training moved each layer), a freshly drawn network of another seed (wha
 alone gives) and, optionally, two SER networks of different folds (the same task with other
 training speakers; those start from the same draw, as they have the same shape and seed).
 
+With --svcca-out/--pwcca-out, SVCCA and PWCCA (cca.py) of the same pairs on the same layer outputs
+are written too, in the same format (PWCCA weighted by the first network of each pair).
+
   python3 -m pyscripts.transfer.cka --asr-model A.pt --ser-model S.pt [--ser-model2 S2.pt]
-      [--frames-per-set 1000] [--seed 7] DATA_DIR [DATA_DIR ...] OUT_TSV
+      [--frames-per-set 1000] [--seed 7] [--svcca-out T] [--pwcca-out T] DATA_DIR [DATA_DIR ...] OUT_TSV
 writes '#' lines saying which frames were used, then one line per layer: layer, asr_ser, asr_init,
 asr_random[, ser_ser].
 """
@@ -33,6 +36,7 @@ from pyscripts.errors import DataError, cli_main
 from pyscripts.nnet.data import frame_set_from_arrays, gather_windows
 from pyscripts.nnet.model import TRANSFERABLE_LAYERS, ConvNet
 from pyscripts.nnet.model import load_package
+from pyscripts.transfer.cca import default_max_dims, pwcca_of_reduced, svcca_of_reduced, svd_reduce
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +120,43 @@ def cka_per_layer(model_a, model_b, windows):
     return [linear_cka(a, b) for a, b in zip(reps_a, reps_b)]
 
 
+class LayerViews:
+    """A network's layer outputs on the common windows, and their SVD reductions (cca.svd_reduce),
+    computed once however many pairs the network is in."""
+
+    def __init__(self, model, windows, keep=0.99):
+        self.reps = layer_representations(model, windows)
+        self.keep = keep
+        self._reduced = {}
+
+    def reduced(self, k):
+        if k not in self._reduced:
+            self._reduced[k] = svd_reduce(self.reps[k], self.keep, default_max_dims(len(self.reps[k])))
+        return self._reduced[k]
+
+
+def compare_layers(views_a, views_b, cca_measures=False):
+    """{measure: [value of layers 1..5]}: linear CKA ('cka'), and with cca_measures SVCCA and PWCCA
+    (weights from views_a's network)."""
+    layers = range(len(views_a.reps))
+    out = {"cka": [linear_cka(views_a.reps[k], views_b.reps[k]) for k in layers]}
+    if cca_measures:
+        out["svcca"] = [svcca_of_reduced(views_a.reduced(k), views_b.reduced(k)) for k in layers]
+        out["pwcca"] = [pwcca_of_reduced(views_a.reps[k], views_a.reduced(k), views_b.reduced(k)) for k in layers]
+    return out
+
+
+def write_layer_table(path, columns, head):
+    """The TSV of main: '#' lines `head`, then layer and one column per pair."""
+    lines = [f"# {note}" for note in head] + ["\t".join(["layer", *columns])]
+    for k in range(TRANSFERABLE_LAYERS):
+        lines.append("\t".join([str(k + 1)] + [f"{columns[c][k]:.4f}" for c in columns]))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return lines
+
+
 def read_cka_table(path):
     """The TSV written by main -> {column: [values for layers 1..5]}."""
     lines = [line for line in Path(path).read_text().split("\n") if line and not line.startswith("#")]
@@ -132,6 +173,8 @@ def main(argv=None):
     parser.add_argument("--ser-model2", help="a second SER model (another fold): same-task reference")
     parser.add_argument("--frames-per-set", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--svcca-out", help="also write SVCCA per layer to this TSV")
+    parser.add_argument("--pwcca-out", help="also write PWCCA per layer to this TSV")
     parser.add_argument("data_dirs", nargs="+", help="data dirs with feats.scp (e.g. TIMIT dev, IEMOCAP)")
     parser.add_argument("out_tsv")
     args = parser.parse_args(argv)
@@ -143,23 +186,26 @@ def main(argv=None):
     windows, notes = common_windows(args.data_dirs, args.frames_per_set, asr.context, args.seed)
     init_seed = int(asr_package["config"]["training"]["seed"])
     random_seed = args.seed if args.seed != init_seed else init_seed + 1
-    columns = {"asr_ser": cka_per_layer(asr, ser, windows),
-               "asr_init": cka_per_layer(asr, random_like(asr, init_seed), windows),
-               "asr_random": cka_per_layer(asr, random_like(asr, random_seed), windows)}
+    with_cca = bool(args.svcca_out or args.pwcca_out)
+    asr_views, ser_views = LayerViews(asr, windows), LayerViews(ser, windows)
+    pairs = {"asr_ser": compare_layers(asr_views, ser_views, with_cca),
+             "asr_init": compare_layers(asr_views, LayerViews(random_like(asr, init_seed), windows), with_cca),
+             "asr_random": compare_layers(asr_views, LayerViews(random_like(asr, random_seed), windows), with_cca)}
     if args.ser_model2:
         ser2, _ = load_package(args.ser_model2)
-        columns["ser_ser"] = cka_per_layer(ser, ser2, windows)
-    out = Path(args.out_tsv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"# {note}" for note in notes] + [f"# {len(windows)} frames in all; untrained networks: seed "
-                                               f"{init_seed} (the training's) and {random_seed}",
-                                               "\t".join(["layer", *columns])]
-    for k in range(TRANSFERABLE_LAYERS):
-        lines.append("\t".join([str(k + 1)] + [f"{columns[c][k]:.4f}" for c in columns]))
-    out.write_text("\n".join(lines) + "\n")
-    for line in lines:
-        log.info("%s", line)
-    log.info("CKA over %d frames written to %s", len(windows), out)
+        pairs["ser_ser"] = compare_layers(ser_views, LayerViews(ser2, windows), with_cca)
+    head = notes + [f"{len(windows)} frames in all; untrained networks: seed {init_seed} (the training's) "
+                    f"and {random_seed}"]
+    cca_head = [f"CCA on each layer's leading singular directions: the fewest explaining 99% of its "
+                f"variance, at most {default_max_dims(len(windows))} (a tenth of the frames)"]
+    for measure, path, extra in (("cka", args.out_tsv, []), ("svcca", args.svcca_out, cca_head),
+                                 ("pwcca", args.pwcca_out, cca_head)):
+        if path:
+            lines = write_layer_table(path, {name: values[measure] for name, values in pairs.items()},
+                                      head + extra)
+            for line in lines:
+                log.info("%s %s", measure, line)
+            log.info("%s over %d frames written to %s", measure, len(windows), path)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,12 @@
                                   the 64 first-layer 5x4 filters of each network side by side (the
                                   paper's "Learned Features"); time runs left to right, frequency
                                   (mel bin) upwards; each filter scaled to its own largest magnitude
-  cka CKA_TSV OUT_PNG             linear CKA per layer (pyscripts/transfer/cka.py)
+  cka [--svcca T] [--pwcca T] CKA_TSV OUT_PNG
+                                  linear CKA per layer (pyscripts/transfer/cka.py), and SVCCA and PWCCA
+                                  (same format) in panels beside it when given
+  probes PROBES_TSV OUT_PNG       linear-probe accuracy vs layer (pyscripts/transfer/probes.py): a panel
+                                  per label, a line per network, the input (layer 0) as the start of
+                                  each line, chance dotted
 """
 import argparse
 import json
@@ -38,6 +43,7 @@ from pyscripts.transfer.tables import (  # noqa: E402
 
 log = logging.getLogger(__name__)
 TARGET_CORPUS = {"ser2asr": "TIMIT", "asr2ser": "IEMOCAP"}
+PROBE_NETWORKS = {"asr": "ASR network", "ser": "SER network"}
 CKA_LABELS = {"asr_ser": "ASR vs SER", "asr_init": "ASR vs its untrained start",
               "asr_random": "ASR vs another untrained network", "ser_ser": "SER vs SER (another fold)"}
 
@@ -141,19 +147,47 @@ def plot_filters(models, out_png):
     plt.close(fig)
 
 
-def plot_cka(columns, out_png):
-    """columns: {name: [CKA of layers 1..5]} (read_cka_table)."""
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for name, values in columns.items():
-        style = "-o" if name == "asr_ser" else "--."
-        ax.plot(range(1, len(values) + 1), values, style, label=CKA_LABELS.get(name, name))
-    ax.set_xlabel("layer")
-    ax.set_ylabel("linear CKA")
-    ax.set_ylim(0, 1.02)
-    ax.set_xticks(range(1, 6))
-    ax.set_title("Similarity of the representations of the same frames", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+def plot_cka(columns, out_png, more=None):
+    """columns: {name: [CKA of layers 1..5]} (read_cka_table); more: {measure title: columns} of other
+    measures of the same pairs (SVCCA, PWCCA), drawn in panels beside the CKA one."""
+    panels = {"linear CKA": columns, **(more or {})}
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (measure, cols) in zip(axes[0], panels.items()):
+        for name, values in cols.items():
+            style = "-o" if name == "asr_ser" else "--."
+            ax.plot(range(1, len(values) + 1), values, style, label=CKA_LABELS.get(name, name))
+        ax.set_xlabel("layer")
+        ax.set_ylabel(measure)
+        ax.set_ylim(0, 1.02)
+        ax.set_xticks(range(1, 6))
+        ax.set_title(f"{measure} of the representations of the same frames", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+
+
+def plot_probes(rows, out_png):
+    """rows: read_probe_table's. A panel per label: accuracy vs layer, a line per network starting from
+    the input (layer 0), chance dotted."""
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    fig, axes = plt.subplots(1, max(len(labels), 1), figsize=(4.2 * max(len(labels), 1), 3.6), squeeze=False)
+    for ax, label in zip(axes[0], labels):
+        mine = [r for r in rows if r["label"] == label]
+        start = [r for r in mine if r["network"] == "input"]
+        for i, network in enumerate(dict.fromkeys(r["network"] for r in mine if r["network"] != "input")):
+            points = sorted(start + [r for r in mine if r["network"] == network], key=lambda r: r["layer"])
+            ax.plot([r["layer"] for r in points], [r["accuracy"] for r in points], "-o" if i == 0 else "--s",
+                    color=f"C{i}", label=PROBE_NETWORKS.get(network, network))
+        ax.axhline(mine[0]["chance"], color="grey", linestyle=":", label="chance (majority class)")
+        ax.set_xlabel("layer (0: the input window)")
+        ax.set_ylabel("probe accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.set_xticks(range(0, 6))
+        ax.set_title(f"{label} ({mine[0]['classes']} classes)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
@@ -173,8 +207,13 @@ def main(argv=None):
     f.add_argument("--ser-model", required=True)
     f.add_argument("out_png")
     c = sub.add_parser("cka")
+    c.add_argument("--svcca", help="SVCCA per layer (cka.py --svcca-out), a panel beside CKA")
+    c.add_argument("--pwcca", help="PWCCA per layer (cka.py --pwcca-out), a panel beside CKA")
     c.add_argument("cka_tsv")
     c.add_argument("out_png")
+    pr = sub.add_parser("probes")
+    pr.add_argument("probes_tsv")
+    pr.add_argument("out_png")
     args = parser.parse_args(argv)
     if args.cmd == "transfer":
         path = Path(args.results_json)
@@ -192,8 +231,14 @@ def main(argv=None):
         plot_filters({"ASR": load_package(args.asr_model)[0], "SER": load_package(args.ser_model)[0]},
                      args.out_png)
         log.info("wrote %s", args.out_png)
+    elif args.cmd == "probes":
+        from pyscripts.transfer.probes import read_probe_table
+        plot_probes(read_probe_table(args.probes_tsv), args.out_png)
+        log.info("wrote %s", args.out_png)
     else:
-        plot_cka(read_cka_table(args.cka_tsv), args.out_png)
+        more = {title: read_cka_table(path) for title, path in (("SVCCA", args.svcca), ("PWCCA", args.pwcca))
+                if path}
+        plot_cka(read_cka_table(args.cka_tsv), args.out_png, more)
         log.info("wrote %s", args.out_png)
 
 

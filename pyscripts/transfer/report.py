@@ -1,5 +1,6 @@
 """Writes the transfer report, OUT_DIR/README.md, from what local/make_report.sh left in OUT_DIR
-(tables.md, transfer_*.png, filters.png, cka.tsv, cka.png) and the sweeps' exp dirs (the training
+(tables.md, transfer_*.png, filters.png, cka.tsv, svcca.tsv, pwcca.tsv, cka.png, probes.tsv, probes.png)
+and the sweeps' exp dirs (the training
 configs, and their train_summary files for how many trainings finished and how long they took).
 
   python3 -m pyscripts.transfer.report [--exp-root exp/transfer] [--ser-folds-dir D]
@@ -16,8 +17,9 @@ import yaml
 from pyscripts.errors import cli_main
 from pyscripts.nnet.train import read_summary
 from pyscripts.transfer.cka import read_cka_table
-from pyscripts.transfer.figures import CKA_LABELS
+from pyscripts.transfer.figures import CKA_LABELS, PROBE_NETWORKS
 from pyscripts.transfer.plan import DIRECTIONS, Setup, plan_direction, read_folds
+from pyscripts.transfer.probes import read_probe_table
 from pyscripts.transfer.tables import TITLES
 
 log = logging.getLogger(__name__)
@@ -61,16 +63,42 @@ def _protocol(cfg):
             "fine-tuning from the source model (the default; `--reinit-unfrozen true` gives the other reading)")
 
 
-def cka_section(out_dir):
-    tsv = Path(out_dir) / "cka.tsv"
-    if not tsv.is_file():
-        return "Not computed (the ASR and SER baseline models were not there when the report was made).\n"
-    columns = read_cka_table(tsv)
+def _layer_table(columns):
     names = list(columns)
     lines = ["| layer | " + " | ".join(CKA_LABELS.get(n, n) for n in names) + " |",
              "|" + "---|" * (len(names) + 1)]
     for k in range(len(columns[names[0]])):
         lines.append(f"| {k + 1} | " + " | ".join(f"{columns[n][k]:.3f}" for n in names) + " |")
+    return lines
+
+
+def cca_part(out_dir):
+    """The SVCCA and PWCCA tables, where make_report.sh wrote them ('' when neither is there)."""
+    parts = []
+    for title, name in (("SVCCA", "svcca.tsv"), ("PWCCA", "pwcca.tsv")):
+        tsv = Path(out_dir) / name
+        if tsv.is_file():
+            parts.append(f"{title}:\n\n" + "\n".join(_layer_table(read_cka_table(tsv))) + "\n")
+    if not parts:
+        return ""
+    tsv = Path(out_dir) / ("svcca.tsv" if (Path(out_dir) / "svcca.tsv").is_file() else "pwcca.tsv")
+    notes = [line[1:].strip() for line in tsv.read_text().splitlines() if line.startswith("#")]
+    return ("SVCCA and PWCCA of the same pairs on the same layer outputs (panels beside CKA in the figure). "
+            "SVCCA (Raghu et al. 2017): each layer's outputs reduced to their leading singular directions, "
+            "then canonical correlation analysis between the two networks; the mean canonical correlation. "
+            "Unlike CKA it is invariant to any invertible linear map of the kept directions, so it asks "
+            "whether the same linear subspace is there, however scaled. PWCCA (Morcos et al. 2018): the "
+            "canonical correlations weighted by how much of the first network's layer each canonical "
+            "direction accounts for. "
+            f"{notes[-1] if notes else ''}. Unrelated views do not score 0 here: the untrained-network "
+            "columns show the floor.\n\n" + "\n".join(parts) + "\n")
+
+
+def cka_section(out_dir):
+    tsv = Path(out_dir) / "cka.tsv"
+    if not tsv.is_file():
+        return "Not computed (the ASR and SER baseline models were not there when the report was made).\n"
+    lines = _layer_table(read_cka_table(tsv))
     notes = [line[1:].strip() for line in tsv.read_text().splitlines() if line.startswith("#")]
     return ("Linear CKA between the two networks' representations (outputs of layers 1..5, eval mode) of "
             "the same frames; 1 = identical up to rotation and scale. Reference curves: the untrained "
@@ -79,7 +107,45 @@ def cka_section(out_dir):
             "networks of two folds (the same task with other training speakers; both folds start from "
             "the same seeded initial weights, so early layers that training barely moves score near 1)."
             "\n\n"
-            + "\n".join(lines) + "\n\n![CKA per layer](cka.png)\n\n"
+            + "\n".join(lines) + "\n\n" + cca_part(out_dir) + "![CKA, SVCCA and PWCCA per layer](cka.png)\n\n"
+            + "".join(f"- {n}\n" for n in notes))
+
+
+PROBE_TEXT = {
+    "phone": "TIMIT frames (silence included), labelled with the phone of their alignment target (pdf id -> "
+             "phone, folded to the 39 scoring phones); trained on TIMIT train, scored on TIMIT dev",
+    "emotion": "IEMOCAP frames of speech (the SER frame targets without sil); trained on a fold's training "
+               "speakers, scored on its test speaker(s)",
+    "speaker": "frames of one data dir (TIMIT dev by default); each speaker's utterances alternate between "
+               "training and scoring",
+}
+
+
+def probe_section(out_dir):
+    tsv = Path(out_dir) / "probes.tsv"
+    if not tsv.is_file():
+        return "Not computed (turned off, or the models or the labelled data were not there).\n"
+    rows = read_probe_table(tsv)
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    networks = list(dict.fromkeys(r["network"] for r in rows if r["network"] != "input"))
+    acc = {(r["network"], r["layer"], r["label"]): r["accuracy"] for r in rows}
+    heads = [f"{PROBE_NETWORKS.get(n, n).split()[0]} {label}" for label in labels for n in networks]
+    lines = ["| layer | " + " | ".join(heads) + " |", "|" + "---|" * (len(heads) + 1)]
+    inputs = [acc.get(("input", 0, label)) for label in labels for _ in networks]
+    lines.append("| 0 (input) | " + " | ".join("–" if a is None else f"{a:.3f}" for a in inputs) + " |")
+    for k in sorted({r["layer"] for r in rows if r["layer"] > 0}):
+        cells = [acc.get((n, k, label)) for label in labels for n in networks]
+        lines.append(f"| {k} | " + " | ".join("–" if a is None else f"{a:.3f}" for a in cells) + " |")
+    chance = {r["label"]: (r["chance"], r["classes"]) for r in rows}
+    lines.append("| chance | " + " | ".join(f"{chance[label][0]:.3f}" for label in labels for _ in networks) + " |")
+    notes = [line[1:].strip() for line in tsv.read_text().splitlines() if line.startswith("#")]
+    return ("Linear probes: a logistic regression trained on the frozen outputs of one layer (eval mode, "
+            "standardised) of frames of some speakers and scored (frame accuracy) on frames of others; "
+            "how much of each label a linear read-out finds in that layer. Layer 0 is the input window, "
+            "the same for both networks. Chance: always answering the most frequent training class.\n\n"
+            + "".join(f"- {label} ({chance[label][1]} classes): {PROBE_TEXT.get(label, '')}\n" for label in labels)
+            + "\n" + "\n".join(lines) + "\n\n"
+            + ("![probe accuracy per layer](probes.png)\n\n" if (Path(out_dir) / "probes.png").is_file() else "")
             + "".join(f"- {n}\n" for n in notes))
 
 
@@ -123,6 +189,7 @@ def write_report(out_dir, setup, asr_model=None, ser_model=None):
                  "dash-dotted: the paper's numbers and Baseline on the real TIMIT and IEMOCAP, for "
                  "comparison, not runs of this recipe.\n\n"
                  + ("\n".join(figs) if figs else "No figures.") + "\n")
+    parts.append("## Linear probes\n\n" + probe_section(out_dir))
     parts.append("## Learned features\n\nThe 64 first-layer filters (5 frames x 4 mel bins; time left to "
                  "right, frequency upwards, each scaled to its own peak) of the ASR and SER baselines.\n\n"
                  + ("![first-layer filters](filters.png)" if (out_dir / "filters.png").is_file() else "Not drawn.")
