@@ -215,8 +215,10 @@ if $do_ser && run_stage 11 "SER: frame labels (emotion + sil), $ser_protocol fol
   stage_done 11
 fi
 
-# The smoke test: two values of l and one fold, to show the stages run.
-transfer_opts=(); [[ $corpus == tiny ]] && transfer_opts=(--layers "3,0" --folds fold1)
+# The smoke test: two values of l and one fold, and a light report (few frames for CKA/CCA and probes).
+transfer_opts=()
+[[ $corpus == tiny ]] && transfer_opts=(--layers "3,0" --folds fold1
+  --report-opts "--cka-frames-per-set 300 --probe-frames 400 --probe-max-iter 50")
 ser_models=(exp/ser/fold*/final.pt)
 if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figures, CKA, report" \
     --input=conf/convnet_{asr,ser}$nnet_profile.yaml --input conf/paper_results.tsv --option "transfer=${transfer_opts[*]}" \

@@ -25,7 +25,7 @@ those. Chance: the accuracy of always answering the probe's most frequent traini
   python3 -m pyscripts.transfer.probes --asr-model A --ser-model S
       [--phone TRAIN_DATA TRAIN_TARGETS EVAL_DATA EVAL_TARGETS] [--phone-ali-dir D] [--phone-map F]
       [--emotion TRAIN_DATA TRAIN_TARGETS EVAL_DATA EVAL_TARGETS] [--speaker DATA]
-      [--frames-per-split 3000] [--max-iter 200] [--c 1.0] [--seed 7] OUT_TSV
+      [--frames-per-split 2000] [--max-iter 100] [--c 1.0] [--seed 7] OUT_TSV
 writes '#' lines saying what each probe saw, then one line per (network, layer, label): network (input,
 asr, ser), layer, label, accuracy, chance, classes, train_frames, eval_frames; and OUT_TSV with .json for
 .tsv, the same rows and notes as JSON.
@@ -176,7 +176,7 @@ def _targets_labels(targets_dir, mapping=None):
 
 
 # -- probes ---------------------------------------------------------------------------------------
-def probe_accuracy(train_x, train_y, eval_x, eval_y, max_iter=200, c=1.0):
+def probe_accuracy(train_x, train_y, eval_x, eval_y, max_iter=100, c=1.0):
     """Accuracy on (eval_x, eval_y) of a logistic regression trained on standardised train_x; and
     whether lbfgs converged within max_iter."""
     from sklearn.exceptions import ConvergenceWarning
@@ -198,7 +198,7 @@ def chance_accuracy(train_y, eval_y):
     return float(np.mean(eval_y == values[np.argmax(counts)]))
 
 
-def run_probes(models, train, held_out, max_iter=200, c=1.0):
+def run_probes(models, train, held_out, max_iter=100, c=1.0):
     """models: {network: ConvNet}; train/held_out: (raw windows, labels). Rows (network, layer, accuracy,
     converged): layer 0 (the standardised input, network 'input') and layers 1..5 of every model."""
     (train_w, train_y), (eval_w, eval_y) = train, held_out
@@ -292,8 +292,8 @@ def main(argv=None):
     parser.add_argument("--emotion", nargs=4, metavar=("TRAIN_DATA", "TRAIN_TARGETS", "EVAL_DATA", "EVAL_TARGETS"),
                         help="IEMOCAP fold data dirs and their SER frame targets")
     parser.add_argument("--speaker", metavar="DATA", help="data dir with utt2spk whose speakers are probed")
-    parser.add_argument("--frames-per-split", type=int, default=3000)
-    parser.add_argument("--max-iter", type=int, default=200, help="lbfgs iterations per probe [%(default)s]")
+    parser.add_argument("--frames-per-split", type=int, default=2000)
+    parser.add_argument("--max-iter", type=int, default=100, help="lbfgs iterations per probe [%(default)s]")
     parser.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the probes [%(default)s]")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("out_tsv")
