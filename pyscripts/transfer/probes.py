@@ -330,11 +330,15 @@ def main(argv=None):
     notes.append(f"logistic regression (L2, C={args.c}, lbfgs, at most {args.max_iter} iterations) on "
                  f"standardised layer outputs; {not_converged} of {len(rows)} probes stopped at the iteration "
                  f"limit; seed {args.seed}; {time.time() - start:.0f} s in all")
+    _write_probes(Path(args.out_tsv), notes, about, rows)
+
+
+def _write_probes(out, notes, about, rows):
+    """OUT_TSV ('#' notes, then one line per probe) and its .json twin."""
     header = ["network", "layer", "label", "accuracy", "chance", "classes", "train_frames", "eval_frames"]
     lines = [f"# {n}" for n in notes] + ["\t".join(header)]
     for row in rows:
         lines.append("\t".join(f"{row[h]:.4f}" if isinstance(row[h], float) else str(row[h]) for h in header))
-    out = Path(args.out_tsv)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({"notes": notes, "labels": about, "probes": rows}, indent=1) + "\n")
