@@ -62,7 +62,7 @@ def recipe_dir(tmp_path):
     return link_recipe(tmp_path)
 
 
-def run_tiny_recipe(workdir, corpus_cache, env=None, stop_stage=12):
+def run_tiny_recipe(workdir, corpus_cache, env=None, stop_stage=13):
     """./run.sh --corpus tiny (stages 1..stop_stage) in a fresh recipe dir, on the session's tiny
     corpora. Returns the finished process."""
     return run_script(["./run.sh", "--corpus", "tiny", "--nj", "2", "--skip-setup", "true",
