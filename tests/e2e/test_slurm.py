@@ -199,8 +199,8 @@ export cuda_cmd="slurm.pl --mem 2G --gpu 1"
 SKIP_PARTS = {"log", "q", "timing"}              # logs, job scripts, timings: differ by nature
 SKIP_NAMES = {"rtf", "RESULTS.md", "history.tsv", "train_summary", "digest_cache.json",  # hold times
               "stage_times.tsv"}
-LATER_STAGES = ("exp/ser/", "exp/transfer/", "exp/report/", "data/iemocap/folds/",  # stages 11, 12
-                "exp/stamps/stage11", "exp/stamps/stage12")
+LATER_STAGES = ("exp/ser/", "exp/transfer/", "exp/report/", "data/iemocap/folds/", "exp/joint/",  # 11-13
+                "exp/stamps/stage11", "exp/stamps/stage12", "exp/stamps/stage13")
 
 
 def compare_runs(a, b):
