@@ -158,7 +158,7 @@ def test_parse_options_never_evaluates_what_it_parses(tmp_path):
     (["--stop-stage", "0", "--stage", "nj[$(touch PWNED)]"], "option --stage takes an integer"),
     (["--stop-stage", "0", "--nj[$(touch PWNED)]", "2"], "unknown option --nj[$(touch PWNED)]"),
     (["--stage", "abc"], "option --stage takes an integer, not 'abc'"),
-    (["--stage", "99"], "--stage 99: there is no such stage (1..12)"),
+    (["--stage", "99"], "--stage 99: there is no such stage (1..13)"),
     (["--stage", "5", "--stop-stage", "3"], "--stage 5 is after --stop-stage 3"),
     (["--stop-stage", "0", "--nj", "0"], "--nj 0: at least one job is needed"),
     (["--stop-stage", "0", "--ser-protocol", "nope"],
