@@ -27,7 +27,9 @@ def test_a_finished_run_is_up_to_date_and_rerun_in_a_tenth_of_the_time(tiny_run,
     assert redone_stages(proc) == {str(n): "up to date" for n in range(2, 14)}, proc.stdout
     assert "complete corpus already there" in proc.stderr  # stage 1: the generators' own check
     assert seconds < first.seconds / 10, f"re-run {seconds:.0f} s, first run {first.seconds:.0f} s"
-    assert (recipe_dir / "exp/stage_times.tsv").read_text() == times  # nothing was redone
+    # Nothing was redone: only stage 1, whose generators check their corpora themselves, ran again.
+    again = (recipe_dir / "exp/stage_times.tsv").read_text().splitlines()[len(times.splitlines()):]
+    assert [line.split("\t")[0] for line in again] == ["1"]
 
 
 def test_a_changed_monophone_conf_redoes_what_depends_on_it(tiny_run, corpus_cache, tmp_path):
