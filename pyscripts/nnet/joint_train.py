@@ -43,10 +43,10 @@ from pyscripts.errors import DataError
 from pyscripts.kaldi.tables import write_kaldi_vector
 from pyscripts.nnet.data import gather_windows, load_frame_set, norm_stats_from_frames, target_counts
 from pyscripts.nnet.joint import HEADS, build_joint_model, package_joint
-from pyscripts.nnet.train import (BatchOptions, Trainee, _autocast, _config_differences, _promote_best,
-                                  _resolve_device, _save_epoch, _up_to_date, evaluate, input_stamp, load_config,
-                                  make_optimizer, make_schedule, mixed_precision, read_stamp, run_summary,
-                                  stamp_changes, validate_config)
+from pyscripts.nnet.train import (BatchOptions, Trainee, _autocast, _promote_best, _resolve_device, _save_epoch,
+                                  _up_to_date, evaluate, input_stamp, load_config, make_optimizer, make_schedule,
+                                  mixed_precision, read_stamp, resume_checkpoint, run_summary, stamp_changes,
+                                  validate_config)
 
 log = logging.getLogger("joint")
 
@@ -294,19 +294,8 @@ def _resume_or_start(ckpt_path, cfg, stamp, trainee, device):
         n = sum(p.numel() for p in trainee.model.parameters())
         log.info("joint model: %d parameters, heads %s, device %s", n, trainee.model.head_targets, device)
         return {"epoch": 0, "best": None, "bad_epochs": 0, "history": []}
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-    diffs = _config_differences(ckpt["config"], cfg)
-    if diffs:
-        raise DataError(f"{ckpt_path} was made with a different config ({', '.join(diffs)}); delete "
-                        f"{ckpt_path.parent} to start afresh, or resume with the same config")
-    changed = stamp_changes(ckpt.get("stamp"), stamp)
-    if changed:
-        raise DataError(f"{ckpt_path}: its inputs {changed.removeprefix('changed since it was trained: ')} "
-                        f"changed; train afresh with --force (local/run_joint.sh --force true) or delete it")
-    for name in ("model", "optimizer", "schedule", "scaler"):
-        getattr(trainee, name).load_state_dict(ckpt[name])
-    log.info("resuming from %s after epoch %d", ckpt_path, ckpt["state"]["epoch"])
-    return ckpt["state"]
+    return resume_checkpoint(ckpt_path, cfg, stamp, trainee, device,
+                             "train afresh with --force (local/run_joint.sh --force true) or delete it")
 
 
 def _finish(exp_dir, cfg, state, stamp, started):

@@ -587,7 +587,14 @@ def _resume_or_start(ckpt_path, cfg, stamp, trainee, ranks, num_targets):
                  _num_params(trainee.model, trainable=True), num_targets, ranks.device,
                  f" x {ranks.world_size} processes" if ranks.world_size > 1 else "")
         return {"epoch": 0, "best": None, "bad_epochs": 0, "history": []}
-    ckpt = torch.load(ckpt_path, map_location=ranks.device, weights_only=True)
+    return resume_checkpoint(ckpt_path, cfg, stamp, trainee, ranks.device,
+                             "train afresh with steps/train_convnet.sh --force true (or delete it)")
+
+
+def resume_checkpoint(ckpt_path, cfg, stamp, trainee, device, how_to_restart):
+    """Loads checkpoint.pt into `trainee` (Trainee) and returns its early-stopping state; refuses one made
+    with another config or from other inputs, saying `how_to_restart`."""
+    ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
     diffs = _config_differences(ckpt["config"], cfg)
     if diffs:
         raise DataError(f"{ckpt_path} was made with a different config ({', '.join(diffs)}); "
@@ -595,11 +602,9 @@ def _resume_or_start(ckpt_path, cfg, stamp, trainee, ranks, num_targets):
     changed = stamp_changes(ckpt.get("stamp"), stamp)
     if changed:
         raise DataError(f"{ckpt_path}: its inputs {changed.removeprefix('changed since it was trained: ')} "
-                        f"changed; train afresh with steps/train_convnet.sh --force true (or delete it)")
-    trainee.model.load_state_dict(ckpt["model"])
-    trainee.optimizer.load_state_dict(ckpt["optimizer"])
-    trainee.schedule.load_state_dict(ckpt["schedule"])
-    trainee.scaler.load_state_dict(ckpt["scaler"])
+                        f"changed; {how_to_restart}")
+    for name in ("model", "optimizer", "schedule", "scaler"):
+        getattr(trainee, name).load_state_dict(ckpt[name])
     log.info("resuming from %s after epoch %d", ckpt_path, ckpt["state"]["epoch"])
     return ckpt["state"]
 
