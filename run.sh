@@ -9,6 +9,7 @@
 #   --ser-protocol paper|loso10|superb                      IEMOCAP folds: conf/iemocap_folds[_NAME].conf
 #   ./run.sh --stage 4 --stop-stage 4                       one stage only
 #   --dev-spk-list FILE --test-spk-list FILE                TIMIT dev/test speakers (a partial copy, another split)
+#   --seeds N                         train each transfer row N times: mean and sd across seeds (stage 12)
 #   --force true                      redo the selected stages even when they are up to date (exp/stamps/)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,8 +26,9 @@ test_spk_list=       # TIMIT test speakers (default: conf/timit_test_spk.list, t
 skip_setup=false
 force=false          # true: redo the selected stages even when they are up to date
 ser_protocol=paper   # IEMOCAP fold plan: paper (conf/iemocap_folds.conf) or NAME (conf/iemocap_folds_NAME.conf)
+seeds=1              # trainings per row of the transfer sweeps, each with another seed
 last_stage=13
-help_message=$(sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//')
+help_message=$(sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//')
 
 . utils/parse_options.sh
 . utils/log.sh
@@ -36,6 +38,7 @@ if [[ $# -ne 0 ]]; then die "unexpected argument $1 (see --help)"; fi
 if (( stage > last_stage )); then die "--stage $stage: there is no such stage (1..$last_stage)"; fi
 if (( stage > stop_stage )); then die "--stage $stage is after --stop-stage $stop_stage: nothing to run"; fi
 if (( nj < 1 )); then die "--nj $nj: at least one job is needed"; fi
+if [[ ! $seeds =~ ^[1-9][0-9]*$ ]]; then die "--seeds $seeds: give the number of trainings per transfer row, 1 or more"; fi
 ser_fold_conf=conf/iemocap_folds_$ser_protocol.conf
 if [[ $ser_protocol == paper ]]; then ser_fold_conf=conf/iemocap_folds.conf; fi
 if [[ ! $ser_protocol =~ ^[A-Za-z0-9_]+$ || ! -f $ser_fold_conf ]]; then
@@ -217,7 +220,8 @@ fi
 
 # The smoke test: two values of l and one fold, and a light report (few frames for CKA/CCA and probes).
 transfer_opts=()
-[[ $corpus == tiny ]] && transfer_opts=(--layers "3,0" --folds fold1
+(( seeds > 1 )) && transfer_opts=(--seeds "$seeds")
+[[ $corpus == tiny ]] && transfer_opts+=(--layers "3,0" --folds fold1
   --report-opts "--cka-frames-per-set 300 --probe-frames 400 --probe-max-iter 50")
 ser_models=(exp/ser/fold*/final.pt)
 if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figures, CKA, report" \

@@ -9,6 +9,7 @@ set -euo pipefail
 
 exp_root=exp/transfer
 ser_folds_dir=data/iemocap/folds
+seeds=1                     # trainings per row of the sweeps (local/run_transfer.sh --seeds)
 asr_model=                  # default: EXP_ROOT/ser2asr/baseline/final.pt
 ser_model=                  # default: EXP_ROOT/asr2ser/baseline/fold1/final.pt
 ser_model2=                 # same-task CKA reference; default: EXP_ROOT/asr2ser/baseline/fold2/final.pt
@@ -31,6 +32,7 @@ help_message="Usage: $0 [options] OUT_DIR
 Options (defaults in brackets):
   --exp-root DIR              the sweeps [$exp_root]
   --ser-folds-dir DIR         the SER fold plan [$ser_folds_dir]
+  --seeds N                   trainings per row of the sweeps [$seeds]
   --asr-model M / --ser-model M / --ser-model2 M   networks for the filters and CKA [the baselines]
   --cka-data 'DIR ...'        data dirs whose frames CKA compares on [$cka_data]
   --cka-frames-per-set N      frames drawn from each [$cka_frames_per_set]
@@ -54,7 +56,7 @@ ser_model2=${ser_model2:-$exp_root/asr2ser/baseline/fold2/final.pt}
 speaker_data=${speaker_data:-$timit_data/dev}
 mkdir -p "$out"
 
-python3 -m pyscripts.transfer.tables --exp-root "$exp_root" --ser-folds-dir "$ser_folds_dir" \
+python3 -m pyscripts.transfer.tables --exp-root "$exp_root" --ser-folds-dir "$ser_folds_dir" --seeds "$seeds" \
   --paper-results "$paper_results" "$out"
 python3 -m pyscripts.transfer.figures transfer --paper-results "$paper_results" "$out/results.json" "$out"
 

@@ -10,10 +10,11 @@
 #   stage 2: SER -> ASR: l = 5..0, layers 1..l of the SER model frozen, l+1..5 fine-tuned, layer 6 fresh
 #   stage 3: decode and score every SER -> ASR model on TIMIT dev and test (FER, PER)
 #   stage 4: ASR -> SER: l = 5..0 on every fold
-#   stage 5: E and UE of every ASR -> SER model on its fold's Dev and Test speakers
+#   stage 5: E and UE of every ASR -> SER model on its fold's Dev and Test speakers (one job per fold)
 #   stage 6: the report (local/make_report.sh): tables, curves, filters, CKA/SVCCA/PWCCA, linear probes
 # With --reinit-unfrozen true, layers l+1..5 are drawn afresh instead (Yosinski et al. 2014), in
-# exp/transfer_reinit by default.
+# exp/transfer_reinit by default. With --seeds N every row (baselines included) is trained N times with
+# training.seed + 0..N-1 (seed k in ROW.seedK/), and the tables give the mean and the sd across seeds.
 set -euo pipefail
 
 stage=1
@@ -39,6 +40,7 @@ ser_source=                      # source model of ser2asr; default: the SER bas
 ser_source_fold=fold1
 folds=                           # comma-separated folds for asr2ser (default: all of the fold plan)
 layers=                          # comma-separated l to run, e.g. 3,0 for a smoke test (default: 5..0)
+seeds=1                          # trainings per row (and fold), each with another training.seed
 num_threads=1                    # torch CPU threads per training job
 device=auto                      # auto | cpu | cuda: cuda asks the scheduler for a GPU per training job,
                                  # cpu for none, auto leaves it to $cuda_cmd (cmd.sh)
@@ -67,6 +69,7 @@ Options (defaults in brackets):
   --asr-source MODEL / --ser-source MODEL / --ser-source-fold F   source models [the baselines; $ser_source_fold]
   --folds LIST                     asr2ser on these folds only, e.g. fold1,fold2 [all]
   --layers LIST                    these rows l only, e.g. 3,0 [5,4,3,2,1,0]
+  --seeds N                        trainings per row, each with another seed: mean and sd across seeds [$seeds]
   --num-threads N                  torch threads per job [$num_threads]
   --device auto|cpu|cuda           where the trainings run [$device]
   --max-jobs-run N                 concurrent trainings, 0 = all [$max_jobs_run]
@@ -89,17 +92,19 @@ plan_opts=(--exp-root "$exp_root" --asr-train-data "$timit_data/train" --asr-dev
            --asr-train-targets "$asr_train_targets" --asr-dev-targets "$asr_dev_targets"
            --ser-folds-dir "$ser_data/folds" --ser-targets-dir "$ser_targets"
            --asr-source "$asr_source" --ser-source "$ser_source" --ser-source-fold "$ser_source_fold"
-           --folds "$folds" --layers "$layers")
+           --folds "$folds" --layers "$layers" --seeds "$seeds")
 [[ $reinit_unfrozen == true ]] && plan_opts+=(--reinit-unfrozen)
 limit_opts=()
 (( max_jobs_run > 0 )) && limit_opts=(--max-jobs-run "$max_jobs_run")
 
-# train_jobs DIRECTION WHICH CONFIG: plans the jobs, runs them as one job array, reports their times.
+# train_jobs DIRECTION WHICH CONFIG [PLAN OPTION]: plans the jobs, runs them as one job array, reports
+# their times.
 train_jobs() {
   local direction=$1 which=$2 config=$3 dir=$exp_root/$1
   python3 -m pyscripts.transfer.plan --direction "$direction" --which "$which" "${plan_opts[@]}" \
-    "$dir/jobs.$which"
+    "${@:4}" "$dir/jobs.$which"
   local n; n=$(wc -l < "$dir/jobs.$which")
+  if (( n == 0 )); then return 0; fi
   log "$direction $which: $n trainings with $config (logs: $dir/log/train.$which.*.log)"
   local res_opts=(--num-threads "$num_threads")   # CPUs per job; GPUs as --device says
   case $device in cuda) res_opts+=(--gpu 1) ;; cpu) res_opts+=(--gpu 0) ;; esac
@@ -120,10 +125,13 @@ link_baseline() {
 
 if stage_selected 1 "baselines from scratch: ASR, and SER on every fold"; then
   # A linked baseline is a finished model of another stage: never trained (or re-trained) here.
-  if [[ -n $asr_baseline ]]; then link_baseline "$asr_baseline" "$exp_root/ser2asr/baseline"
-  else train_jobs ser2asr baseline "$asr_config"; fi
-  if [[ -n $ser_baseline ]]; then link_baseline "$ser_baseline" "$exp_root/asr2ser/baseline"
-  else train_jobs asr2ser baseline "$ser_config"; fi
+  # Its other seeds are trained here.
+  linked=()
+  if [[ -n $asr_baseline ]]; then link_baseline "$asr_baseline" "$exp_root/ser2asr/baseline"; linked=(--linked-baseline); fi
+  train_jobs ser2asr baseline "$asr_config" "${linked[@]}"
+  linked=()
+  if [[ -n $ser_baseline ]]; then link_baseline "$ser_baseline" "$exp_root/asr2ser/baseline"; linked=(--linked-baseline); fi
+  train_jobs asr2ser baseline "$ser_config" "${linked[@]}"
 fi
 
 if stage_selected 2 "SER -> ASR transfer, l = ${layers:-5..0}"; then
@@ -153,14 +161,15 @@ fi
 
 if stage_selected 5 "E and UE of the ASR -> SER models"; then
   python3 -m pyscripts.transfer.plan --direction asr2ser --which all "${plan_opts[@]}" "$exp_root/asr2ser/jobs.all"
-  n=$(wc -l < "$exp_root/asr2ser/jobs.all")
-  $train_cmd "${limit_opts[@]}" JOB=1:"$n" "$exp_root/asr2ser/log/eval.JOB.log" \
+  folds=(); job_folds "$exp_root/asr2ser/jobs.all" folds
+  log "scoring the models of each of ${#folds[@]} folds in one job (logs: $exp_root/asr2ser/log/eval.*.log)"
+  $train_cmd "${limit_opts[@]}" JOB=1:"${#folds[@]}" "$exp_root/asr2ser/log/eval.JOB.log" \
     local/transfer_eval_job.sh --rule "$rule" --num-threads "$num_threads" "$exp_root/asr2ser/jobs.all" JOB
 fi
 
 if stage_selected 6 "report"; then
   # shellcheck disable=SC2086  # report_opts: several options, split on purpose
-  local/make_report.sh --exp-root "$exp_root" --ser-folds-dir "$ser_data/folds" \
+  local/make_report.sh --exp-root "$exp_root" --ser-folds-dir "$ser_data/folds" --seeds "$seeds" \
     --timit-data "$timit_data" --asr-train-targets "$asr_train_targets" --asr-dev-targets "$asr_dev_targets" \
     --ser-targets "$ser_targets" --probe-fold "$ser_source_fold" \
     --cka-data "$timit_data/dev $ser_data/folds/$ser_source_fold/valid" --asr-model "${asr_source:-$exp_root/ser2asr/baseline/final.pt}" \

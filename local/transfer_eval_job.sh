@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# E and UE of one ASR -> SER training (line K of a jobs file from pyscripts/transfer/plan.py) on its
-# fold's Dev (validation speakers) and Test (held-out speaker) sets, with pyscripts/ser/evaluate.py:
-# writes EXP_DIR/eval/{valid,test}/metrics.json. Skipped when those are newer than EXP_DIR/final.pt.
+# E and UE of the ASR -> SER trainings of one fold (the K-th fold of a jobs file from
+# pyscripts/transfer/plan.py) on the fold's Dev (validation speakers) and Test (held-out speaker) sets,
+# with pyscripts/ser/evaluate.py: all the fold's models in one process, each set's features read once
+# and the frozen layers the rows share computed once. Writes EXP_DIR/eval/{valid,test}/metrics.json;
+# a model whose metrics are newer than its final.pt (and of the same rule) is not scored again.
 set -euo pipefail
 
 rule=mean            # utterance decision rule of pyscripts/ser/evaluate.py: mean | vote
@@ -17,16 +19,22 @@ Options:
 . utils/parse_options.sh
 if [[ $# -ne 2 ]]; then echo -e "$help_message" >&2; exit 1; fi
 . local/transfer_job.sh
-read_job "$1" "$2"
-exp_dir=${job[exp_dir]}
-[[ ${job[direction]} == asr2ser ]] || die "line $2 of $1 is a ${job[direction]} job, not asr2ser"
-[[ -f $exp_dir/final.pt ]] || die "$exp_dir/final.pt missing: train it first"
+folds=(); job_folds "$1" folds
+(( $2 >= 1 && $2 <= ${#folds[@]} )) || die "$1 has ${#folds[@]} folds, not a fold $2"
+fold=${folds[$2 - 1]}
 
-if [[ $exp_dir/eval/valid/metrics.json -nt $exp_dir/final.pt && $exp_dir/eval/test/metrics.json -nt $exp_dir/final.pt ]]; then
-  log "$exp_dir already evaluated"
-  exit 0
-fi
 # evaluate.py's fold layout: EXP/foldK, FOLDS_DATA/foldK/{valid,test}, FOLDS_TARGETS/foldK/{valid,test}.
+exp_dirs=()
+k=0
+while IFS= read -r line; do
+  k=$((k + 1)); parse_job_line "$line" "$1:$k"
+  [[ ${job[direction]} == asr2ser ]] || die "line $k of $1 is a ${job[direction]} job, not asr2ser"
+  [[ ${job[fold]} == "$fold" ]] || continue
+  [[ -f ${job[exp_dir]}/final.pt ]] || die "${job[exp_dir]}/final.pt missing: train it first"
+  exp_dirs+=("$(dirname "${job[exp_dir]}")")
+  folds_data=$(dirname "$(dirname "${job[train_data]}")")
+  folds_targets=$(dirname "$(dirname "${job[train_targets]}")")
+done < "$1"
+log "$fold: ${#exp_dirs[@]} models"
 python3 -m pyscripts.ser.evaluate fold --rule "$rule" --num-threads "$num_threads" \
-  "$(dirname "$exp_dir")" "$(dirname "$(dirname "${job[train_data]}")")" \
-  "$(dirname "$(dirname "${job[train_targets]}")")" "${job[fold]#fold}"
+  "${exp_dirs[0]}" "$folds_data" "$folds_targets" "${fold#fold}" "${exp_dirs[@]:1}"

@@ -32,7 +32,8 @@ if [[ ${job[init_from]} != - ]]; then
              --reinit-unfrozen "${job[reinit_unfrozen]}")
 fi
 where=${job[row]}; [[ ${job[fold]} != - ]] && where+=" ${job[fold]}"
+(( job[seed] > 1 )) && where+=" seed ${job[seed]}"
 log "${job[direction]}, $where -> ${job[exp_dir]}"
 steps/train_convnet.sh --cmd run.pl --train-config "$train_config" --overrides "$overrides" \
-  --num-threads "$num_threads" --device "$device" "${init_opts[@]}" \
+  --num-threads "$num_threads" --device "$device" --seed-offset $((job[seed] - 1)) "${init_opts[@]}" \
   "${job[train_data]}" "${job[dev_data]}" "${job[train_targets]}" "${job[dev_targets]}" "${job[exp_dir]}"

@@ -14,6 +14,7 @@ device=auto               # auto | cpu | cuda
 init_from=                # transfer: a final.pt whose layers 1..5 initialise the model (layer 6 is fresh)
 freeze_layers=            # keep layers 1..l of --init-from fixed (empty: the config's init.freeze_layers)
 reinit_unfrozen=false     # true: draw layers l+1..5 afresh instead of fine-tuning them
+seed_offset=0             # K: train with the config's training.seed + K (another draw of the same training)
 cmvn_stats=               # Kaldi global CMVN stats; empty: normalise with the training frames' mean/variance
 force=false               # true: train afresh even when final.pt is up to date
 
@@ -30,6 +31,7 @@ Options:
   --init-from MODEL      initialise layers 1..5 from MODEL
   --freeze-layers L      keep layers 1..L of MODEL fixed (default: the config's, 0)
   --reinit-unfrozen B    true: layers L+1..5 freshly drawn (default: $reinit_unfrozen)
+  --seed-offset K        train with the config's training.seed + K (default: $seed_offset)
   --cmvn-stats FILE      global CMVN stats instead of the training frames' statistics
   --force B              true: train afresh even when final.pt is up to date (default: $force)"
 
@@ -49,6 +51,7 @@ for kv in $overrides; do args+=(--set "$kv"); done
 [[ -n $init_from ]] && args+=(--init-from "$init_from")
 [[ -n $freeze_layers ]] && args+=(--freeze-layers "$freeze_layers")
 [[ $reinit_unfrozen == true ]] && args+=(--reinit-unfrozen)
+(( seed_offset != 0 )) && args+=(--seed-offset "$seed_offset")
 [[ -n $cmvn_stats ]] && args+=(--cmvn-stats "$cmvn_stats")
 [[ $num_threads -gt 0 ]] && args+=(--num-threads "$num_threads")
 args+=("$train_data" "$dev_data" "$train_targets" "$dev_targets" "$dir")

@@ -1,11 +1,18 @@
-"""Inference with a trained ConvNet (final.pt): frame log-posteriors for decoding and SER."""
+"""Inference with a trained ConvNet (final.pt): frame log-posteriors for decoding and SER.
+
+SharedForward runs several models on the same features at once (the rows of a transfer sweep on one
+fold): a layer is computed once for all the models whose input normalisation and layers up to that one
+are equal, value for value. The frozen layers of the rows l = 1..5 are the source model's, so rows
+l >= 2 share both convolutions. Each model gets the same numbers as alone: the same layers run on the
+same batches.
+"""
 import functools
 
 import numpy as np
 import torch
 
 from pyscripts.nnet.data import gather_windows
-from pyscripts.nnet.model import load_package
+from pyscripts.nnet.model import NUM_LAYERS, load_package
 
 
 @functools.lru_cache(maxsize=4)
@@ -29,15 +36,85 @@ def network_log_posteriors(model, feats, batch_size=1024):
     (pyscripts/nnet/joint.py) gives {head: log-posteriors}, all heads from one pass."""
     device = model.feat_mean.device
     x = torch.tensor(np.asarray(feats, dtype=np.float32), device=device)  # a copy: kaldiio arrays may be read-only
-    if x.ndim != 2 or x.shape[1] != model.feat_dim or len(x) == 0:
-        raise ValueError(f"features of shape {tuple(x.shape)}: the model expects (frames>0, {model.feat_dim})")
-    x = (x - model.feat_mean) / model.feat_std
-    n = len(x)
-    first, last = torch.zeros(n, dtype=torch.long, device=device), torch.full((n,), n - 1, device=device)
-    out = []
-    for start in range(0, n, batch_size):
-        frames = torch.arange(start, min(start + batch_size, n), device=device)
-        out.append(model(gather_windows(x, first, last, frames, model.context)))
+    _check_features(x, model.feat_dim)
+    out = [model(windows) for windows in _window_batches(model, x, batch_size)]
     if isinstance(out[0], dict):
         return {head: torch.log_softmax(torch.cat([o[head] for o in out]), dim=1).cpu().numpy() for head in out[0]}
     return torch.log_softmax(torch.cat(out), dim=1).cpu().numpy()
+
+
+def _check_features(x, feat_dim):
+    if x.ndim != 2 or x.shape[1] != feat_dim or len(x) == 0:
+        raise ValueError(f"features of shape {tuple(x.shape)}: the model expects (frames>0, {feat_dim})")
+
+
+def _window_batches(model, x, batch_size):
+    """The model's normalised input windows of every frame of x, batch_size frames at a time."""
+    x = (x - model.feat_mean) / model.feat_std
+    n = len(x)
+    first, last = torch.zeros(n, dtype=torch.long, device=x.device), torch.full((n,), n - 1, device=x.device)
+    for start in range(0, n, batch_size):
+        frames = torch.arange(start, min(start + batch_size, n), device=x.device)
+        yield gather_windows(x, first, last, frames, model.context)
+
+
+def _same_tensors(a, b):
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)
+
+
+def _input_state(model):
+    """What the windows fed to layer 1 depend on: the normalisation and the context."""
+    return {"feat_mean": model.feat_mean, "feat_std": model.feat_std, "context": torch.tensor(model.context)}
+
+
+class SharedForward:
+    """Log-posteriors of several ConvNets on the same features, sharing the layers they have in common
+    (see the module doc)."""
+
+    def __init__(self, models):
+        if not models:
+            raise ValueError("no model to run")
+        self.models = list(models)
+        states = [[_input_state(m)] + [m.layer(n).state_dict() for n in range(1, NUM_LAYERS + 1)]
+                  for m in self.models]
+        # tree[(n, members)]: members (model indices sharing layers < n) split into groups equal at layer n.
+        self.tree = {}
+        self._split(tuple(range(len(self.models))), 0, states)
+
+    def _split(self, members, n, states):
+        groups = []
+        for i in members:
+            same = next((g for g in groups if _same_tensors(states[g[0]][n], states[i][n])), None)
+            if same is None:
+                groups.append([i])
+            else:
+                same.append(i)
+        self.tree[(n, members)] = [tuple(g) for g in groups]
+        if n < NUM_LAYERS:
+            for group in self.tree[(n, members)]:
+                self._split(group, n + 1, states)
+
+    def layer_runs(self):
+        """How many times each layer 1..6 runs per batch (len(models) each without sharing)."""
+        return [sum(len(g) for (k, _), g in self.tree.items() if k == n) for n in range(1, NUM_LAYERS + 1)]
+
+    def _forward(self, x, n, members, out):
+        """x: the input of layer n, the same for all members; fills out[i] with model i's logits."""
+        for group in self.tree[(n, members)]:
+            y = self.models[group[0]].layer(n)(x)
+            if n == NUM_LAYERS:
+                for i in group:
+                    out[i].append(y)
+            else:
+                self._forward(y, n + 1, group, out)
+
+    @torch.no_grad()
+    def log_posteriors(self, feats, batch_size=1024):
+        """feats: (frames, dim) raw fbank of one utterance -> [(frames, num_targets) log-posteriors] per model."""
+        x = torch.tensor(np.asarray(feats, dtype=np.float32), device=self.models[0].feat_mean.device)
+        out = [[] for _ in self.models]
+        for group in self.tree[(0, tuple(range(len(self.models))))]:
+            _check_features(x, self.models[group[0]].feat_dim)
+            for windows in _window_batches(self.models[group[0]], x, batch_size):
+                self._forward(windows, 1, group, out)
+        return [torch.log_softmax(torch.cat(o), dim=1).cpu().numpy() for o in out]

@@ -795,6 +795,8 @@ def main(argv=None):
     parser.add_argument("--freeze-layers", type=int, help="keep layers 1..L of --init-from fixed")
     parser.add_argument("--reinit-unfrozen", action="store_true", help="redraw layers L+1..5 instead")
     parser.add_argument("--cmvn-stats", help="Kaldi global CMVN stats for input normalisation")
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="train with training.seed + K: another draw of the same training")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--force", action="store_true", help="train afresh even when final.pt is up to date")
@@ -812,6 +814,7 @@ def main(argv=None):
         cfg["init"]["reinit_unfrozen"] = True
     if args.cmvn_stats is not None:
         cfg["data"]["cmvn_stats"] = args.cmvn_stats
+    cfg["training"]["seed"] += args.seed_offset
     if args.check:
         exp_dir = Path(args.exp_dir)
         stamp = input_stamp(cfg, args.train_data, args.dev_data, args.train_targets, args.dev_targets)

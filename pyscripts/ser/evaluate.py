@@ -95,17 +95,21 @@ def format_confusion(cm, labels=EMOTIONS):
     return "\n".join(lines) + "\n"
 
 
-def score_set(model, data_dir, targets_dir, out_dir, rule="mean"):
-    """Decisions and metrics of one model on one data dir; returns the metrics dict."""
+def _forward(model_paths):
+    """feats -> [log-posteriors of each model]: the models loaded once and run together
+    (pyscripts.nnet.forward.SharedForward: each gets the numbers it gets alone)."""
+    from pyscripts.nnet.forward import SharedForward
+    from pyscripts.nnet.model import load_package
+    return SharedForward([load_package(str(path))[0] for path in model_paths]).log_posteriors
+
+
+def scoring_items(data_dir, targets_dir):
+    """(utt, reference emotion id, features, speech mask) of each utterance of utt2emo, checked."""
     import kaldiio
-    from pyscripts.nnet.forward import log_posteriors
-    data_dir, targets_dir, out_dir = Path(data_dir), Path(targets_dir), Path(out_dir)
     utt2emo = read_table(data_dir / "utt2emo")
     feats = kaldiio.load_scp(str(data_dir / "feats.scp"))
     targets = kaldiio.load_scp(str(targets_dir / "targets.scp"))
-    refs, hyps, decisions, fallbacks = [], [], {}, []
-    for utt in utt2emo:
-        emotion = utt2emo[utt]
+    for utt, emotion in utt2emo.items():
         if emotion not in EMOTIONS:
             raise DataError(f"{data_dir / 'utt2emo'}: {utt} has emotion {emotion!r}, not one of {EMOTIONS}")
         if utt not in feats or utt not in targets:
@@ -115,14 +119,37 @@ def score_set(model, data_dir, targets_dir, out_dir, rule="mean"):
         if len(x) != len(t):
             raise DataError(f"utterance {utt}: {len(x)} feature frames but {len(t)} targets in "
                             f"{targets_dir / 'targets.scp'}; re-run local/ser_frame_labels.sh")
-        hyp, scores, fallback = utterance_decision(log_posteriors(model, np.array(x, dtype=np.float32)),
-                                                   t != SIL_ID, rule)
-        if fallback:
-            fallbacks.append(utt)
-        refs.append(EMOTIONS.index(emotion))
-        hyps.append(hyp)
-        decisions[utt] = [emotion, EMOTIONS[hyp]] + [f"{s:.4f}" for s in scores]
-    cm = confusion_matrix(refs, hyps)
+        yield utt, EMOTIONS.index(emotion), np.array(x, dtype=np.float32), t != SIL_ID
+
+
+def score_sets(models, data_dir, targets_dir, out_dirs, rule="mean"):
+    """score_set of several models on one data dir, its features read once and the models run together;
+    returns their metrics dicts in order."""
+    data_dir, targets_dir = Path(data_dir), Path(targets_dir)
+    forward = _forward(models)
+    refs, hyps = [], [[] for _ in models]
+    decisions, fallbacks = [{} for _ in models], [[] for _ in models]
+    for utt, ref, x, speech in scoring_items(data_dir, targets_dir):
+        refs.append(ref)
+        for k, post in enumerate(forward(x)):
+            hyp, scores, fallback = utterance_decision(post, speech, rule)
+            if fallback:
+                fallbacks[k].append(utt)
+            hyps[k].append(hyp)
+            decisions[k][utt] = [EMOTIONS[ref], EMOTIONS[hyp]] + [f"{s:.4f}" for s in scores]
+    return [write_set_scores(model, data_dir, Path(out_dir), rule, confusion_matrix(refs, model_hyps),
+                             model_decisions, model_fallbacks)
+            for model, out_dir, model_hyps, model_decisions, model_fallbacks
+            in zip(models, out_dirs, hyps, decisions, fallbacks)]
+
+
+def score_set(model, data_dir, targets_dir, out_dir, rule="mean"):
+    """Decisions and metrics of one model on one data dir; returns the metrics dict."""
+    return score_sets([model], data_dir, targets_dir, [out_dir], rule)[0]
+
+
+def write_set_scores(model, data_dir, out_dir, rule, cm, decisions, fallbacks):
+    """decisions, confusion.txt, metrics.json and intervals.json of one model on one set; the metrics."""
     e, ue = error_rates(cm)
     absent = [EMOTIONS[i] for i in range(len(EMOTIONS)) if cm[i].sum() == 0]
     if absent:
@@ -134,7 +161,7 @@ def score_set(model, data_dir, targets_dir, out_dir, rule="mean"):
     out_dir.mkdir(parents=True, exist_ok=True)
     write_table(out_dir / "decisions", decisions)
     (out_dir / "confusion.txt").write_text(format_confusion(cm))
-    metrics = {"E": e, "UE": ue, "utterances": len(refs), "rule": rule, "model": str(model),
+    metrics = {"E": e, "UE": ue, "utterances": int(cm.sum()), "rule": rule, "model": str(model),
                "data": str(data_dir), "confusion": cm.tolist(), "classes": list(EMOTIONS),
                "absent_classes": absent, "no_speech_utterances": len(fallbacks)}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
@@ -142,13 +169,13 @@ def score_set(model, data_dir, targets_dir, out_dir, rule="mean"):
     log.info("%s: 95%% intervals E [%.1f, %.1f]%% UE [%.1f, %.1f]%%", out_dir, 100 * intervals["E"]["low"],
              100 * intervals["E"]["high"], 100 * intervals["UE"]["low"], 100 * intervals["UE"]["high"])
     log.info("%s on %s (%s rule): E %.2f%% UE %.2f%% over %d utterances", model, data_dir, rule,
-             100 * e, 100 * ue, len(refs))
+             100 * e, 100 * ue, int(cm.sum()))
     return metrics
 
 
-def score_fold(fold_exp_dir, fold_data_dir, fold_targets_dir, rule="mean", eval_name="eval"):
-    """Scores a fold's final.pt on its valid (Dev) and test (Test) subsets into
-    FOLD_EXP_DIR/<eval_name>/{valid,test}/."""
+def _scored(fold_exp_dir, rule, eval_name):
+    """The metrics of a fold exp dir's final.pt when all its sets are scored, newer than it and with
+    `rule`; else None."""
     model = Path(fold_exp_dir) / "final.pt"
     if not model.is_file():
         raise DataError(f"{model}: missing; train the fold first (steps/train_convnet.sh)")
@@ -159,13 +186,28 @@ def score_fold(fold_exp_dir, fold_data_dir, fold_targets_dir, rule="mean", eval_
             metrics = json.loads(path.read_text())
             if metrics.get("rule") == rule:
                 done[subset] = metrics
-    if len(done) == len(SETS):
-        log.info("%s: already scored with the %s rule (metrics newer than the model); not redone",
-                 fold_exp_dir, rule)
-        return done
-    return {subset: score_set(model, Path(fold_data_dir) / subset, Path(fold_targets_dir) / subset,
-                              Path(fold_exp_dir) / eval_name / subset, rule)
-            for subset, _ in SETS}
+    return done if len(done) == len(SETS) else None
+
+
+def score_fold(fold_exp_dirs, fold_data_dir, fold_targets_dir, rule="mean", eval_name="eval"):
+    """Scores the final.pt of each of fold_exp_dirs (models of one fold) on the fold's valid (Dev) and
+    test (Test) subsets into FOLD_EXP_DIR/<eval_name>/{valid,test}/, all models in one pass over each
+    set; a dir already scored (see _scored) is not redone. Returns {dir: {subset: metrics}}."""
+    results, todo = {}, []
+    for exp_dir in map(Path, fold_exp_dirs):
+        results[exp_dir] = _scored(exp_dir, rule, eval_name)
+        if results[exp_dir] is None:
+            todo.append(exp_dir)
+        else:
+            log.info("%s: already scored with the %s rule (metrics newer than the model); not redone", exp_dir, rule)
+    if todo:
+        log.info("scoring %d model(s) of %s together: %s", len(todo), fold_data_dir, " ".join(map(str, todo)))
+        for subset, _ in SETS:
+            metrics = score_sets([d / "final.pt" for d in todo], Path(fold_data_dir) / subset,
+                                 Path(fold_targets_dir) / subset, [d / eval_name / subset for d in todo], rule)
+            for exp_dir, m in zip(todo, metrics):
+                results[exp_dir] = {**(results[exp_dir] or {}), subset: m}
+    return results
 
 
 def collect(fold_dirs, eval_name="eval"):
@@ -290,7 +332,8 @@ def main():
     s.add_argument("data_dir", help="data dir with feats.scp and utt2emo")
     s.add_argument("targets_dir", help="its frame targets (the speech frames are the non-sil ones)")
     s.add_argument("out_dir")
-    f = sub.add_parser("fold", help="score a fold's final.pt on its valid and test subsets")
+    f = sub.add_parser("fold", help="score a fold's final.pt on its valid and test subsets (of several "
+                       "experiments in one pass with MORE_EXP_DIR)")
     f.add_argument("--rule", choices=RULES, default="mean", help="utterance decision rule")
     f.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0: its default)")
     f.add_argument("--eval-name", default="eval", help="output sub-directory of the fold's exp dir")
@@ -298,6 +341,8 @@ def main():
     f.add_argument("folds_data_dir", help="e.g. data/iemocap/folds (with foldK/valid, foldK/test)")
     f.add_argument("folds_targets_dir", help="e.g. exp/ser/targets (with foldK/valid, foldK/test)")
     f.add_argument("fold", type=int, help="the fold number K")
+    f.add_argument("more_exp_dirs", nargs="*", metavar="MORE_EXP_DIR",
+                   help="more experiments whose fold K is scored in the same pass (their foldK/final.pt)")
     t = sub.add_parser("table", help="collect folds' metrics into Markdown tables")
     t.add_argument("--label", default="Baseline", help="row label of the paper-style table")
     t.add_argument("--eval-name", default="eval", help="sub-directory of each fold dir with the metrics")
@@ -311,7 +356,7 @@ def main():
         score_set(args.model, args.data_dir, args.targets_dir, args.out_dir, args.rule)
     elif args.cmd == "fold":
         name = f"fold{args.fold}"
-        score_fold(Path(args.exp_dir) / name, Path(args.folds_data_dir) / name,
+        score_fold([Path(d) / name for d in [args.exp_dir] + args.more_exp_dirs], Path(args.folds_data_dir) / name,
                    Path(args.folds_targets_dir) / name, args.rule, args.eval_name)
     else:
         print(write_summary(args.fold_dirs, args.out_dir, args.label, args.eval_name), end="")

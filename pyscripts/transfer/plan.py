@@ -9,6 +9,9 @@ SER: emotion + sil frame targets, once per cross-validation fold). Each directio
              afresh instead; l = 0 is then a training from scratch like the baseline (another draw).
 For asr2ser every row runs over every fold, so 7 x 8 trainings with IEMOCAP's fold plan.
 --layers and --folds plan a subset (e.g. a smoke test: --layers 3 --folds fold1).
+--seeds N trains every row N times, seed k with training.seed + k - 1 (another draw of the fresh
+layers, the frame order and the dropout; the same source model): seed 1 in ROW/, seed k in ROW.seedK/.
+With --linked-baseline the baseline's first seed is a model linked from another stage, not planned.
 
 The source models are the baselines of the other direction unless given: ser2asr starts from the SER
 baseline of one fold (--ser-source-fold), asr2ser from the ASR baseline. The baselines therefore run
@@ -40,6 +43,7 @@ class Job:
     direction: str
     row: str                 # baseline | l5 .. l0
     fold: str                # fold name for asr2ser, "-" for ser2asr
+    seed: int                # 1..N: trained with training.seed + seed - 1
     exp_dir: str
     init_from: str           # source final.pt, "-" for the baseline
     freeze_layers: int
@@ -74,6 +78,7 @@ class Setup:
     ser_source_fold: str = "fold1"
     folds: str = ""                               # asr2ser on these folds only (comma-separated); empty: all
     layers: str = ""                              # these l only (comma-separated, e.g. "3,0"); empty: 5..0
+    seeds: int = 1                                # trainings per row (and fold), each with another seed
     reinit_unfrozen: bool = False
 
 
@@ -120,25 +125,38 @@ def planned_rows(layers=""):
     return (BASELINE,) + tuple(f"l{n}" for n in CONSTANT_LAYERS if n in wanted)
 
 
+def row_dir(row, seed):
+    """The directory name of a row's run with seed k: ROW for the first seed, ROW.seedK after it."""
+    return row if seed == 1 else f"{row}.seed{seed}"
+
+
 def plan_direction(direction, setup, folds):
-    """All 7 (ser2asr) or 7 x len(folds) (asr2ser) jobs of a direction, rows in table order
-    (fewer rows with setup.layers)."""
+    """All 7 (ser2asr) or 7 x len(folds) (asr2ser) jobs of a direction per seed, rows in table order
+    (fewer rows with setup.layers), seed by seed."""
     if direction not in DIRECTIONS:
         raise DataError(f"unknown direction '{direction}': use {' or '.join(DIRECTIONS)}")
+    if int(setup.seeds) < 1:
+        raise DataError(f"--seeds {setup.seeds}: give the number of trainings per row, 1 or more")
     source = source_model(direction, setup, folds)
+    return [job for seed in range(1, int(setup.seeds) + 1)
+            for job in _plan_seed(direction, setup, folds, source, seed)]
+
+
+def _plan_seed(direction, setup, folds, source, seed):
     jobs = []
     for row in planned_rows(setup.layers):
         is_baseline = row == BASELINE
         init = dict(init_from="-" if is_baseline else source,
                     freeze_layers=0 if is_baseline else int(row[1:]),
                     reinit_unfrozen=False if is_baseline else setup.reinit_unfrozen)
+        run_dir = f"{setup.exp_root}/{direction}/{row_dir(row, seed)}"
         if direction == "ser2asr":
-            jobs.append(Job(direction, row, "-", f"{setup.exp_root}/{direction}/{row}", **init,
+            jobs.append(Job(direction, row, "-", seed, run_dir, **init,
                             train_data=setup.asr_train_data, dev_data=setup.asr_dev_data,
                             train_targets=setup.asr_train_targets, dev_targets=setup.asr_dev_targets))
         else:
             for fold in folds:
-                jobs.append(Job(direction, row, fold, f"{setup.exp_root}/{direction}/{row}/{fold}", **init,
+                jobs.append(Job(direction, row, fold, seed, f"{run_dir}/{fold}", **init,
                                 train_data=f"{setup.ser_folds_dir}/{fold}/train",
                                 dev_data=f"{setup.ser_folds_dir}/{fold}/valid",
                                 train_targets=f"{setup.ser_targets_dir}/{fold}/train",
@@ -146,12 +164,12 @@ def plan_direction(direction, setup, folds):
     return jobs
 
 
-def select(jobs, which):
-    if which == "all":
-        return list(jobs)
-    if which not in ("baseline", "transfer"):
+def select(jobs, which, linked_baseline=False):
+    """The baseline or transfer jobs (or all); with linked_baseline, without the baseline's first seed."""
+    if which not in ("all", "baseline", "transfer"):
         raise DataError(f"--which {which}: use all, baseline or transfer")
-    return [j for j in jobs if (j.row == BASELINE) == (which == "baseline")]
+    return [j for j in jobs if (which == "all" or (j.row == BASELINE) == (which == "baseline"))
+            and not (linked_baseline and j.row == BASELINE and j.seed == 1)]
 
 
 def write_jobs(path, jobs):
@@ -169,6 +187,7 @@ def read_jobs(path):
                             f"re-make it with pyscripts.transfer.plan")
         record = dict(zip(JOB_FIELDS, values))
         record["freeze_layers"] = int(record["freeze_layers"])
+        record["seed"] = int(record["seed"])
         record["reinit_unfrozen"] = record["reinit_unfrozen"] == "true"
         jobs.append(Job(**record))
     return jobs
@@ -179,6 +198,8 @@ def _add_setup_options(parser):
     for f in fields(Setup):
         if f.type is bool:
             parser.add_argument("--" + f.name.replace("_", "-"), action="store_true")
+        elif f.type is int:
+            parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=getattr(defaults, f.name))
         else:
             parser.add_argument("--" + f.name.replace("_", "-"), default=getattr(defaults, f.name))
 
@@ -192,6 +213,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--direction", required=True, choices=DIRECTIONS)
     parser.add_argument("--which", default="all", choices=("all", "baseline", "transfer"))
+    parser.add_argument("--linked-baseline", action="store_true",
+                        help="the baseline's first seed is linked from another stage: leave it out")
     _add_setup_options(parser)
     parser.add_argument("jobs_file", help="output: one tab-separated line per training")
     args = parser.parse_args(argv)
@@ -199,7 +222,7 @@ def main(argv=None):
     # ser2asr needs the folds only to find its default SER source model.
     needs_folds = args.direction == "asr2ser" or not setup.ser_source
     folds = read_folds(setup.ser_folds_dir, setup.folds) if needs_folds else []
-    jobs = select(plan_direction(args.direction, setup, folds), args.which)
+    jobs = select(plan_direction(args.direction, setup, folds), args.which, args.linked_baseline)
     write_jobs(args.jobs_file, jobs)
     done = sum((Path(j.exp_dir) / "final.pt").exists() for j in jobs)
     log.info("%s (%s): %d jobs written to %s, %d of them already finished (final.pt: not re-run)",

@@ -2,13 +2,14 @@
 
 SER -> ASR: rows Baseline, 5..0 under "No. Constant Layers (l)"; columns FER Dev, FER Test, PER Dev,
 PER Test (TIMIT, %). ASR -> SER: the same rows; columns E Dev, E Test, UE Dev, UE Test (IEMOCAP, %,
-over the folds). A cell is the mean over the runs behind it, with the spread across folds and the
-number of runs: "41.2 ± 2.1 (8)" (sample standard deviation), "23.4 (1)" for a single run, "–" when
-no run has finished. Two last columns set the paper's numbers beside them, labelled "real corpora"
-since they are the paper's on the real TIMIT and IEMOCAP, and the recipe's mean minus the paper's (in
-points). They are read from --paper-results, by default conf/paper_results.tsv (lines `DIRECTION ROW
-v1 v2 v3 v4`, ROW baseline or l5..l0, values in the column order, `n/a` allowed, `#` comments); with
-`--paper-results ''` both columns read n/a.
+over the folds). A cell is the mean over the runs behind it, with their spread and the number of
+runs: "41.2 ± 2.1 (8)" (sample standard deviation), "23.4 (1)" for a single run, "–" when no run has
+finished. The spread is across seeds when the row was trained with several (--seeds: the sd of the
+seeds' means, each over its folds), else across folds. Two last columns set the paper's numbers beside
+them, labelled "real corpora" since they are the paper's on the real TIMIT and IEMOCAP, and the
+recipe's mean minus the paper's (in points). They are read from --paper-results, by default
+conf/paper_results.tsv (lines `DIRECTION ROW v1 v2 v3 v4`, ROW baseline or l5..l0, values in the
+column order, `n/a` allowed, `#` comments); with `--paper-results ''` both columns read n/a.
 
 Where the numbers come from:
   ser2asr  EXP/decode_{dev,test}/scoring/best_wer (PER, at the acoustic scale chosen on dev) and the
@@ -88,21 +89,22 @@ def ser_results(exp_dir):
 
 
 def collect(direction, jobs):
-    """{row: {(metric, set): [values over runs]}} for the rows of a direction's jobs."""
+    """{row: {(metric, set): {seed: [values over runs]}}} for the rows of a direction's jobs."""
     read = asr_results if direction == "ser2asr" else ser_results
-    cells = {row: {col: [] for col in COLUMNS[direction]} for row in ROWS}
+    cells = {row: {col: {} for col in COLUMNS[direction]} for row in ROWS}
     for job in jobs:
         for col, value in read(job.exp_dir).items():
-            cells[job.row][col].append(value)
+            cells[job.row][col].setdefault(job.seed, []).append(value)
     return cells
 
 
 def paired_tests(direction, jobs):
     """{row: {(metric, set): PairedTest}}: each transfer row against the Baseline on the same
-    utterances (pyscripts/stats.py), over the finished runs both have; rows without them are left out."""
+    utterances (pyscripts/stats.py), over the finished runs of the first seed both have; rows without
+    them are left out."""
     read = asr_results if direction == "ser2asr" else ser_results
     runs = {}
-    for job in jobs:
+    for job in (j for j in jobs if j.seed == 1):
         if read(job.exp_dir):
             runs.setdefault(job.row, []).append(job.exp_dir)
     tests = {}
@@ -121,14 +123,26 @@ def paired_tests(direction, jobs):
 
 
 # ---------------------------------------------------------------- rendering
-def summarise(values):
-    """(mean, sample sd or None, n) of a cell's values."""
+def _sample_sd(values):
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+
+
+def by_seed(cell):
+    """A cell's {seed: [values]}; a plain list of values is one seed's."""
+    return cell if isinstance(cell, dict) else {1: list(cell)}
+
+
+def summarise(cell):
+    """(mean, sample sd or None, n) of a cell: the mean over all its runs; the sd across its seeds'
+    means when it has runs of several seeds, else across its runs."""
+    seeds = {seed: values for seed, values in by_seed(cell).items() if values}
+    values = [v for vs in seeds.values() for v in vs]
     n = len(values)
     if n == 0:
         return None, None, 0
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-    return mean, sd, n
+    spread = [sum(vs) / len(vs) for vs in seeds.values()] if len(seeds) > 1 else values
+    return sum(values) / n, _sample_sd(spread), n
 
 
 def format_cell(values, test=None):
@@ -233,7 +247,10 @@ def results_json(all_cells, all_tests=None):
             out[direction][row] = {}
             for (metric, subset), values in cols.items():
                 mean, sd, n = summarise(values)
-                cell = {"mean": mean, "sd": sd, "n": n, "values": values}
+                seeds = {seed: v for seed, v in by_seed(values).items() if v}
+                cell = {"mean": mean, "sd": sd, "n": n, "values": [v for vs in seeds.values() for v in vs],
+                        "sd_across": "seeds" if len(seeds) > 1 else "runs",
+                        "seeds": {str(seed): v for seed, v in seeds.items()}}
                 test = (all_tests or {}).get(direction, {}).get(row, {}).get((metric, subset))
                 if test is not None:
                     cell["vs_baseline"] = {"difference": 100 * test.difference, "p_value": test.p_value}
@@ -253,13 +270,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp-root", default=Setup.exp_root)
     parser.add_argument("--ser-folds-dir", default=Setup.ser_folds_dir)
+    parser.add_argument("--seeds", type=int, default=Setup.seeds, help="trainings per row [%(default)s]")
     parser.add_argument("--paper-results", default=str(PAPER_RESULTS),
                         help="the paper's numbers (see the module doc); '' for none [%(default)s]")
     parser.add_argument("out_dir")
     args = parser.parse_args(argv)
     folds = read_folds(args.ser_folds_dir)
     # Only the jobs' exp dirs matter here, not their source models.
-    setup = Setup(exp_root=args.exp_root, ser_folds_dir=args.ser_folds_dir, ser_source_fold=folds[0])
+    setup = Setup(exp_root=args.exp_root, ser_folds_dir=args.ser_folds_dir, ser_source_fold=folds[0],
+                  seeds=args.seeds)
     jobs = {d: plan_direction(d, setup, folds) for d in DIRECTIONS}
     all_cells = {d: collect(d, jobs[d]) for d in DIRECTIONS}
     all_tests = {d: paired_tests(d, jobs[d]) for d in DIRECTIONS}
@@ -267,6 +286,9 @@ def main(argv=None):
     paper_source = _shown_path(args.paper_results) if args.paper_results else None
     folds_note = (f"SER -> ASR: one run per row; ASR -> SER: one run per fold ({len(folds)} folds), "
                   f"Dev = the fold's validation set, Test = its held-out test speakers.")
+    if args.seeds > 1:
+        folds_note += (f" Each row was trained with {args.seeds} seeds: the ± is the sd across seeds (of each "
+                       f"seed's mean over its folds); the paired test compares the first seed's runs.")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables.md").write_text(tables_markdown(all_cells, paper, folds_note, paper_source, all_tests))

@@ -180,6 +180,35 @@ def test_job_script_runs_a_planned_line_and_skips_it_when_done(tiny_sweep, recip
     assert (exp_dir / "final.pt").stat().st_mtime_ns == stamp
 
 
+def test_seeds_plan_each_row_again_in_its_own_dir():
+    setup = plan.Setup(seeds=2, layers="4", ser_source="s.pt")
+    jobs = plan.plan_direction("asr2ser", setup, ["fold1", "fold2"])
+    assert [(j.row, j.seed, j.exp_dir) for j in jobs if j.fold == "fold2"] == [
+        ("baseline", 1, "exp/transfer/asr2ser/baseline/fold2"), ("l4", 1, "exp/transfer/asr2ser/l4/fold2"),
+        ("baseline", 2, "exp/transfer/asr2ser/baseline.seed2/fold2"), ("l4", 2, "exp/transfer/asr2ser/l4.seed2/fold2")]
+    assert {j.init_from for j in jobs if j.row == "l4"} == {"exp/transfer/ser2asr/baseline/final.pt"}
+    # A baseline linked from another stage is the first seed: only the others are trained here.
+    linked = plan.select(jobs, "baseline", linked_baseline=True)
+    assert [(j.seed, j.fold) for j in linked] == [(2, "fold1"), (2, "fold2")]
+    with pytest.raises(DataError, match="--seeds 0"):
+        plan.plan_direction("ser2asr", plan.Setup(seeds=0, ser_source="s.pt"), [])
+
+
+def test_job_script_trains_a_later_seed_with_the_next_training_seed(tiny_sweep, recipe_dir):
+    root, _, setup = tiny_sweep
+    setup = plan.Setup(**{**setup.__dict__, "exp_root": str(recipe_dir / "exp"), "seeds": 2, "layers": "3"})
+    jobs_file = recipe_dir / "jobs.seeds"
+    jobs = plan.select(plan.plan_direction("ser2asr", setup, []), "transfer")
+    plan.write_jobs(jobs_file, jobs)
+    assert [j.exp_dir for j in jobs] == [str(recipe_dir / "exp/ser2asr/l3"), str(recipe_dir / "exp/ser2asr/l3.seed2")]
+    cmd = ["local/transfer_train_job.sh", "--num-threads", "1", "--overrides", " ".join(TINY), str(jobs_file), "2"]
+    proc = subprocess.run(cmd, cwd=recipe_dir, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    base = nnet_train.load_config(REPO / "conf/convnet_asr.yaml")["training"]["seed"]
+    assert f"seed: {base + 1}\n" in (recipe_dir / "exp/ser2asr/l3.seed2/config.yaml").read_text()
+    assert "l3 seed 2" in proc.stdout
+
+
 def test_a_subset_of_layers_and_folds():
     setup = plan.Setup(layers="0,3", folds="fold2")
     jobs = plan.plan_direction("asr2ser", setup, ["fold2"])

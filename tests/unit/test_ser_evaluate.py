@@ -81,8 +81,9 @@ def test_bad_shapes_are_errors():
         utterance_decision(np.zeros((3, 5)), np.ones(2, bool))
 
 
-def write_scoring_fixture(root, utts):
-    """A data dir + targets dir; utts: {utt: (emotion, targets list)}; fake features of matching length."""
+def write_scoring_fixture(root, utts, rng=None):
+    """A data dir + targets dir; utts: {utt: (emotion, targets list)}; fake features of matching length
+    (zeros, or drawn from rng)."""
     import kaldiio
     data, targets = root / "data", root / "targets"
     data.mkdir(parents=True)
@@ -91,7 +92,8 @@ def write_scoring_fixture(root, utts):
     write_table(data / "utt2spk", {u: "spk" for u in utts})
     with kaldiio.WriteHelper(f"ark,scp:{data}/feats.ark,{data}/feats.scp") as w:
         for u, (_, t) in utts.items():
-            w(u, np.zeros((len(t), 40), dtype=np.float32))
+            w(u, np.zeros((len(t), 40), dtype=np.float32) if rng is None
+              else rng.normal(size=(len(t), 40)).astype(np.float32))
     with kaldiio.WriteHelper(f"ark,scp:{targets}/targets.ark,{targets}/targets.scp") as w:
         for u, (_, t) in utts.items():
             w(u, np.asarray(t, dtype=np.int32))
@@ -109,13 +111,12 @@ def test_score_set_with_known_posteriors(tmp_path, monkeypatch):
                    "n1": [[0.6, 0.1, 0.2, 0.1, 0]] * 3, "s1": [[0.1, 0.1, 0.1, 0.7, 0]] * 3}
     order = iter(["a1", "h1", "n1", "s1"])   # score_set walks utt2emo in C order
 
-    def fake_log_posteriors(model, feats):
+    def fake_log_posteriors(feats):
         utt = next(order)
         assert len(feats) == len(utts[utt][1])
-        return log_post(frame_posts[utt])
+        return [log_post(frame_posts[utt])]
 
-    import pyscripts.nnet.forward
-    monkeypatch.setattr(pyscripts.nnet.forward, "log_posteriors", fake_log_posteriors)
+    monkeypatch.setattr(evaluate, "_forward", lambda models: fake_log_posteriors)
     metrics = evaluate.score_set("model.pt", data, targets, tmp_path / "out")
     assert metrics["confusion"] == [[1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]]
     assert metrics["E"] == pytest.approx(0.25) and metrics["UE"] == pytest.approx(0.25)
@@ -127,13 +128,45 @@ def test_score_set_with_known_posteriors(tmp_path, monkeypatch):
     assert "recall" in (tmp_path / "out/confusion.txt").read_text()
 
 
+def test_fold_scores_several_models_in_one_pass_as_one_by_one(tmp_path):
+    """Transfer rows of one fold scored together (features read once, shared frozen layers computed once)
+    give each model the decisions and metrics it gets alone."""
+    import torch
+    from pyscripts.nnet.model import ConvNet, copy_layers, package_model
+    rng = np.random.default_rng(1)
+    utts = {f"u{i}": (evaluate.EMOTIONS[i % 4], list(rng.integers(0, 5, size=25))) for i in range(8)}
+    for subset in ("valid", "test"):
+        data, targets = write_scoring_fixture(tmp_path / subset, utts, rng)
+        (tmp_path / "folds/fold1").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "targets/fold1").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "folds/fold1" / subset).symlink_to(data)  # the scp files name the arks by path
+        (tmp_path / "targets/fold1" / subset).symlink_to(targets)
+    torch.manual_seed(0)
+    source = ConvNet(5).eval()
+    exp_dirs = []
+    for frozen in (3, 2, 0):
+        model = ConvNet(5)
+        copy_layers(model, source, frozen)
+        exp_dirs.append(tmp_path / f"l{frozen}")
+        (exp_dirs[-1] / "fold1").mkdir(parents=True)
+        torch.save(package_model(model.eval(), {}, torch.ones(5), 1, {}, []), exp_dirs[-1] / "fold1/final.pt")
+    folds, targets = tmp_path / "folds/fold1", tmp_path / "targets/fold1"
+    together = evaluate.score_fold([d / "fold1" for d in exp_dirs], folds, targets, eval_name="together")
+    for d in exp_dirs:
+        alone = evaluate.score_fold([d / "fold1"], folds, targets, eval_name="alone")[d / "fold1"]
+        for subset in ("valid", "test"):
+            assert {k: v for k, v in together[d / "fold1"][subset].items() if k != "model"} == \
+                   {k: v for k, v in alone[subset].items() if k != "model"}
+            assert (d / "fold1/together" / subset / "decisions").read_text() == \
+                   (d / "fold1/alone" / subset / "decisions").read_text()
+
+
 def test_length_mismatch_is_a_clear_error(tmp_path, monkeypatch):
     data, targets = write_scoring_fixture(tmp_path, {"a1": ("ang", [0, 0, 4])})
     import kaldiio
     with kaldiio.WriteHelper(f"ark,scp:{targets}/t2.ark,{targets}/targets.scp") as w:
         w("a1", np.zeros(5, dtype=np.int32))
-    import pyscripts.nnet.forward
-    monkeypatch.setattr(pyscripts.nnet.forward, "log_posteriors", lambda m, f: None)
+    monkeypatch.setattr(evaluate, "_forward", lambda models: lambda feats: [None])
     from pyscripts.errors import DataError
     with pytest.raises(DataError, match="3 feature frames but 5 targets"):
         evaluate.score_set("model.pt", data, targets, tmp_path / "out")

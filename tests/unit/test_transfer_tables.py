@@ -70,9 +70,9 @@ def test_collect_reads_scoring_and_fold_metrics(tmp_path):
                                       "lmwt=7 acwt=0.1429 wip=0.0 (setting from dev)\n")
     (scoring / "fer").write_text("%FER 38.20 [ 382 / 1000 ]\n")
     cells = tables.collect("ser2asr", asr_jobs)
-    assert cells["l2"][("PER", "test")] == [24.37]
-    assert cells["l2"][("FER", "test")] == [38.2]
-    assert cells["l2"][("PER", "dev")] == [] and cells["baseline"][("PER", "test")] == []
+    assert cells["l2"][("PER", "test")] == {1: [24.37]}
+    assert cells["l2"][("FER", "test")] == {1: [38.2]}
+    assert cells["l2"][("PER", "dev")] == {} and cells["baseline"][("PER", "test")] == {}
 
     ser_jobs = plan_direction("asr2ser", setup, ["fold1", "fold2"])
     for fold, e in (("fold1", 0.25), ("fold2", 0.35)):
@@ -81,11 +81,28 @@ def test_collect_reads_scoring_and_fold_metrics(tmp_path):
             d.mkdir(parents=True)
             (d / "metrics.json").write_text(json.dumps({"E": e, "UE": e + (0.1 if subset == "test" else 0)}))
     cells = tables.collect("asr2ser", ser_jobs)
-    assert cells["l4"][("E", "dev")] == pytest.approx([25.0, 35.0])
-    assert cells["l4"][("UE", "test")] == pytest.approx([35.0, 45.0])
+    assert cells["l4"][("E", "dev")][1] == pytest.approx([25.0, 35.0])
+    assert cells["l4"][("UE", "test")][1] == pytest.approx([35.0, 45.0])
     assert tables.format_cell(cells["l4"][("E", "test")]) == "30.0 ± 7.1 (2)"
     summary = tables.results_json({"asr2ser": cells})["asr2ser"]["l4"]["E Dev"]
     assert summary["n"] == 2 and summary["mean"] == pytest.approx(30.0)
+
+
+def test_several_seeds_give_the_mean_and_the_sd_across_seeds(tmp_path):
+    setup = Setup(exp_root=str(tmp_path / "exp"), ser_source="s.pt", seeds=2, layers="4")
+    jobs = plan_direction("asr2ser", setup, ["fold1", "fold2"])
+    # seed 1: folds 20 and 30 (mean 25); seed 2: folds 40 and 50 (mean 45).
+    for row, e in (("l4", (0.20, 0.30)), ("l4.seed2", (0.40, 0.50))):
+        for fold, value in zip(("fold1", "fold2"), e):
+            d = tmp_path / f"exp/asr2ser/{row}/{fold}/eval/test"
+            d.mkdir(parents=True)
+            (d / "metrics.json").write_text(json.dumps({"E": value, "UE": value}))
+    cells = tables.collect("asr2ser", jobs)
+    assert cells["l4"][("E", "test")] == {1: pytest.approx([20.0, 30.0]), 2: pytest.approx([40.0, 50.0])}
+    # mean of the 4 runs; sd of the seed means 25 and 45 (not of the 4 runs: 12.9)
+    assert tables.format_cell(cells["l4"][("E", "test")]) == "35.0 ± 14.1 (4)"
+    summary = tables.results_json({"asr2ser": cells})["asr2ser"]["l4"]["E Test"]
+    assert summary["sd_across"] == "seeds" and summary["seeds"]["2"] == pytest.approx([40.0, 50.0])
 
 
 def test_paper_results_file(tmp_path):
