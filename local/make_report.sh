@@ -110,6 +110,6 @@ if [[ -f $asr_model && -f $ser_model ]]; then
 else
   error "$asr_model or $ser_model missing: no filters, no CKA and no probes in the report"
 fi
-python3 -m pyscripts.transfer.report --exp-root "$exp_root" --ser-folds-dir "$ser_folds_dir" \
+python3 -m pyscripts.transfer.report --exp-root "$exp_root" --ser-folds-dir "$ser_folds_dir" --seeds "$seeds" \
   --asr-model "$asr_model" --ser-model "$ser_model" "$out"
 log "report in $out/README.md"

@@ -3,7 +3,7 @@
 and the sweeps' exp dirs (the training
 configs, and their train_summary files for how many trainings finished and how long they took).
 
-  python3 -m pyscripts.transfer.report [--exp-root exp/transfer] [--ser-folds-dir D]
+  python3 -m pyscripts.transfer.report [--exp-root exp/transfer] [--ser-folds-dir D] [--seeds N]
       [--asr-model A] [--ser-model S] OUT_DIR
 """
 import argparse
@@ -179,13 +179,16 @@ def write_report(out_dir, setup, asr_model=None, ser_model=None):
                  f"- Source models: ASR `{asr_model or 'the SER -> ASR baseline'}`, "
                  f"SER `{ser_model or 'an ASR -> SER baseline fold'}`.\n"
                  f"- SER -> ASR is one training per row; ASR -> SER one per row and fold "
-                 f"({len(folds)} folds: each tests one held-out speaker, Dev = the validation speakers).\n"
+                 f"({len(folds)} folds: each tests one held-out speaker, Dev = the validation speakers)"
+                 + (f"; each of them with {setup.seeds} seeds (training.seed + 0..{setup.seeds - 1})"
+                    if setup.seeds > 1 else "") + ".\n"
                  + "\n".join(sweep) + "\n")
     tables = out_dir / "tables.md"
     parts.append("## Results\n\n" + (tables.read_text() if tables.is_file() else "No tables (run tables first).\n"))
     figs = [f"![{TITLES[d]}](transfer_{d}.png)" for d in DIRECTIONS if (out_dir / f"transfer_{d}.png").is_file()]
     parts.append("## Transfer learning performance\n\nError vs number of constant layers l; dotted: the "
-                 "Baseline of the same column; error bars: standard deviation over folds. Dashed (x) and "
+                 f"Baseline of the same column; error bars: standard deviation over "
+                 f"{'seeds' if setup.seeds > 1 else 'folds'}. Dashed (x) and "
                  "dash-dotted: the paper's numbers and Baseline on the real TIMIT and IEMOCAP, for "
                  "comparison, not runs of this recipe.\n\n"
                  + ("\n".join(figs) if figs else "No figures.") + "\n")
@@ -210,12 +213,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp-root", default=Setup.exp_root)
     parser.add_argument("--ser-folds-dir", default=Setup.ser_folds_dir)
+    parser.add_argument("--seeds", type=int, default=Setup.seeds, help="trainings per row [%(default)s]")
     parser.add_argument("--asr-model")
     parser.add_argument("--ser-model")
     parser.add_argument("out_dir")
     args = parser.parse_args(argv)
-    path = write_report(args.out_dir, Setup(exp_root=args.exp_root, ser_folds_dir=args.ser_folds_dir),
-                        args.asr_model, args.ser_model)
+    setup = Setup(exp_root=args.exp_root, ser_folds_dir=args.ser_folds_dir, seeds=args.seeds)
+    path = write_report(args.out_dir, setup, args.asr_model, args.ser_model)
     log.info("wrote %s", path)
 
 

@@ -103,6 +103,13 @@ def test_several_seeds_give_the_mean_and_the_sd_across_seeds(tmp_path):
     assert tables.format_cell(cells["l4"][("E", "test")]) == "35.0 ± 14.1 (4)"
     summary = tables.results_json({"asr2ser": cells})["asr2ser"]["l4"]["E Test"]
     assert summary["sd_across"] == "seeds" and summary["seeds"]["2"] == pytest.approx([40.0, 50.0])
+    (tmp_path / "folds").mkdir()
+    (tmp_path / "folds/plan").write_text("fold1 test=A\nfold2 test=B\n")
+    tables.main(["--exp-root", str(tmp_path / "exp"), "--ser-folds-dir", str(tmp_path / "folds"), "--seeds", "2",
+                 str(tmp_path / "report")])
+    text = (tmp_path / "report/tables.md").read_text()
+    assert "trained with 2 seeds: the ± is the sd across seeds" in text
+    assert "| 4 | – | 35.0 ± 14.1 (4) | – | 35.0 ± 14.1 (4) |" in text
 
 
 def test_paper_results_file(tmp_path):
