@@ -94,7 +94,7 @@ class ForwardOptions:
     prior_floor: float = DEFAULT_PRIOR_FLOOR
     device: str = "auto"
     num_threads: int = 1
-    batch_size: int = 2048
+    batch_size: int = 0      # frames per forward batch; 0: the device's default (pyscripts.nnet.forward.infer_batch)
 
 
 def compute_loglikes(model_path, feats_scp, out_ark, opts=ForwardOptions(), log_priors_out=None, timing_out=None):
@@ -129,7 +129,7 @@ def compute_loglikes(model_path, feats_scp, out_ark, opts=ForwardOptions(), log_
             check_finite(feats, f"{feats_scp}: utterance {utt}")
             start = time.perf_counter()
             try:
-                log_post = log_posteriors(model_path, feats, batch_size=batch_size, device=device)
+                log_post = log_posteriors(model_path, feats, batch_size=batch_size or None, device=device)
             except ValueError as err:
                 raise DataError(f"{feats_scp}: utterance {utt}: {err}") from None
             check_finite(log_post, f"{model_path}: log-posteriors of utterance {utt} of {feats_scp} (a "

@@ -57,3 +57,13 @@ def test_a_model_with_other_features_is_refused():
     other = ConvNet(5, **{**SMALL, "feat_dim": 20}).eval()
     with pytest.raises(ValueError, match="expects"):
         SharedForward([ConvNet(5, **SMALL).eval(), other]).log_posteriors(np.zeros((4, SMALL["feat_dim"])))
+
+
+def test_the_batch_size_does_not_change_the_log_posteriors():
+    """The CPU default of small batches (INFER_BATCH) gives what one big batch gives, bit for bit."""
+    torch.manual_seed(0)
+    model = with_batchnorm_statistics(ConvNet(7, **SMALL))
+    feats = np.random.default_rng(1).normal(size=(300, SMALL["feat_dim"])).astype(np.float32)
+    whole = network_log_posteriors(model, feats, batch_size=1024)
+    assert np.array_equal(network_log_posteriors(model, feats), whole)          # INFER_BATCH on the CPU
+    assert np.array_equal(SharedForward([model]).log_posteriors(feats)[0], whole)
