@@ -72,6 +72,11 @@ def _layer_table(columns):
     return lines
 
 
+def _comments(tsv):
+    """The `#` comment lines of a layer or probe table (how its frames were drawn), without the `#`."""
+    return [line[1:].strip() for line in Path(tsv).read_text().splitlines() if line.startswith("#")]
+
+
 def cca_part(out_dir):
     """The SVCCA and PWCCA tables, where make_report.sh wrote them ('' when neither is there)."""
     parts = []
@@ -82,7 +87,7 @@ def cca_part(out_dir):
     if not parts:
         return ""
     tsv = Path(out_dir) / ("svcca.tsv" if (Path(out_dir) / "svcca.tsv").is_file() else "pwcca.tsv")
-    notes = [line[1:].strip() for line in tsv.read_text().splitlines() if line.startswith("#")]
+    notes = _comments(tsv)
     return ("SVCCA and PWCCA of the same pairs on the same layer outputs (panels beside CKA in the figure). "
             "SVCCA (Raghu et al. 2017): each layer's outputs reduced to their leading singular directions, "
             "then canonical correlation analysis between the two networks; the mean canonical correlation. "
@@ -99,7 +104,7 @@ def cka_section(out_dir):
     if not tsv.is_file():
         return "Not computed (the ASR and SER baseline models were not there when the report was made).\n"
     lines = _layer_table(read_cka_table(tsv))
-    notes = [line[1:].strip() for line in tsv.read_text().splitlines() if line.startswith("#")]
+    notes = _comments(tsv)
     return ("Linear CKA between the two networks' representations (outputs of layers 1..5, eval mode) of "
             "the same frames; 1 = identical up to rotation and scale. Reference curves: the untrained "
             "network the ASR training started from (how far training moved each layer), an untrained "
@@ -138,7 +143,7 @@ def probe_section(out_dir):
         lines.append(f"| {k} | " + " | ".join("–" if a is None else f"{a:.3f}" for a in cells) + " |")
     chance = {r["label"]: (r["chance"], r["classes"]) for r in rows}
     lines.append("| chance | " + " | ".join(f"{chance[label][0]:.3f}" for label in labels for _ in networks) + " |")
-    notes = [line[1:].strip() for line in tsv.read_text().splitlines() if line.startswith("#")]
+    notes = _comments(tsv)
     return ("Linear probes: a logistic regression trained on the frozen outputs of one layer (eval mode, "
             "standardised) of frames of some speakers and scored (frame accuracy) on frames of others; "
             "how much of each label a linear read-out finds in that layer. Layer 0 is the input window, "
