@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The paper's transfer-learning sweeps between ASR (TIMIT) and SER (IEMOCAP). Each training is
-# an independent job of a $cuda_cmd job array (steps/train_convnet.sh with --init-from/--freeze-layers);
-# a job whose EXP_DIR/final.pt is up to date (its final.stamp) is not re-run, so the script can be
+# The paper's transfer-learning sweeps between ASR (TIMIT) and SER (IEMOCAP). The trainings run as a
+# $cuda_cmd job array (local/transfer_train_job.sh: --init-from/--freeze-layers as planned), one job per
+# training except the rows l >= 3 of a fold, which share their frozen layers' outputs in one job; a
+# training whose EXP_DIR/final.pt is up to date (its final.stamp) is not re-run, so the script can be
 # re-started at any stage.
 #   stage 1: baselines, trained from scratch: ASR (the ser2asr Baseline row, and the asr2ser source)
 #            and SER on every fold (the asr2ser Baseline row; fold --ser-source-fold is the ser2asr source);
@@ -97,20 +98,21 @@ plan_opts=(--exp-root "$exp_root" --asr-train-data "$timit_data/train" --asr-dev
 limit_opts=()
 (( max_jobs_run > 0 )) && limit_opts=(--max-jobs-run "$max_jobs_run")
 
-# train_jobs DIRECTION WHICH CONFIG [PLAN OPTION]: plans the jobs, runs them as one job array, reports
-# their times.
+# train_jobs DIRECTION WHICH CONFIG [PLAN OPTION]: plans the jobs, runs them as one job array (one
+# job per group of trainings that share frozen layers, see pyscripts/transfer/plan.py), reports their times.
 train_jobs() {
   local direction=$1 which=$2 config=$3 dir=$exp_root/$1
   python3 -m pyscripts.transfer.plan --direction "$direction" --which "$which" "${plan_opts[@]}" \
-    "${@:4}" "$dir/jobs.$which"
-  local n; n=$(wc -l < "$dir/jobs.$which")
+    "${@:4}" --groups "$dir/groups.$which" "$dir/jobs.$which"
+  local n; n=$(wc -l < "$dir/groups.$which")
   if (( n == 0 )); then return 0; fi
-  log "$direction $which: $n trainings with $config (logs: $dir/log/train.$which.*.log)"
+  log "$direction $which: $(wc -l < "$dir/jobs.$which") trainings in $n jobs with $config" \
+      "(logs: $dir/log/train.$which.*.log)"
   local res_opts=(--num-threads "$num_threads")   # CPUs per job; GPUs as --device says
   case $device in cuda) res_opts+=(--gpu 1) ;; cpu) res_opts+=(--gpu 0) ;; esac
   $cuda_cmd "${limit_opts[@]}" "${res_opts[@]}" JOB=1:"$n" "$dir/log/train.$which.JOB.log" \
     local/transfer_train_job.sh --train-config "$config" --overrides "$overrides" \
-      --num-threads "$num_threads" --device "$device" "$dir/jobs.$which" JOB
+      --num-threads "$num_threads" --device "$device" --groups "$dir/groups.$which" "$dir/jobs.$which" JOB
   local exp_dirs=(); job_exp_dirs "$dir/jobs.$which" exp_dirs
   utils/train_summary.sh "${exp_dirs[@]}"
 }

@@ -721,9 +721,11 @@ def _promote_best(exp_dir, state, stamp, summary):
     (exp_dir / "checkpoint.pt").unlink()
 
 
-def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device="auto", force=False):
+def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device="auto", force=False,
+          trunk_share=None):
     """Runs (or resumes) one training, or skips it when final.pt was trained on the same inputs
-    (final.stamp); force: train afresh. Returns the path of final.pt."""
+    (final.stamp); force: train afresh. trunk_share: a dict in which the trainings of one process share
+    their cached frozen-trunk outputs (pyscripts/nnet/trunk_cache.py). Returns the path of final.pt."""
     exp_dir = Path(exp_dir)
     stamp = input_stamp(cfg, train_data, dev_data, train_targets, dev_targets)
     if _up_to_date(exp_dir, stamp, force):
@@ -740,7 +742,10 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
     trainee, train_opts = _build_trainee(cfg, num_targets, train_set.feats.shape[1], mean, std, ranks)
     state = _resume_or_start(exp_dir / "checkpoint.pt", cfg, stamp, trainee, ranks, num_targets)
     _wrap_for_steps(trainee, cfg, ranks)
-    cached = cache_trunk(trainee.model, train_set, dev_set, cfg, ranks.world_size > 1)
+    # What the frozen layers' outputs depend on: the source model, the frames, and the network's shape.
+    trunk_inputs = sorted((k, v) for k, v in stamp.items() if k != "config") + [
+        (section, yaml.safe_dump(cfg[section], sort_keys=True)) for section in ("model", "data")]
+    cached = cache_trunk(trainee.model, train_set, dev_set, cfg, ranks.world_size > 1, trunk_share, trunk_inputs)
     if cached:  # frozen layers computed once (pyscripts/nnet/trunk_cache.py)
         train_set, dev_set, trainee.step_model = cached
     plan = _plan_epochs(cfg, ranks, train_set, dev_set, train_opts)
@@ -755,6 +760,23 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return exp_dir / "final.pt"
+
+
+def configure(config, overrides=(), init_from=None, freeze_layers=None, reinit_unfrozen=False, cmvn_stats=None,
+              seed_offset=0):
+    """The config of one training: the YAML with its overrides, then the command line's source model,
+    frozen layers, CMVN stats and seed offset (None/False/0: the YAML's)."""
+    cfg = load_config(config, overrides)
+    if init_from is not None:
+        cfg["init"]["from"] = init_from
+    if freeze_layers is not None:
+        cfg["init"]["freeze_layers"] = freeze_layers
+    if reinit_unfrozen:
+        cfg["init"]["reinit_unfrozen"] = True
+    if cmvn_stats is not None:
+        cfg["data"]["cmvn_stats"] = cmvn_stats
+    cfg["training"]["seed"] += seed_offset
+    return cfg
 
 
 def run_summary(started, epochs, stop, best):
@@ -805,16 +827,8 @@ def main(argv=None):
     for name in ("train_data", "dev_data", "train_targets", "dev_targets", "exp_dir"):
         parser.add_argument(name)
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.set)
-    if args.init_from is not None:
-        cfg["init"]["from"] = args.init_from
-    if args.freeze_layers is not None:
-        cfg["init"]["freeze_layers"] = args.freeze_layers
-    if args.reinit_unfrozen:
-        cfg["init"]["reinit_unfrozen"] = True
-    if args.cmvn_stats is not None:
-        cfg["data"]["cmvn_stats"] = args.cmvn_stats
-    cfg["training"]["seed"] += args.seed_offset
+    cfg = configure(args.config, args.set, args.init_from, args.freeze_layers, args.reinit_unfrozen,
+                    args.cmvn_stats, args.seed_offset)
     if args.check:
         exp_dir = Path(args.exp_dir)
         stamp = input_stamp(cfg, args.train_data, args.dev_data, args.train_targets, args.dev_targets)

@@ -19,6 +19,10 @@ several processes (DDP) or torch.compile, the network runs whole as before. The 
 on the batch's not-yet-cached frames rather than on the whole batch, so they could differ from the
 uncached run's in the last bits where the CPU library picks kernels by batch shape; on the tiny corpus
 the trained weights came out bit-identical.
+
+Several trainings of one process (pyscripts/transfer/train_group.py) can share the cache (`share`):
+rows l >= 3 of a transfer sweep freeze the same source layers 1..3, and on the same frames, seed and
+config they draw the same batches, so the outputs one row computed are those the next would compute.
 """
 import logging
 
@@ -98,11 +102,19 @@ def frames_used(tcfg, num_train, num_dev):
     return train + (num_dev if tcfg["dev_frames"] is None else min(num_dev, int(tcfg["dev_frames"])))
 
 
-def cache_trunk(model, train_set, dev_set, cfg, distributed):
-    """(train, dev, head) on cached trunk outputs when the rule allows (see the module doc), else None."""
+def cache_trunk(model, train_set, dev_set, cfg, distributed, share=None, inputs=()):
+    """(train, dev, head) on cached trunk outputs when the rule allows (see the module doc), else None.
+    share: a dict that keeps the outputs for the next trainings of the process, found again by
+    `inputs` (what the frames depend on: source model, features, targets, normalisation) and the depth."""
     num_frozen, tcfg = int(cfg["init"]["freeze_layers"]), cfg["training"]
     if num_frozen < MIN_FROZEN or distributed or tcfg["compile"] or not cfg["init"]["from"]:
         return None
+    channels_last = bool(tcfg["channels_last"])
+    key = (tuple(inputs), cached_depth(num_frozen), channels_last, str(train_set.feats.device))
+    if share is not None and key in share:
+        log.info("frozen layers 1..%d: outputs shared with an earlier training of this process",
+                 cached_depth(num_frozen))
+        return (*share[key], FrozenTrunkHead(model, num_frozen))
     size = trunk_size_mb(model, num_frozen, frames_used(tcfg, train_set.num_frames, dev_set.num_frames))
     if size > int(tcfg["trunk_cache_mb"]):
         log.info("frozen layers 1..%d: their outputs would take up to %.0f MB > training.trunk_cache_mb %d: "
@@ -110,6 +122,8 @@ def cache_trunk(model, train_set, dev_set, cfg, distributed):
         return None
     log.info("frozen layers 1..%d: each frame's output computed once and kept (up to %.0f MB)",
              cached_depth(num_frozen), size)
-    channels_last = bool(tcfg["channels_last"])
-    return (TrunkOutputs(model, train_set, num_frozen, channels_last),
-            TrunkOutputs(model, dev_set, num_frozen, channels_last), FrozenTrunkHead(model, num_frozen))
+    outputs = (TrunkOutputs(model, train_set, num_frozen, channels_last),
+               TrunkOutputs(model, dev_set, num_frozen, channels_last))
+    if share is not None:
+        share[key] = outputs
+    return (*outputs, FrozenTrunkHead(model, num_frozen))

@@ -17,8 +17,9 @@ The source models are the baselines of the other direction unless given: ser2asr
 baseline of one fold (--ser-source-fold), asr2ser from the ASR baseline. The baselines therefore run
 first (--which baseline), then the transfers (--which transfer).
 
-  python3 -m pyscripts.transfer.plan --direction ser2asr [options] JOBS_FILE
-writes one line per training, tab-separated (see JOB_FIELDS); local/transfer_train_job.sh runs line k.
+  python3 -m pyscripts.transfer.plan --direction ser2asr [options] [--groups GROUPS_FILE] JOBS_FILE
+writes one line per training, tab-separated (see JOB_FIELDS), and with --groups one line per process:
+the jobs-file lines it trains, one after the other (trunk_groups); local/transfer_train_job.sh runs one.
 """
 import argparse
 import logging
@@ -28,6 +29,7 @@ from pathlib import Path
 from pyscripts.kaldi.datadir import read_table
 from pyscripts.errors import DataError, cli_main
 from pyscripts.nnet.model import TRANSFERABLE_LAYERS
+from pyscripts.nnet.trunk_cache import cached_depth
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +174,24 @@ def select(jobs, which, linked_baseline=False):
             and not (linked_baseline and j.row == BASELINE and j.seed == 1)]
 
 
+def trunk_groups(jobs):
+    """The jobs in groups of one process each, as lists of 1-based line numbers: the rows whose cached
+    trunk is layers 1..3 (l >= 3) share it when they have the same source, data and seed (one fold, one
+    seed; pyscripts/nnet/trunk_cache.py); every other job is a group of its own."""
+    groups, shared = [], {}
+    for number, job in enumerate(jobs, 1):
+        if job.init_from == "-" or cached_depth(job.freeze_layers) < 3:
+            groups.append([number])
+            continue
+        key = (job.direction, job.fold, job.seed, job.init_from, job.train_data, job.dev_data,
+               job.train_targets, job.dev_targets)
+        if key not in shared:
+            shared[key] = []
+            groups.append(shared[key])
+        shared[key].append(number)
+    return groups
+
+
 def write_jobs(path, jobs):
     lines = ["\t".join(str(v).lower() if isinstance(v, bool) else str(v) for v in astuple(j)) for j in jobs]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +236,7 @@ def main(argv=None):
     parser.add_argument("--linked-baseline", action="store_true",
                         help="the baseline's first seed is linked from another stage: leave it out")
     _add_setup_options(parser)
+    parser.add_argument("--groups", help="output: one line per process, the jobs-file lines it trains")
     parser.add_argument("jobs_file", help="output: one tab-separated line per training")
     args = parser.parse_args(argv)
     setup = setup_from_args(args)
@@ -224,6 +245,8 @@ def main(argv=None):
     folds = read_folds(setup.ser_folds_dir, setup.folds) if needs_folds else []
     jobs = select(plan_direction(args.direction, setup, folds), args.which, args.linked_baseline)
     write_jobs(args.jobs_file, jobs)
+    if args.groups:
+        Path(args.groups).write_text("".join(" ".join(map(str, g)) + "\n" for g in trunk_groups(jobs)))
     done = sum((Path(j.exp_dir) / "final.pt").exists() for j in jobs)
     log.info("%s (%s): %d jobs written to %s, %d of them already finished (final.pt: not re-run)",
              args.direction, args.which, len(jobs), args.jobs_file, done)
