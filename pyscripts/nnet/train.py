@@ -724,8 +724,8 @@ def _promote_best(exp_dir, state, stamp, summary):
 def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device="auto", force=False,
           trunk_share=None):
     """Runs (or resumes) one training, or skips it when final.pt was trained on the same inputs
-    (final.stamp); force: train afresh. trunk_share: a dict in which the trainings of one process share
-    their cached frozen-trunk outputs (pyscripts/nnet/trunk_cache.py). Returns the path of final.pt."""
+    (final.stamp); force: train afresh. trunk_share: a TrunkShare through which the trainings of one
+    process share their cached frozen-trunk outputs (pyscripts/nnet/trunk_cache.py). Returns the path of final.pt."""
     exp_dir = Path(exp_dir)
     stamp = input_stamp(cfg, train_data, dev_data, train_targets, dev_targets)
     if _up_to_date(exp_dir, stamp, force):

@@ -21,9 +21,13 @@ uncached run's in the last bits where the CPU library picks kernels by batch sha
 the trained weights came out bit-identical.
 
 Several trainings of one process (pyscripts/transfer/train_group.py) can share the cache (`share`):
-rows l >= 3 of a transfer sweep freeze the same source layers 1..3, and on the same frames, seed and
-config they draw the same batches, so the outputs one row computed are those the next would compute.
+rows l >= 2 of a transfer sweep freeze the same source layers (1..2 at least), and on the same frames,
+seed and config they draw the same frames in the same order, so the set of frames computed before any
+batch, and with it the batches the missing frames are computed in, is what the row alone would have:
+the outputs one row computed are those the next would compute, bit for bit. The first training (the
+deepest, l >= 3) keeps layer 2's outputs beside layer 3's when both fit, for the l = 2 row.
 """
+import copy
 import logging
 
 import torch
@@ -37,21 +41,28 @@ MIN_FROZEN = 2  # both convolutions: below that the cache saves little
 
 class TrunkOutputs:
     """Frame set stand-in whose rows are the cached layers' output of each frame, computed the first
-    time a batch asks for the frame and kept (no frame is computed twice, none that no batch uses)."""
+    time a batch asks for the frame and kept (no frame is computed twice, none that no batch uses).
+    It can keep layer 2's and layer 3's outputs together (depths), computed in the same pass, for the
+    trainings of a group that read either (at(depth))."""
 
-    def __init__(self, model, frames, num_frozen, channels_last):
+    def __init__(self, model, frames, depths, channels_last):
         self.model, self.frames, self.channels_last = model, frames, channels_last
-        self.depth = cached_depth(num_frozen)
-        width = model.flat_dim if self.depth == 2 else model.layer3[0].out_features
+        self.depth = max(depths)
         device = frames.targets.device
         # torch.empty: memory is only committed for the rows written.
-        self.outputs = torch.empty((frames.num_frames, width), device=device)
+        self.outputs = {d: torch.empty((frames.num_frames, layer_width(model, d)), device=device) for d in depths}
         self.done = torch.zeros(frames.num_frames, dtype=torch.bool, device=device)
         self.targets = frames.targets
 
     @property
     def num_frames(self):
         return self.frames.num_frames
+
+    def at(self, depth):
+        """The same cache (the same stored rows) read at layer `depth`."""
+        view = copy.copy(self)
+        view.depth = depth
+        return view
 
     @torch.no_grad()
     def rows(self, batch):
@@ -61,11 +72,21 @@ class TrunkOutputs:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             x = self.model.layer2(self.model.layer1(x))  # frozen: BatchNorm in eval mode, no dropout
-            if self.depth == 3:
-                x = self.model.layer3[:-1](x)  # the dropout is the head's, drawn at each step
-            self.outputs[missing] = x
+            if 2 in self.outputs:
+                self.outputs[2][missing] = x
+            if 3 in self.outputs:
+                self.outputs[3][missing] = self.model.layer3[:-1](x)  # the dropout is the head's, drawn at each step
             self.done[missing] = True
-        return self.outputs[batch]
+        return self.outputs[self.depth][batch]
+
+
+class TrunkShare:
+    """The caches the trainings of one process share (pyscripts/transfer/train_group.py), by what their
+    frames depend on. depths: the cache depths those trainings read; the first training keeps all of
+    them that its frozen layers give, when they fit."""
+
+    def __init__(self, depths):
+        self.depths, self.caches = set(depths), {}
 
 
 def cached_depth(num_frozen):
@@ -90,9 +111,13 @@ class FrozenTrunkHead(nn.Module):
         return x
 
 
-def trunk_size_mb(model, num_frozen, num_frames):
-    width = model.flat_dim if cached_depth(num_frozen) == 2 else model.layer3[0].out_features
-    return num_frames * width * 4 / 2**20
+def layer_width(model, depth):
+    """Values per frame of the cached output of layer `depth` (2 or 3)."""
+    return model.flat_dim if depth == 2 else model.layer3[0].out_features
+
+
+def trunk_size_mb(model, depths, num_frames):
+    return num_frames * sum(layer_width(model, d) for d in depths) * 4 / 2**20
 
 
 def frames_used(tcfg, num_train, num_dev):
@@ -104,26 +129,32 @@ def frames_used(tcfg, num_train, num_dev):
 
 def cache_trunk(model, train_set, dev_set, cfg, distributed, share=None, inputs=()):
     """(train, dev, head) on cached trunk outputs when the rule allows (see the module doc), else None.
-    share: a dict that keeps the outputs for the next trainings of the process, found again by
-    `inputs` (what the frames depend on: source model, features, targets, normalisation) and the depth."""
+    share: a TrunkShare that keeps the caches for the next trainings of the process, found again by
+    `inputs` (what the frames depend on: source model, features, targets, normalisation)."""
     num_frozen, tcfg = int(cfg["init"]["freeze_layers"]), cfg["training"]
     if num_frozen < MIN_FROZEN or distributed or tcfg["compile"] or not cfg["init"]["from"]:
         return None
-    channels_last = bool(tcfg["channels_last"])
-    key = (tuple(inputs), cached_depth(num_frozen), channels_last, str(train_set.feats.device))
-    if share is not None and key in share:
-        log.info("frozen layers 1..%d: outputs shared with an earlier training of this process",
-                 cached_depth(num_frozen))
-        return (*share[key], FrozenTrunkHead(model, num_frozen))
-    size = trunk_size_mb(model, num_frozen, frames_used(tcfg, train_set.num_frames, dev_set.num_frames))
-    if size > int(tcfg["trunk_cache_mb"]):
+    depth, channels_last = cached_depth(num_frozen), bool(tcfg["channels_last"])
+    key = (tuple(inputs), channels_last, str(train_set.feats.device))
+    head = FrozenTrunkHead(model, num_frozen)
+    shared = share.caches.get(key) if share is not None else None
+    if shared and depth in shared[0].outputs:
+        log.info("frozen layers 1..%d: outputs shared with an earlier training of this process", depth)
+        return (*(cache.at(depth) for cache in shared), head)
+    # Shallower depths the process's later trainings read are kept too (this model freezes them).
+    depths = sorted({depth} | {d for d in (share.depths if share else ()) if d < depth})
+    num_frames = frames_used(tcfg, train_set.num_frames, dev_set.num_frames)
+    limit = int(tcfg["trunk_cache_mb"])
+    if trunk_size_mb(model, depths, num_frames) > limit:
+        depths = [depth]
+    size = trunk_size_mb(model, depths, num_frames)
+    if size > limit:
         log.info("frozen layers 1..%d: their outputs would take up to %.0f MB > training.trunk_cache_mb %d: "
-                 "computed in every step", cached_depth(num_frozen), size, int(tcfg["trunk_cache_mb"]))
+                 "computed in every step", depth, size, limit)
         return None
-    log.info("frozen layers 1..%d: each frame's output computed once and kept (up to %.0f MB)",
-             cached_depth(num_frozen), size)
-    outputs = (TrunkOutputs(model, train_set, num_frozen, channels_last),
-               TrunkOutputs(model, dev_set, num_frozen, channels_last))
+    log.info("frozen layers 1..%d: each frame's output computed once and kept (up to %.0f MB)%s", depth, size,
+             ", layer 2's too for a later training" if len(depths) > 1 else "")
+    caches = (TrunkOutputs(model, train_set, depths, channels_last), TrunkOutputs(model, dev_set, depths, channels_last))
     if share is not None:
-        share[key] = outputs
-    return (*outputs, FrozenTrunkHead(model, num_frozen))
+        share.caches[key] = caches
+    return (*(cache.at(depth) for cache in caches), head)

@@ -29,7 +29,7 @@ from pathlib import Path
 from pyscripts.kaldi.datadir import read_table
 from pyscripts.errors import DataError, cli_main
 from pyscripts.nnet.model import TRANSFERABLE_LAYERS
-from pyscripts.nnet.trunk_cache import cached_depth
+from pyscripts.nnet.trunk_cache import MIN_FROZEN
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +175,12 @@ def select(jobs, which, linked_baseline=False):
 
 
 def trunk_groups(jobs):
-    """The jobs in groups of one process each, as lists of 1-based line numbers: the rows whose cached
-    trunk is layers 1..3 (l >= 3) share it when they have the same source, data and seed (one fold, one
-    seed; pyscripts/nnet/trunk_cache.py); every other job is a group of its own."""
+    """The jobs in groups of one process each, as lists of 1-based line numbers, in the jobs' order: the
+    rows with a cached frozen trunk (l >= 2) share it when they have the same source, data and seed (one
+    fold, one seed; pyscripts/nnet/trunk_cache.py); every other job is a group of its own."""
     groups, shared = [], {}
     for number, job in enumerate(jobs, 1):
-        if job.init_from == "-" or cached_depth(job.freeze_layers) < 3:
+        if job.init_from == "-" or job.freeze_layers < MIN_FROZEN:
             groups.append([number])
             continue
         key = (job.direction, job.fold, job.seed, job.init_from, job.train_data, job.dev_data,

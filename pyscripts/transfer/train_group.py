@@ -1,9 +1,10 @@
 """Trains lines of a transfer jobs file (pyscripts/transfer/plan.py) one after the other in one process.
 
-The rows l >= 3 of one fold and seed freeze the same source layers 1..3 and read the same frames in the
-same order, so the first of them computes those layers' outputs (pyscripts/nnet/trunk_cache.py) and
-the next ones reuse them: each training gives what it gives when run alone, bit for bit, and the
-group costs about one trunk pass instead of one per row (plan.trunk_groups forms the groups). A
+The rows l >= 2 of one fold and seed freeze the same source layers and read the same frames in the
+same order, so the first of them computes the frozen layers' outputs (pyscripts/nnet/trunk_cache.py:
+layers 1..3, and 1..2 for the l = 2 row) and the next ones reuse them: each training gives what it
+gives when run alone, bit for bit, and the group costs about one trunk pass instead of one per row
+(plan.trunk_groups forms the groups). A
 finished line (final.pt up to date) is skipped; each training also logs to its EXP_DIR/log/train.log.
 
   python3 -m pyscripts.transfer.train_group [--config FILE] [--set KEY=VALUE ...] [--device D]
@@ -17,6 +18,7 @@ import torch
 
 from pyscripts.errors import DataError, cli_main
 from pyscripts.nnet import train as nnet_train
+from pyscripts.nnet.trunk_cache import TrunkShare, cached_depth
 from pyscripts.transfer.plan import read_jobs
 
 
@@ -38,7 +40,8 @@ def train_lines(jobs_file, lines, config, overrides=(), device="auto"):
     bad = [n for n in lines if not 1 <= n <= len(jobs)]
     if bad:
         raise DataError(f"{jobs_file} has {len(jobs)} lines, not line {bad[0]}")
-    share, finals = {}, []
+    share = TrunkShare(cached_depth(jobs[n - 1].freeze_layers) for n in lines)
+    finals = []
     for n in lines:
         job = jobs[n - 1]
         cfg = job_config(job, config, overrides)

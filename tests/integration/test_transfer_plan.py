@@ -185,35 +185,36 @@ def test_rows_l3_and_up_of_a_fold_and_seed_train_in_one_group():
     setup = plan.Setup(seeds=2, ser_source="s.pt")
     jobs = plan.select(plan.plan_direction("asr2ser", setup, ["fold1", "fold2"]), "transfer")
     groups = [[(jobs[n - 1].row, jobs[n - 1].fold, jobs[n - 1].seed) for n in g] for g in plan.trunk_groups(jobs)]
-    assert groups[:6] == [[("l5", "fold1", 1), ("l4", "fold1", 1), ("l3", "fold1", 1)],
-                          [("l5", "fold2", 1), ("l4", "fold2", 1), ("l3", "fold2", 1)],
-                          [("l2", "fold1", 1)], [("l2", "fold2", 1)], [("l1", "fold1", 1)], [("l1", "fold2", 1)]]
-    assert len(groups) == 2 * 8 and sorted(n for g in plan.trunk_groups(jobs) for n in g) == list(range(1, 25))
-    # Baselines (no source) and l < 3 (the cache would be layer 2, or none) run alone.
+    assert groups[:4] == [[("l5", "fold1", 1), ("l4", "fold1", 1), ("l3", "fold1", 1), ("l2", "fold1", 1)],
+                          [("l5", "fold2", 1), ("l4", "fold2", 1), ("l3", "fold2", 1), ("l2", "fold2", 1)],
+                          [("l1", "fold1", 1)], [("l1", "fold2", 1)]]
+    assert len(groups) == 2 * 6 and sorted(n for g in plan.trunk_groups(jobs) for n in g) == list(range(1, 25))
+    # Baselines (no source) and l < 2 (nothing cached) run alone.
     baselines = plan.select(plan.plan_direction("ser2asr", setup, ["fold1"]), "baseline")
     assert plan.trunk_groups(baselines) == [[1], [2]]
 
 
 def test_a_group_trains_each_row_as_it_trains_alone(tiny_sweep, tmp_path, caplog):
-    """Rows l = 5, 4, 3 in one process share the first row's frozen-layer outputs, and every weight comes
-    out as in the row's own training."""
+    """Rows l = 5, 4, 3, 2 in one process share the first row's frozen-layer outputs (layer 3's, and
+    layer 2's for l = 2), and every weight comes out as in the row's own training."""
     caplog.set_level(logging.INFO)  # the rows' logs (EXP_DIR/log/train.log) say whether they shared
     root, _, setup = tiny_sweep
     more = TINY + ["training.max_epochs=2", "training.frames_per_epoch=300", "training.dev_frames=100"]
     trained = {}
     for how in ("alone", "group"):
-        setup = plan.Setup(**{**setup.__dict__, "exp_root": str(tmp_path / how), "layers": "5,4,3"})
+        setup = plan.Setup(**{**setup.__dict__, "exp_root": str(tmp_path / how), "layers": "5,4,3,2"})
         jobs_file = tmp_path / f"jobs.{how}"
         plan.write_jobs(jobs_file, plan.select(plan.plan_direction("ser2asr", setup, []), "transfer"))
-        assert plan.trunk_groups(plan.read_jobs(jobs_file)) == [[1, 2, 3]]
+        assert plan.trunk_groups(plan.read_jobs(jobs_file)) == [[1, 2, 3, 4]]
         if how == "alone":
             finals = [train_group.train_lines(jobs_file, [n], REPO / "conf/convnet_asr.yaml", more)[0]
-                      for n in (1, 2, 3)]
+                      for n in (1, 2, 3, 4)]
         else:
-            finals = train_group.train_lines(jobs_file, [1, 2, 3], REPO / "conf/convnet_asr.yaml", more)
+            finals = train_group.train_lines(jobs_file, [1, 2, 3, 4], REPO / "conf/convnet_asr.yaml", more)
         trained[how] = [nnet_train.load_package(f)[0].state_dict() for f in finals]
         logs = [(Path(f).parent / "log/train.log").read_text() for f in finals]
-        assert [("shared with an earlier training" in text) for text in logs] == [False, how == "group", how == "group"]
+        assert [("shared with an earlier training" in text) for text in logs] == [False] + [how == "group"] * 3
+        assert ("layer 2's too" in logs[0]) == (how == "group")
     for alone, group in zip(trained["alone"], trained["group"]):
         assert alone.keys() == group.keys()
         assert all(torch.equal(alone[k], group[k]) for k in alone)
