@@ -154,7 +154,7 @@ def cache_trunk(model, train_set, dev_set, cfg, distributed, share=None, inputs=
         return None
     log.info("frozen layers 1..%d: each frame's output computed once and kept (up to %.0f MB)%s", depth, size,
              ", layer 2's too for a later training" if len(depths) > 1 else "")
-    caches = (TrunkOutputs(model, train_set, depths, channels_last), TrunkOutputs(model, dev_set, depths, channels_last))
+    caches = tuple(TrunkOutputs(model, frames, depths, channels_last) for frames in (train_set, dev_set))
     if share is not None:
         share.caches[key] = caches
     return (*(cache.at(depth) for cache in caches), head)
