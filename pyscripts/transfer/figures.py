@@ -3,8 +3,9 @@
   transfer [--paper-results F] RESULTS_JSON OUT_DIR
                                   error vs number of constant layers, one PNG per direction (the paper's
                                   "Transfer Learning Performance" figures): a curve per column of the
-                                  table over l = 0..5, the Baseline as a dotted line of the same colour,
-                                  error bars = standard deviation over folds; the paper's numbers on the
+                                  table over l = 0..5, the Baseline as a dotted line of the same colour
+                                  (shaded: its 95% interval), error bars = the 95% bootstrap interval
+                                  (error_bar; the sd over seeds with several); the paper's numbers on the
                                   real corpora (F, default conf/paper_results.tsv; '' for none) dashed in
                                   the same colour, their Baseline dash-dotted
   filters --asr-model A --ser-model S OUT_PNG
@@ -61,6 +62,14 @@ def paper_curves(direction, paper):
     return curves
 
 
+def error_bar(cell):
+    """(below, above) the mean of a results.json cell: its 95% bootstrap interval when the cell is one
+    seed's (the interval is the first seed's), else the standard deviation (0 for a single run)."""
+    if cell.get("interval95") and len(cell["seeds"]) == 1:
+        return cell["mean"] - cell["interval95"]["low"], cell["interval95"]["high"] - cell["mean"]
+    return (cell["sd"] or 0.0,) * 2
+
+
 def plot_transfer(direction, results, out_png, paper=None):
     """results: the direction's part of tables.py's results.json; paper: the direction's part of
     read_paper_results (the paper's numbers on the real corpora), drawn dashed so that they are not
@@ -78,12 +87,14 @@ def plot_transfer(direction, results, out_png, paper=None):
         if points:
             x = [l for l, _ in points]
             y = [c["mean"] for _, c in points]
-            err = [c["sd"] or 0.0 for _, c in points]
+            err = np.array([error_bar(c) for _, c in points]).T
             ax.errorbar(x, y, yerr=err, marker="o", color=colour, capsize=3)
             drawn += 1
         base = results[BASELINE][name]
         if base["n"] > 0:
             ax.axhline(base["mean"], color=colour, linestyle=":", linewidth=1.2)
+            if base.get("interval95") and len(base["seeds"]) == 1:
+                ax.axhspan(base["interval95"]["low"], base["interval95"]["high"], color=colour, alpha=0.1, lw=0)
             any_base = True
         if name in curves:
             x, y, paper_base = curves[name]

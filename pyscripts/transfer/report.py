@@ -191,9 +191,10 @@ def write_report(out_dir, setup, asr_model=None, ser_model=None):
     tables = out_dir / "tables.md"
     parts.append("## Results\n\n" + (tables.read_text() if tables.is_file() else "No tables (run tables first).\n"))
     figs = [f"![{TITLES[d]}](transfer_{d}.png)" for d in DIRECTIONS if (out_dir / f"transfer_{d}.png").is_file()]
+    bars = ("standard deviation over seeds" if setup.seeds > 1 else
+            "95% bootstrap intervals (as in the tables' interval rows; none where a value has none)")
     parts.append("## Transfer learning performance\n\nError vs number of constant layers l; dotted: the "
-                 f"Baseline of the same column; error bars: standard deviation over "
-                 f"{'seeds' if setup.seeds > 1 else 'folds'}. Dashed (x) and "
+                 f"Baseline of the same column, shaded: its 95% interval; error bars: {bars}. Dashed (x) and "
                  "dash-dotted: the paper's numbers and Baseline on the real TIMIT and IEMOCAP, for "
                  "comparison, not runs of this recipe.\n\n"
                  + ("\n".join(figs) if figs else "No figures.") + "\n")

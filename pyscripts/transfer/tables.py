@@ -19,7 +19,8 @@ Where the numbers come from:
 
   python3 -m pyscripts.transfer.tables [--exp-root exp/transfer] [--ser-folds-dir D]
       [--paper-results FILE] OUT_DIR
-writes OUT_DIR/tables.md and OUT_DIR/results.json (mean, sd, n and the values of every cell).
+writes OUT_DIR/tables.md and OUT_DIR/results.json (mean, sd, n and the values of every cell, and the
+95% bootstrap interval of its first seed's value: row_intervals), each table followed by its intervals.
 """
 import argparse
 import json
@@ -122,6 +123,44 @@ def paired_tests(direction, jobs):
     return tests
 
 
+def row_intervals(direction, jobs):
+    """{row: {(metric, set): (low, high)}}, in %: the 95% bootstrap interval of each row's first-seed
+    value (pyscripts/stats.py). SER -> ASR: the run's, its utterances resampled (the scoring's
+    intervals.json); ASR -> SER: the mean over the folds', all folds' utterances resampled together
+    within speakers, once every fold of the row is scored."""
+    runs = {}
+    for job in jobs:
+        if job.seed == 1:
+            runs.setdefault(job.row, []).append(Path(job.exp_dir))
+    found = {row: _asr_run_intervals(dirs[0]) if direction == "ser2asr" else _ser_row_intervals(dirs)
+             for row, dirs in runs.items()}
+    return {row: intervals for row, intervals in found.items() if intervals}
+
+
+def _asr_run_intervals(exp_dir):
+    out = {}
+    for subset in ("dev", "test"):
+        path = exp_dir / f"decode_{subset}" / "scoring" / stats.INTERVALS_JSON
+        if path.is_file():
+            for metric, block in json.loads(path.read_text()).items():
+                if metric in stats.ASR_METRICS and block["low"] is not None:
+                    out[(metric, subset)] = (block["low"], block["high"])
+    return out
+
+
+def _ser_row_intervals(fold_dirs):
+    out = {}
+    for subset, eval_name in (("dev", "valid"), ("test", "test")):
+        evals = [d / "eval" / eval_name for d in fold_dirs]
+        if not all((e / "decisions").is_file() for e in evals):
+            continue
+        mean = stats.ser_intervals([stats.read_ser_set(e) for e in evals])["mean"]
+        for metric in stats.SER_METRICS:
+            if not math.isnan(mean[metric].low):
+                out[(metric, subset)] = (100 * mean[metric].low, 100 * mean[metric].high)
+    return out
+
+
 # ---------------------------------------------------------------- rendering
 def _sample_sd(values):
     mean = sum(values) / len(values)
@@ -195,6 +234,25 @@ def render_table(direction, cells, paper=None, tests=None):
     return "\n".join(lines) + "\n"
 
 
+def render_intervals(direction, cells, intervals):
+    """The first seed's value of every cell with its 95% interval, `value [low, high]`, as Markdown."""
+    columns = COLUMNS[direction]
+    header = [ROW_HEADER] + [column_name(m, s) for m, s in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in ROWS:
+        shown = []
+        for col in columns:
+            first = by_seed(cells.get(row, {}).get(col, [])).get(1)
+            interval = intervals.get(row, {}).get(col)
+            if not first:
+                shown.append(MISSING)
+                continue
+            value = f"{sum(first) / len(first):.1f}"
+            shown.append(value if interval is None else f"{value} [{interval[0]:.1f}, {interval[1]:.1f}]")
+        lines.append("| " + " | ".join([row_label(row)] + shown) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def read_paper_results(path):
     """{direction: {row: [4 values or None]}} from a paper-results file (see the module doc)."""
     path = Path(path)
@@ -219,11 +277,23 @@ def read_paper_results(path):
     return paper
 
 
-def tables_markdown(all_cells, paper, folds_note, paper_source=None, all_tests=None):
+_RESAMPLING = (f"percentile bootstrap, {stats.DEFAULT_RESAMPLES} resamples, seed {stats.DEFAULT_SEED}; "
+               "pyscripts/stats.py")
+INTERVALS_NOTE = {
+    "ser2asr": f"95% confidence intervals, `value [low, high]`: the run's utterances resampled ({_RESAMPLING}).",
+    "asr2ser": f"95% confidence intervals, `value [low, high]`, of the mean over folds: the utterances of all "
+               f"folds resampled together within speakers ({_RESAMPLING}); a row has its interval once every "
+               f"fold is scored."}
+
+
+def tables_markdown(all_cells, paper, folds_note, paper_source=None, all_tests=None, all_intervals=None):
     parts = []
     for direction in DIRECTIONS:
         table = render_table(direction, all_cells[direction], paper.get(direction), (all_tests or {}).get(direction))
         parts.append(f"### {TITLES[direction]}\n\n{table}")
+        if all_intervals is not None:
+            intervals = render_intervals(direction, all_cells[direction], all_intervals.get(direction, {}))
+            parts.append(f"{INTERVALS_NOTE[direction]}\n\n{intervals}")
     if any(paper.values()):
         paper_note = (f"the paper's numbers (Fayek et al. 2016) on the **real TIMIT and IEMOCAP**, not this "
                       f"recipe's runs (from `{paper_source or 'the paper-results file'}`; E and UE without a "
@@ -239,7 +309,7 @@ def tables_markdown(all_cells, paper, folds_note, paper_source=None, all_tests=N
     return legend + "\n" + "\n".join(parts)
 
 
-def results_json(all_cells, all_tests=None):
+def results_json(all_cells, all_tests=None, all_intervals=None):
     out = {}
     for direction, cells in all_cells.items():
         out[direction] = {}
@@ -254,6 +324,10 @@ def results_json(all_cells, all_tests=None):
                 test = (all_tests or {}).get(direction, {}).get(row, {}).get((metric, subset))
                 if test is not None:
                     cell["vs_baseline"] = {"difference": 100 * test.difference, "p_value": test.p_value}
+                interval = (all_intervals or {}).get(direction, {}).get(row, {}).get((metric, subset))
+                first = seeds.get(1)
+                if interval is not None and first:  # of the first seed's value
+                    cell["interval95"] = {"value": sum(first) / len(first), "low": interval[0], "high": interval[1]}
                 out[direction][row][column_name(metric, subset)] = cell
     return out
 
@@ -282,17 +356,19 @@ def main(argv=None):
     jobs = {d: plan_direction(d, setup, folds) for d in DIRECTIONS}
     all_cells = {d: collect(d, jobs[d]) for d in DIRECTIONS}
     all_tests = {d: paired_tests(d, jobs[d]) for d in DIRECTIONS}
+    all_intervals = {d: row_intervals(d, jobs[d]) for d in DIRECTIONS}
     paper = read_paper_results(args.paper_results) if args.paper_results else {}
     paper_source = _shown_path(args.paper_results) if args.paper_results else None
     folds_note = (f"SER -> ASR: one run per row; ASR -> SER: one run per fold ({len(folds)} folds), "
                   f"Dev = the fold's validation set, Test = its held-out test speakers.")
     if args.seeds > 1:
         folds_note += (f" Each row was trained with {args.seeds} seeds: the ± is the sd across seeds (of each "
-                       f"seed's mean over its folds); the paired test compares the first seed's runs.")
+                       f"seed's mean over its folds); the paired test and the intervals take the first seed's runs.")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tables.md").write_text(tables_markdown(all_cells, paper, folds_note, paper_source, all_tests))
-    (out / "results.json").write_text(json.dumps(results_json(all_cells, all_tests), indent=1) + "\n")
+    (out / "tables.md").write_text(tables_markdown(all_cells, paper, folds_note, paper_source, all_tests,
+                                                   all_intervals))
+    (out / "results.json").write_text(json.dumps(results_json(all_cells, all_tests, all_intervals), indent=1) + "\n")
     print((out / "tables.md").read_text(), end="")
 
 

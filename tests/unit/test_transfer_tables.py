@@ -203,3 +203,47 @@ def test_a_row_that_differs_from_the_baseline_is_marked():
     assert tables.format_cell([20.0], differs) == "20.0 (1) *"
     assert tables.format_cell([20.0, 22.0], same) == "21.0 ± 1.4 (2)"
     assert tables.format_cell([], differs) == tables.MISSING
+
+
+def test_rows_carry_the_95_percent_interval_of_their_first_seed(tmp_path):
+    from pyscripts.transfer import figures
+    setup = Setup(exp_root=str(tmp_path / "exp"), ser_source="s.pt")
+    # SER -> ASR: the run's interval, from its scoring's intervals.json (FER without one: null)
+    scoring = tmp_path / "exp/ser2asr/l3/decode_test/scoring"
+    scoring.mkdir(parents=True)
+    (scoring / "best_wer").write_text("%WER 20.00 [ 200 / 1000, 10 ins, 90 del, 100 sub ] exp/x/wer_1_0.0\n")
+    (scoring / "fer").write_text("%FER 30.00 [ 300 / 1000 ]\n")
+    (scoring / "intervals.json").write_text(json.dumps({
+        "method": "percentile bootstrap", "PER": {"estimate": 20.0, "low": 17.5, "high": 22.5},
+        "FER": {"estimate": 30.0, "low": None, "high": None}}))
+    asr_jobs = plan_direction("ser2asr", setup, [])
+    assert tables.row_intervals("ser2asr", asr_jobs) == {"l3": {("PER", "test"): (17.5, 22.5)}}
+    # ASR -> SER: the mean over folds. Fold 1 gets every utterance right, fold 2 every one wrong, so
+    # every resample's mean E and UE is 50%: the interval is [50, 50]. Fold 2 has no Dev decisions yet.
+    ser_jobs = plan_direction("asr2ser", setup, ["fold1", "fold2"])
+    emotions = ("ang", "hap", "neu", "sad")
+    for fold, right in (("fold1", True), ("fold2", False)):
+        for subset in ("valid", "test") if right else ("test",):
+            data = tmp_path / f"data/{fold}/{subset}"  # one speaker per fold and set: the resampling strata
+            data.mkdir(parents=True)
+            (data / "utt2spk").write_text("".join(f"{fold}_u{k} {fold}{subset}\n" for k in range(4)))
+            d = tmp_path / f"exp/asr2ser/l4/{fold}/eval/{subset}"
+            d.mkdir(parents=True)
+            (d / "metrics.json").write_text(json.dumps({"E": 0.0 if right else 1.0, "UE": 0.0 if right else 1.0,
+                                                        "data": str(data)}))
+            (d / "decisions").write_text("".join(
+                f"{fold}_u{k} {e} {e if right else emotions[(k + 1) % 4]} 0.1 0.2 0.3 0.4\n"
+                for k, e in enumerate(emotions)))
+    intervals = tables.row_intervals("asr2ser", ser_jobs)
+    assert intervals == {"l4": {("E", "test"): (50.0, 50.0), ("UE", "test"): (50.0, 50.0)}}
+    cells = tables.collect("asr2ser", ser_jobs)
+    rendered = tables.render_intervals("asr2ser", cells, intervals)
+    assert "| 4 | 0.0 | 50.0 [50.0, 50.0] | 0.0 | 50.0 [50.0, 50.0] |" in rendered
+    assert "| Baseline | – | – | – | – |" in rendered
+    asr_cells = tables.collect("ser2asr", asr_jobs)
+    results = tables.results_json({"ser2asr": asr_cells}, None, {"ser2asr": tables.row_intervals("ser2asr", asr_jobs)})
+    cell = results["ser2asr"]["l3"]["PER Test"]
+    assert cell["interval95"] == {"value": 20.0, "low": 17.5, "high": 22.5}
+    # The figure's error bar: the interval around the mean; the sd where there is none.
+    assert figures.error_bar(cell) == pytest.approx((2.5, 2.5))
+    assert figures.error_bar(results["ser2asr"]["l3"]["FER Test"]) == (0.0, 0.0)
