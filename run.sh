@@ -7,6 +7,7 @@
 #   ./run.sh --corpus timit --timit-root /data/TIMIT        ASR stages on a real TIMIT
 #   ./run.sh --corpus iemocap --iemocap-root /data/IEMOCAP  SER stages on a real IEMOCAP
 #   --ser-protocol paper|loso10|superb                      IEMOCAP folds: conf/iemocap_folds[_NAME].conf
+#   --nnet-profile paper|demo|tiny    ConvNet configs conf/convnet_*[_NAME].yaml (default: the corpus's)
 #   ./run.sh --stage 4 --stop-stage 4                       one stage only
 #   --dev-spk-list FILE --test-spk-list FILE                TIMIT dev/test speakers (a partial copy, another split)
 #   --seeds N                         train each transfer row N times: mean and sd across seeds (stage 12)
@@ -27,8 +28,10 @@ skip_setup=false
 force=false          # true: redo the selected stages even when they are up to date
 ser_protocol=paper   # IEMOCAP fold plan: paper (conf/iemocap_folds.conf) or NAME (conf/iemocap_folds_NAME.conf)
 seeds=1              # trainings per row of the transfer sweeps, each with another seed
+nnet_profile=        # ConvNet configs: paper (conf/convnet_{asr,ser,joint}.yaml) or NAME (conf/convnet_*_NAME.yaml);
+                     # default: demo or tiny for those corpora, paper for real ones
 last_stage=13
-help_message=$(sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//')
+help_message=$(sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//')
 
 . utils/parse_options.sh
 . utils/log.sh
@@ -44,6 +47,17 @@ if [[ $ser_protocol == paper ]]; then ser_fold_conf=conf/iemocap_folds.conf; fi
 if [[ ! $ser_protocol =~ ^[A-Za-z0-9_]+$ || ! -f $ser_fold_conf ]]; then
   protocols=(paper); for f in conf/iemocap_folds_*.conf; do f=${f#conf/iemocap_folds_}; protocols+=("${f%.conf}"); done
   die "--ser-protocol $ser_protocol: no such protocol; the protocols are ${protocols[*]} (conf/iemocap_folds[_NAME].conf)"
+fi
+
+# The ConvNet configs: the paper's for real corpora, shorter schedules for the CPU-sized demo and tiny ones
+# (nnet_suffix: the configs' file-name ending).
+if [[ -z $nnet_profile ]]; then
+  nnet_profile=paper; [[ $corpus == demo || $corpus == tiny ]] && nnet_profile=$corpus
+fi
+nnet_suffix=_$nnet_profile; [[ $nnet_profile == paper ]] && nnet_suffix=
+if [[ ! $nnet_profile =~ ^[A-Za-z0-9_]+$ || ! -f conf/convnet_asr$nnet_suffix.yaml ]]; then
+  profiles=(paper); for f in conf/convnet_asr_*.yaml; do f=${f#conf/convnet_asr_}; profiles+=("${f%.yaml}"); done
+  die "--nnet-profile $nnet_profile: no such profile; the profiles are ${profiles[*]} (conf/convnet_{asr,ser,joint}[_NAME].yaml)"
 fi
 
 case $corpus in
@@ -186,13 +200,11 @@ if $do_asr && run_stage 8 "decoding graph and GMM baseline decode" --input data/
   stage_done 8
 fi
 
-# The ConvNet configs: the paper's for real corpora, shorter schedules for the CPU-sized demo and tiny ones.
-nnet_profile=; [[ $corpus == demo || $corpus == tiny ]] && nnet_profile=_$corpus
 
 if $do_asr && run_stage 9 "ConvNet acoustic model on the monophone-state targets" \
-    --input conf/convnet_asr$nnet_profile.yaml --data=data/timit/{train,dev} --input=data/timit/{train,dev}/feats.scp \
+    --input conf/convnet_asr$nnet_suffix.yaml --data=data/timit/{train,dev} --input=data/timit/{train,dev}/feats.scp \
     --input data/timit/train/cmvn_global.stats --input=exp/mono_ali{,_dev}/targets --output exp/convnet_asr/final.pt; then
-  steps/train_convnet.sh --cmd "$cuda_cmd" --train-config conf/convnet_asr$nnet_profile.yaml --force "$force" \
+  steps/train_convnet.sh --cmd "$cuda_cmd" --train-config conf/convnet_asr$nnet_suffix.yaml --force "$force" \
     --cmvn-stats data/timit/train/cmvn_global.stats \
     data/timit/train data/timit/dev exp/mono_ali/targets exp/mono_ali_dev/targets exp/convnet_asr
   stage_done 9
@@ -211,9 +223,9 @@ if $do_asr && run_stage 10 "hybrid ConvNet-HMM decoding with the bigram LM: FER,
 fi
 
 if $do_ser && run_stage 11 "SER: frame labels (emotion + sil), $ser_protocol folds, one ConvNet per fold, E/UE on Dev/Test" \
-    --input conf/convnet_ser$nnet_profile.yaml --input=conf/{fbank,vad}.conf --input "$ser_fold_conf" --data data/iemocap/all \
+    --input conf/convnet_ser$nnet_suffix.yaml --input=conf/{fbank,vad}.conf --input "$ser_fold_conf" --data data/iemocap/all \
     --input data/iemocap/all/feats.scp --output exp/ser/results.md; then
-  local/run_ser.sh --nj "$nj" --train-config conf/convnet_ser$nnet_profile.yaml --max-jobs-run "$nj" \
+  local/run_ser.sh --nj "$nj" --train-config conf/convnet_ser$nnet_suffix.yaml --max-jobs-run "$nj" \
     --fold-conf "$ser_fold_conf" data/iemocap exp/ser
   stage_done 11
 fi
@@ -225,14 +237,14 @@ transfer_opts=()
   --report-opts "--cka-frames-per-set 300 --probe-frames 400 --probe-max-iter 50")
 ser_models=(exp/ser/fold*/final.pt)
 if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figures, CKA, report" \
-    --input=conf/convnet_{asr,ser}$nnet_profile.yaml --input conf/paper_results.tsv --option "transfer=${transfer_opts[*]}" \
+    --input=conf/convnet_{asr,ser}$nnet_suffix.yaml --input conf/paper_results.tsv --option "transfer=${transfer_opts[*]}" \
     --input exp/convnet_asr/final.pt --input=exp/ser/{targets,results.md} "${ser_models[@]/#/--input=}" \
     --input data/iemocap/folds/plan --input "$ser_fold_conf" --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp \
     --input data/timit/train/cmvn_global.stats --input=exp/mono_ali{,_dev,_test}/targets --input exp/mono/graph \
     --input exp/mono/final.mdl --output exp/report/README.md; then
   # The Baseline rows are the models of stages 9 and 11, trained with the same configs.
-  local/run_transfer.sh --asr-config conf/convnet_asr$nnet_profile.yaml \
-    --ser-config conf/convnet_ser$nnet_profile.yaml --asr-baseline exp/convnet_asr --ser-baseline exp/ser \
+  local/run_transfer.sh --asr-config conf/convnet_asr$nnet_suffix.yaml \
+    --ser-config conf/convnet_ser$nnet_suffix.yaml --asr-baseline exp/convnet_asr --ser-baseline exp/ser \
     --asr-train-targets exp/mono_ali/targets \
     --asr-dev-targets exp/mono_ali_dev/targets --asr-test-targets exp/mono_ali_test/targets \
     --graph-dir exp/mono/graph --decode-nj "$nj" --max-jobs-run "$nj" "${transfer_opts[@]}"
@@ -240,14 +252,14 @@ if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figu
 fi
 
 if $do_asr && $do_ser && run_stage 13 "joint ASR-SER ConvNet (one trunk, two output layers) on mixed batches: FER/PER and E/UE against the single-task Baselines" \
-    --input=conf/convnet_{joint,asr}$nnet_profile.yaml --input conf/convnet_asr.yaml --input "$ser_fold_conf" \
+    --input=conf/convnet_{joint,asr}$nnet_suffix.yaml --input conf/convnet_asr.yaml --input "$ser_fold_conf" \
     --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp --input=exp/mono_ali{,_dev,_test}/targets \
     --input exp/mono/graph --input exp/mono/final.mdl --data=data/iemocap/folds/fold1/{train,valid,test} \
     --input=data/iemocap/folds/fold1/{train,valid,test}/feats.scp --input exp/ser/targets/fold1 \
     --input exp/convnet_asr/final.pt --input=exp/convnet_asr/decode_{dev,test}/scoring/best_wer \
     --input exp/ser/fold1/final.pt --input exp/ser/results.md \
     --output exp/joint/final.pt --output=exp/joint/asr/decode_{dev,test}/scoring/best_wer --output exp/joint/results.md; then
-  local/run_joint.sh --train-config conf/convnet_joint$nnet_profile.yaml --nj "$nj" --force "$force" exp/joint
+  local/run_joint.sh --train-config conf/convnet_joint$nnet_suffix.yaml --nj "$nj" --force "$force" exp/joint
   stage_done 13
 fi
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper's transfer-learning sweeps between ASR (TIMIT) and SER (IEMOCAP). The trainings run as a
 # $cuda_cmd job array (local/transfer_train_job.sh: --init-from/--freeze-layers as planned), one job per
-# training except the rows l >= 3 of a fold, which share their frozen layers' outputs in one job; a
+# training except the rows l >= 2 of a fold, which share their frozen layers' outputs in one job; a
 # training whose EXP_DIR/final.pt is up to date (its final.stamp) is not re-run, so the script can be
 # re-started at any stage.
 #   stage 1: baselines, trained from scratch: ASR (the ser2asr Baseline row, and the asr2ser source)

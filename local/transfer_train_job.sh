@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trainings of a transfer sweep: line K of a jobs file written by pyscripts/transfer/plan.py, or with
 # --groups the lines that line K of the groups file names, in one process (pyscripts/transfer/train_group.py:
-# rows l >= 3 of a fold share the frozen layers' outputs). Meant to be the command of a job array:
+# rows l >= 2 of a fold share the frozen layers' outputs). Meant to be the command of a job array:
 # $cuda_cmd JOB=1:N LOG local/transfer_train_job.sh --groups GROUPS_FILE JOBS_FILE JOB.
 # A finished training (EXP_DIR/final.pt up to date, its final.stamp) is skipped, a killed one resumes.
 set -euo pipefail

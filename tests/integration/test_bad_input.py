@@ -163,6 +163,8 @@ def test_parse_options_never_evaluates_what_it_parses(tmp_path):
     (["--stop-stage", "0", "--nj", "0"], "--nj 0: at least one job is needed"),
     (["--stop-stage", "0", "--ser-protocol", "nope"],
      "--ser-protocol nope: no such protocol; the protocols are paper loso10 superb"),
+    (["--stop-stage", "0", "--nnet-profile", "fast"],
+     "--nnet-profile fast: no such profile; the profiles are paper demo tiny"),
 ])
 def test_run_sh_refuses_bad_stage_and_nj(tmp_path, args, message):
     work = link_recipe(tmp_path / "recipe")
