@@ -260,6 +260,8 @@ if $do_asr && $do_ser && run_stage 13 "joint ASR-SER ConvNet (one trunk, two out
     --input exp/ser/fold1/final.pt --input exp/ser/results.md \
     --output exp/joint/final.pt --output=exp/joint/asr/decode_{dev,test}/scoring/best_wer --output exp/joint/results.md; then
   local/run_joint.sh --train-config conf/convnet_joint$nnet_suffix.yaml --nj "$nj" --force "$force" exp/joint
+  # Stage 12's report shows the joint model's row too.
+  if [[ -f exp/report/README.md ]]; then local/make_report.sh --readme-only true --seeds "$seeds" exp/report; fi
   stage_done 13
 fi
 

@@ -4,7 +4,8 @@
 # the ASR and SER networks (pyscripts/transfer/cka.py, cca.py), linear probes of phone, emotion and speaker
 # on each layer of both (pyscripts/transfer/probes.py), and OUT_DIR/README.md tying them together with the
 # configuration (pyscripts/transfer/report.py). Parts whose inputs are missing are left out and said so.
-# The tables and curves set the paper's numbers on the real corpora (--paper-results) beside the recipe's.
+# The tables and curves set the paper's numbers on the real corpora (--paper-results) beside the recipe's;
+# the joint model's comparison with the Baselines (stage 13) is added when it has been run.
 set -euo pipefail
 
 exp_root=exp/transfer
@@ -26,6 +27,8 @@ ser_targets=exp/ser/targets # SER frame targets, fold<k>/{train,test}: the emoti
 probe_fold=fold1            # the fold whose train speakers train the emotion probe, its test speakers score it
 speaker_data=               # the speaker probe's data dir; default: TIMIT dev
 paper_results=conf/paper_results.tsv   # the paper's numbers on the real TIMIT and IEMOCAP; '' for none
+joint_results=exp/joint/results.md     # the joint model's comparison (stage 13), shown when it is there
+readme_only=false           # true: only write OUT_DIR/README.md again from what is there (after stage 13)
 
 help_message="Usage: $0 [options] OUT_DIR
   e.g. $0 exp/report
@@ -44,7 +47,9 @@ Options (defaults in brackets):
   --asr-train-targets DIR / --asr-dev-targets DIR   phone probe targets [$asr_train_targets, $asr_dev_targets]
   --ser-targets DIR / --probe-fold F   emotion probe targets and fold [$ser_targets, $probe_fold]
   --speaker-data DIR          speaker probe data dir [TIMIT dev]
-  --paper-results FILE        the paper's numbers, set beside the recipe's; '' for none [$paper_results]"
+  --paper-results FILE        the paper's numbers, set beside the recipe's; '' for none [$paper_results]
+  --joint-results FILE        the joint model's comparison (stage 13), shown when there [$joint_results]
+  --readme-only true|false    only write OUT_DIR/README.md again, e.g. after stage 13 [$readme_only]"
 
 . ./path.sh
 . utils/parse_options.sh
@@ -55,6 +60,13 @@ ser_model=${ser_model:-$exp_root/asr2ser/baseline/fold1/final.pt}
 ser_model2=${ser_model2:-$exp_root/asr2ser/baseline/fold2/final.pt}
 speaker_data=${speaker_data:-$timit_data/dev}
 mkdir -p "$out"
+
+write_readme() {
+  python3 -m pyscripts.transfer.report --exp-root "$exp_root" --ser-folds-dir "$ser_folds_dir" --seeds "$seeds" \
+    --asr-model "$asr_model" --ser-model "$ser_model" --joint-results "$joint_results" "$out"
+  log "report in $out/README.md"
+}
+if [[ $readme_only == true ]]; then write_readme; exit 0; fi
 
 python3 -m pyscripts.transfer.tables --exp-root "$exp_root" --ser-folds-dir "$ser_folds_dir" --seeds "$seeds" \
   --paper-results "$paper_results" "$out"
@@ -110,6 +122,4 @@ if [[ -f $asr_model && -f $ser_model ]]; then
 else
   error "$asr_model or $ser_model missing: no filters, no CKA and no probes in the report"
 fi
-python3 -m pyscripts.transfer.report --exp-root "$exp_root" --ser-folds-dir "$ser_folds_dir" --seeds "$seeds" \
-  --asr-model "$asr_model" --ser-model "$ser_model" "$out"
-log "report in $out/README.md"
+write_readme

@@ -1,10 +1,11 @@
 """Writes the transfer report, OUT_DIR/README.md, from what local/make_report.sh left in OUT_DIR
 (tables.md, transfer_*.png, filters.png, cka.tsv, svcca.tsv, pwcca.tsv, cka.png, probes.tsv, probes.png)
 and the sweeps' exp dirs (the training
-configs, and their train_summary files for how many trainings finished and how long they took).
+configs, and their train_summary files for how many trainings finished and how long they took), with
+the joint model's comparison (stage 13, local/run_joint.sh: --joint-results) when it has been run.
 
   python3 -m pyscripts.transfer.report [--exp-root exp/transfer] [--ser-folds-dir D] [--seeds N]
-      [--asr-model A] [--ser-model S] OUT_DIR
+      [--asr-model A] [--ser-model S] [--joint-results FILE] OUT_DIR
 """
 import argparse
 import datetime
@@ -154,7 +155,16 @@ def probe_section(out_dir):
             + "".join(f"- {n}\n" for n in notes))
 
 
-def write_report(out_dir, setup, asr_model=None, ser_model=None):
+def joint_section(path):
+    """The joint model's comparison with the single-task Baselines (local/run_joint.sh's results.md,
+    its title left out), or a line saying it has not been run."""
+    if path is None or not Path(path).is_file():
+        return "Not run yet (stage 13, `local/run_joint.sh`).\n"
+    lines = Path(path).read_text().splitlines()
+    return f"From `{path}`:\n\n" + "\n".join(line for line in lines if not line.startswith("# ")).strip() + "\n"
+
+
+def write_report(out_dir, setup, asr_model=None, ser_model=None, joint_results=None):
     out_dir = Path(out_dir)
     folds = read_folds(setup.ser_folds_dir)
     setup = Setup(**{**setup.__dict__, "ser_source_fold": folds[0]})  # only the exp dirs are used here
@@ -204,6 +214,7 @@ def write_report(out_dir, setup, asr_model=None, ser_model=None):
                  + ("![first-layer filters](filters.png)" if (out_dir / "filters.png").is_file() else "Not drawn.")
                  + "\n")
     parts.append("## Correlation of learned features\n\n" + cka_section(out_dir))
+    parts.append("## Joint ASR-SER model\n\n" + joint_section(joint_results))
     conf = ["## Configuration\n"]
     for direction, (path, cfg) in configs.items():
         if cfg:
@@ -222,10 +233,11 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=Setup.seeds, help="trainings per row [%(default)s]")
     parser.add_argument("--asr-model")
     parser.add_argument("--ser-model")
+    parser.add_argument("--joint-results", help="the joint model's results.md (local/run_joint.sh)")
     parser.add_argument("out_dir")
     args = parser.parse_args(argv)
     setup = Setup(exp_root=args.exp_root, ser_folds_dir=args.ser_folds_dir, seeds=args.seeds)
-    path = write_report(args.out_dir, setup, args.asr_model, args.ser_model)
+    path = write_report(args.out_dir, setup, args.asr_model, args.ser_model, args.joint_results)
     log.info("wrote %s", path)
 
 

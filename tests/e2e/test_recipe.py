@@ -45,6 +45,10 @@ def test_run_sh_tiny_end_to_end(tiny_run):
     joint = (recipe_dir / "exp/joint/results.md").read_text()
     assert "Joint" in joint and "ASR" in joint and "SER" in joint
     assert (recipe_dir / "exp/joint/asr/decode_test/scoring/best_wer").is_file()
+    # ... and in stage 12's report, which stage 13 writes again (with the tables' intervals).
+    report = (recipe_dir / "exp/report/README.md").read_text()
+    assert "## Joint ASR-SER model\n\nFrom `exp/joint/results.md`:" in report and "| ASR, TIMIT:" in report
+    assert "95% confidence intervals, `value [low, high]`" in report
     # A second run with the wrong corpus is refused rather than mixing results.
     wrong = run_script(["./run.sh", "--corpus", "demo", "--skip-setup", "true", "--stage", "4"],
                        cwd=recipe_dir, check=False)

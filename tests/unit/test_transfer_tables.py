@@ -247,3 +247,14 @@ def test_rows_carry_the_95_percent_interval_of_their_first_seed(tmp_path):
     # The figure's error bar: the interval around the mean; the sd where there is none.
     assert figures.error_bar(cell) == pytest.approx((2.5, 2.5))
     assert figures.error_bar(results["ser2asr"]["l3"]["FER Test"]) == (0.0, 0.0)
+
+
+def test_the_report_shows_the_joint_models_row_once_stage_13_ran(tmp_path):
+    from pyscripts.transfer import report
+    assert report.joint_section(tmp_path / "none.md") == "Not run yet (stage 13, `local/run_joint.sh`).\n"
+    results = tmp_path / "results.md"
+    results.write_text("# Joint ASR-SER ConvNet against the single-task baselines\n\nOne network.\n\n"
+                       "| Task | Baseline | Joint |\n|---|---|---|\n| ASR | 14.5 | 15.0 |\n")
+    section = report.joint_section(results)
+    assert section.startswith(f"From `{results}`:\n\nOne network.")
+    assert "| ASR | 14.5 | 15.0 |" in section and "# Joint" not in section
