@@ -86,7 +86,7 @@ class TrunkShare:
     them that its frozen layers give, when they fit."""
 
     def __init__(self, depths):
-        self.depths, self.caches = set(depths), {}
+        self.depths, self.caches = {d for d in depths if d >= MIN_FROZEN}, {}
 
 
 def cached_depth(num_frozen):

@@ -4,8 +4,8 @@ The rows l >= 2 of one fold and seed freeze the same source layers and read the 
 same order, so the first of them computes the frozen layers' outputs (pyscripts/nnet/trunk_cache.py:
 layers 1..3, and 1..2 for the l = 2 row) and the next ones reuse them: each training gives what it
 gives when run alone, bit for bit, and the group costs about one trunk pass instead of one per row
-(plan.trunk_groups forms the groups). A
-finished line (final.pt up to date) is skipped; each training also logs to its EXP_DIR/log/train.log.
+(plan.trunk_groups forms the groups). A finished line (final.pt up to date) is skipped; each training
+also logs to its EXP_DIR/log/train.log.
 
   python3 -m pyscripts.transfer.train_group [--config FILE] [--set KEY=VALUE ...] [--device D]
       [--num-threads N] JOBS_FILE LINE [LINE ...]
