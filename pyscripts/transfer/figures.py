@@ -62,11 +62,18 @@ def paper_curves(direction, paper):
     return curves
 
 
+def drawn_interval(cell):
+    """The 95% bootstrap interval of a results.json cell, when the cell is one seed's (the interval is
+    the first seed's, so with several seeds it does not belong to the mean drawn), else None."""
+    return cell.get("interval95") if len(cell["seeds"]) == 1 else None
+
+
 def error_bar(cell):
-    """(below, above) the mean of a results.json cell: its 95% bootstrap interval when the cell is one
-    seed's (the interval is the first seed's), else the standard deviation (0 for a single run)."""
-    if cell.get("interval95") and len(cell["seeds"]) == 1:
-        return cell["mean"] - cell["interval95"]["low"], cell["interval95"]["high"] - cell["mean"]
+    """(below, above) the mean of a results.json cell: its drawn_interval, else the standard deviation
+    (0 for a single run)."""
+    interval = drawn_interval(cell)
+    if interval:
+        return cell["mean"] - interval["low"], interval["high"] - cell["mean"]
     return (cell["sd"] or 0.0,) * 2
 
 
@@ -93,8 +100,9 @@ def plot_transfer(direction, results, out_png, paper=None):
         base = results[BASELINE][name]
         if base["n"] > 0:
             ax.axhline(base["mean"], color=colour, linestyle=":", linewidth=1.2)
-            if base.get("interval95") and len(base["seeds"]) == 1:
-                ax.axhspan(base["interval95"]["low"], base["interval95"]["high"], color=colour, alpha=0.1, lw=0)
+            band = drawn_interval(base)
+            if band:
+                ax.axhspan(band["low"], band["high"], color=colour, alpha=0.1, lw=0)
             any_base = True
         if name in curves:
             x, y, paper_base = curves[name]
