@@ -234,6 +234,12 @@ def render_table(direction, cells, paper=None, tests=None):
     return "\n".join(lines) + "\n"
 
 
+def first_seed_mean(cell):
+    """The mean of a cell's first-seed runs (the value its interval is of), or None without them."""
+    first = by_seed(cell).get(1)
+    return sum(first) / len(first) if first else None
+
+
 def render_intervals(direction, cells, intervals):
     """The first seed's value of every cell with its 95% interval, `value [low, high]`, as Markdown."""
     columns = COLUMNS[direction]
@@ -242,12 +248,12 @@ def render_intervals(direction, cells, intervals):
     for row in ROWS:
         shown = []
         for col in columns:
-            first = by_seed(cells.get(row, {}).get(col, [])).get(1)
+            first = first_seed_mean(cells.get(row, {}).get(col, []))
             interval = intervals.get(row, {}).get(col)
-            if not first:
+            if first is None:
                 shown.append(MISSING)
                 continue
-            value = f"{sum(first) / len(first):.1f}"
+            value = f"{first:.1f}"
             shown.append(value if interval is None else f"{value} [{interval[0]:.1f}, {interval[1]:.1f}]")
         lines.append("| " + " | ".join([row_label(row)] + shown) + " |")
     return "\n".join(lines) + "\n"
@@ -325,9 +331,9 @@ def results_json(all_cells, all_tests=None, all_intervals=None):
                 if test is not None:
                     cell["vs_baseline"] = {"difference": 100 * test.difference, "p_value": test.p_value}
                 interval = (all_intervals or {}).get(direction, {}).get(row, {}).get((metric, subset))
-                first = seeds.get(1)
-                if interval is not None and first:  # of the first seed's value
-                    cell["interval95"] = {"value": sum(first) / len(first), "low": interval[0], "high": interval[1]}
+                first = first_seed_mean(values)
+                if interval is not None and first is not None:
+                    cell["interval95"] = {"value": first, "low": interval[0], "high": interval[1]}
                 out[direction][row][column_name(metric, subset)] = cell
     return out
 
