@@ -11,6 +11,7 @@ with torch.utils.flop_counter, which counts the same operations.
 import argparse
 import json
 import logging
+import os
 import resource
 import time
 
@@ -134,8 +135,14 @@ def main():
                 gpu_memory = f"   peak GPU memory {run['peak_gpu_memory_mib']} MiB" if device.type == "cuda" else ""
                 print(f"{name:<8}{batch_size:>6}{layout:>15}{train_fps:>12.0f}{infer_fps:>12.0f}"
                       f"{train_fps * counted_train / 1e9:>15.1f}{gpu_memory}")
-    results["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    print(f"peak process memory (RSS): {results['peak_rss_mib']} MiB")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    results["peak_rss_mib"] = round(usage.ru_maxrss / 1024)
+    # Page faults and kernel time show what glibc's handing memory back costs (path.sh's MALLOC_* settings).
+    results["cpu_seconds"] = {"user": round(usage.ru_utime, 1), "system": round(usage.ru_stime, 1)}
+    results["minor_page_faults"] = usage.ru_minflt
+    results["malloc_env"] = {name: os.environ.get(name) for name in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")}
+    print(f"peak process memory (RSS): {results['peak_rss_mib']} MiB; CPU user {usage.ru_utime:.0f} s, "
+          f"system {usage.ru_stime:.0f} s, {usage.ru_minflt} minor page faults; {results['malloc_env']}")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)
