@@ -1,5 +1,7 @@
-"""utils/: the job runner, Kaldi-style option parsing, and data-dir handling."""
+"""utils/ and path.sh: the job runner, Kaldi-style option parsing, data-dir handling, the environment."""
+import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -25,6 +27,14 @@ def test_run_pl_fails_when_one_job_fails(tmp_path):
     assert "1 / 3 failed" in proc.stderr and "log/t.2.log" in proc.stderr
     assert "Ended (code 1)" in (tmp_path / "log/t.2.log").read_text()
     assert "Ended (code 0)" in (tmp_path / "log/t.3.log").read_text()
+
+
+@pytest.mark.parametrize("mine, expected", [({}, "0 1073741824"), ({"MALLOC_MMAP_MAX_": "65536"}, "65536 1073741824")])
+def test_path_sh_keeps_freed_memory_unless_set(mine, expected):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | mine
+    shown = subprocess.run(["bash", "-c", '. ./path.sh && echo "$MALLOC_MMAP_MAX_ $MALLOC_TRIM_THRESHOLD_"'],
+                           cwd=RECIPE, env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    assert shown == expected
 
 
 def test_parse_options_sets_known_and_rejects_unknown(tmp_path):
