@@ -13,7 +13,7 @@ export PYTHONPATH=$RECIPE_ROOT${PYTHONPATH:+:$PYTHONPATH}
 export LC_ALL=C
 # glibc hands large freed blocks (a ConvNet's activations and gradients) back to the kernel and faults
 # them in again, zeroed, at the next batch: a third of a CPU training's time went there. Keep them in
-# the heap instead (same arithmetic, a few hundred MB more resident). Settings of your own win.
+# the heap instead (same arithmetic, up to about 1 GB more resident). Settings of your own win.
 export MALLOC_MMAP_MAX_=${MALLOC_MMAP_MAX_:-0} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-1073741824}
 if [[ -n ${KALDI_ROOT:-} ]]; then
   [[ -d $KALDI_ROOT/src ]] || { error "path.sh: KALDI_ROOT=$KALDI_ROOT has no src/: point it at a Kaldi build"; return 1; }
