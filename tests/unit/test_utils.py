@@ -1,7 +1,5 @@
 """utils/ and path.sh: the job runner, Kaldi-style option parsing, data-dir handling, the environment."""
-import os
 import shutil
-import subprocess
 
 import pytest
 
@@ -31,10 +29,10 @@ def test_run_pl_fails_when_one_job_fails(tmp_path):
 
 @pytest.mark.parametrize("mine, expected", [({}, "0 1073741824"), ({"MALLOC_MMAP_MAX_": "65536"}, "65536 1073741824")])
 def test_path_sh_keeps_freed_memory_unless_set(mine, expected):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | mine
-    shown = subprocess.run(["bash", "-c", '. ./path.sh && echo "$MALLOC_MMAP_MAX_ $MALLOC_TRIM_THRESHOLD_"'],
-                           cwd=RECIPE, env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
-    assert shown == expected
+    unset = {"MALLOC_MMAP_MAX_": "", "MALLOC_TRIM_THRESHOLD_": ""}  # path.sh takes empty for unset
+    proc = run_script(["bash", "-c", '. ./path.sh && echo "$MALLOC_MMAP_MAX_ $MALLOC_TRIM_THRESHOLD_"'],
+                      cwd=RECIPE, env=unset | mine)
+    assert proc.stdout.splitlines()[-1] == expected
 
 
 def test_parse_options_sets_known_and_rejects_unknown(tmp_path):
