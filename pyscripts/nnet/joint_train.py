@@ -42,11 +42,11 @@ import yaml
 from pyscripts.errors import DataError
 from pyscripts.kaldi.tables import write_kaldi_vector
 from pyscripts.nnet.data import gather_windows, load_frame_set, norm_stats_from_frames, target_counts
+from pyscripts.nnet.device import make_scaler, mixed_precision, resolve_device, set_determinism
 from pyscripts.nnet.joint import HEADS, build_joint_model, package_joint
-from pyscripts.nnet.train import (BatchOptions, Trainee, _autocast, _promote_best, _resolve_device, _save_epoch,
-                                  _up_to_date, evaluate, input_stamp, load_config, make_optimizer, make_schedule,
-                                  mixed_precision, read_stamp, resume_checkpoint, run_summary, stamp_changes,
-                                  validate_config)
+from pyscripts.nnet.train import (BatchOptions, Trainee, _autocast, _promote_best, _save_epoch, _up_to_date,
+                                  evaluate, input_stamp, load_config, make_optimizer, make_schedule, read_stamp,
+                                  resume_checkpoint, run_summary, stamp_changes, validate_config)
 
 log = logging.getLogger("joint")
 
@@ -273,6 +273,7 @@ def _stats_text(stats):
 def _build(cfg, num_targets, feat_dim, mean, std, device):
     """The seeded joint network, its optimiser, schedule and scaler, and the training BatchOptions."""
     tcfg = cfg["training"]
+    set_determinism(tcfg["deterministic"])
     torch.manual_seed(int(tcfg["seed"]))
     model = build_joint_model({h: num_targets[h] for h in HEADS}, feat_dim, cfg["model"])
     model.feat_mean.copy_(mean)
@@ -281,7 +282,7 @@ def _build(cfg, num_targets, feat_dim, mean, std, device):
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = make_optimizer(model, cfg["optimizer"], cfg["model"]["conv_l2"])
     amp_dtype = mixed_precision(device, tcfg["amp"])
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    scaler = make_scaler(device, amp_dtype)
     if tcfg["compile"]:
         log.warning("training.compile: not used by the joint training (it runs the model uncompiled)")
     trainee = Trainee(model, model, optimizer, make_schedule(optimizer, cfg["schedule"]), scaler)
@@ -315,11 +316,11 @@ def train_joint(cfg, corpora, exp_dir, device="auto", force=False):
     """Runs (or resumes) the joint training, or skips it when final.pt was trained on the same inputs;
     corpora: {"asr": Corpus, "ser": Corpus}. Returns the path of final.pt."""
     exp_dir = Path(exp_dir)
+    device = resolve_device(device)
     stamp = joint_stamp(cfg, corpora)
     if _up_to_date(exp_dir, stamp, force):
         return exp_dir / "final.pt"
     started = datetime.datetime.now()
-    device = _resolve_device(device, 0)
     exp_dir.mkdir(parents=True, exist_ok=True)
     train, dev, num_targets, mean, std = load_corpora(corpora, cfg["joint"]["ser_fraction"])
     prior_counts = {h: target_counts(train[h].targets, num_targets[h]) for h in HEADS}

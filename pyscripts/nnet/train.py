@@ -52,6 +52,8 @@ from pyscripts.fingerprint import file_digest, scp_digest
 from pyscripts.kaldi.tables import write_kaldi_vector
 from pyscripts.nnet.data import (epoch_frame_order, gather_windows, load_frame_set, norm_stats_from_cmvn,
                                  norm_stats_from_frames, target_counts)
+from pyscripts.nnet.device import (AMP_MODES, load_scaler_state, make_scaler, mixed_precision, resolve_device,
+                                   set_determinism)
 from pyscripts.nnet.model import (TRANSFERABLE_LAYERS, build_model, copy_layers, freeze_layers, load_package,
                                   package_model, reinit_layers)
 from pyscripts.nnet.trunk_cache import TrunkOutputs, cache_trunk
@@ -113,7 +115,8 @@ CONFIG_SCHEMA = {
     "training": {"seed": (int, None), "batch_size": (int, (lambda v: v >= 2, ">= 2")), "max_epochs": (int, _POS),
                  "frames_per_epoch": ((int, _NULL), _POS), "dev_frames": ((int, _NULL), _POS),
                  "dev_metric": (str, _one_of("loss", "fer")), "patience": (int, _POS),
-                 "eval_batch_size": (int, _POS), "amp": (bool, None), "compile": (bool, None),
+                 "eval_batch_size": (int, _POS), "amp": (str, _one_of(*AMP_MODES)),
+                 "deterministic": (bool, None), "compile": (bool, None),
                  "channels_last": (bool, None), "log_interval_frames": (int, _POS),
                  "trunk_cache_mb": (int, _NONNEG)},
     "init": {"from": ((str, _NULL), None), "freeze_layers": (int, (lambda v: 0 <= v <= TRANSFERABLE_LAYERS,
@@ -255,30 +258,6 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
-    """True when the CPU computes bf16 in hardware (AMX-BF16 or AVX512-BF16 in its flags); elsewhere
-    bf16 is emulated and slower than fp32."""
-    try:
-        flags = next((line.split(":", 1)[1].split() for line in Path(cpuinfo).read_text().splitlines()
-                      if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def mixed_precision(device, amp):
-    """The autocast dtype of training.amp on this device: GPUs bf16 (fp16 with loss scaling where bf16
-    is missing), CPUs bf16 only where they do it natively; None (fp32) otherwise or with amp false."""
-    if not amp:
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_has_native_bf16():
-        log.info("mixed precision: bf16 autocast (this CPU does bf16 natively)")
-        return torch.bfloat16
-    return None
-
-
 @dataclass
 class Trainee:
     """The network and what updates it."""
@@ -298,12 +277,18 @@ class BatchOptions:
     reduce: Callable | None = None        # sums a tensor over the DDP ranks; None: one process
 
 
-def _windows(model, frames, batch, opts):
-    """The network's input for a batch: windows of frames, or the cached frozen trunk's outputs."""
+def _batch(model, frames, batch, opts):
+    """The network's input and targets for `batch`, frame indices held on the host: they go to the
+    device without waiting for it (no sync per step). The input: windows of frames, or the cached frozen
+    trunk's outputs."""
+    on_device = batch.to(frames.targets.device, non_blocking=True)
     if isinstance(frames, TrunkOutputs):
-        return frames.rows(batch)
-    x = gather_windows(frames.feats, frames.first, frames.last, batch, model.context)
-    return x.contiguous(memory_format=torch.channels_last) if opts.channels_last else x
+        x = frames.rows(batch, on_device)
+    else:
+        x = gather_windows(frames.feats, frames.first, frames.last, on_device, model.context)
+        if opts.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+    return x, frames.targets[on_device]
 
 
 def _autocast(device, opts):
@@ -311,7 +296,7 @@ def _autocast(device, opts):
 
 
 def train_epoch(trainee, frames, order, opts, log_interval=None, label="", show_progress=False):
-    """One pass of `trainee` (Trainee) over `order` (frame indices on the frames' device) in batches of
+    """One pass of `trainee` (Trainee) over `order` (frame indices, best on the host) in batches of
     `opts` (BatchOptions). Returns (mean loss, FER, frames)."""
     model, step_model, optimizer, scaler = trainee.model, trainee.step_model, trainee.optimizer, trainee.scaler
     batch_size = opts.batch_size
@@ -325,8 +310,7 @@ def train_epoch(trainee, frames, order, opts, log_interval=None, label="", show_
         batch = order[start:start + batch_size]
         if len(batch) < 2:  # BatchNorm cannot normalise a single frame
             break
-        x = _windows(model, frames, batch, opts)
-        y = frames.targets[batch]
+        x, y = _batch(model, frames, batch, opts)
         with _autocast(device, opts):
             logits = step_model(x)
         loss = F.cross_entropy(logits.float(), y)
@@ -370,17 +354,15 @@ def evaluate(model, frames, opts, rank=0, world_size=1, subset=None):
     model.eval()
     device = frames.targets.device
     sums = torch.zeros(3, dtype=torch.float64, device=device)
-    order = torch.arange(frames.num_frames, device=device) if subset is None else subset.to(device)
+    order = torch.arange(frames.num_frames) if subset is None else subset.cpu()
     order = order[rank::world_size]
     for start in range(0, len(order), opts.batch_size):
-        batch = order[start:start + opts.batch_size]
-        x = _windows(model, frames, batch, opts)
-        y = frames.targets[batch]
+        x, y = _batch(model, frames, order[start:start + opts.batch_size], opts)
         with _autocast(device, opts):
             logits = model(x).float()
         sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
         sums[1] += (logits.argmax(1) != y).sum()
-        sums[2] += len(batch)
+        sums[2] += len(y)
     if opts.reduce:
         opts.reduce(sums)
     loss_sum, errors, n = sums.tolist()
@@ -473,17 +455,6 @@ def stamp_changes(old, new):
 
 
 # ---------------------------------------------------------------- the training run
-def _resolve_device(name, local_rank):
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise DataError("--device cuda: no CUDA device is visible (use --device cpu or auto)")
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
 @dataclass
 class Ranks:
     """This process's place among the torchrun processes (one process: rank 0 of 1)."""
@@ -501,16 +472,19 @@ class Ranks:
         torch.distributed.all_reduce(sums)
 
 
-def _start_ranks(device_name):
+def _ranks(device_name):
+    """This process's place among the torchrun processes and its device (checked before anything is read)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    device = _resolve_device(device_name, local_rank)
-    if world_size > 1:
+    return Ranks(world_size, rank, local_rank, resolve_device(device_name, local_rank))
+
+
+def _join_ranks(ranks):
+    if ranks.world_size > 1:
         import torch.distributed as dist
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if rank != 0:  # one log, from rank 0
+        dist.init_process_group("nccl" if ranks.device.type == "cuda" else "gloo")
+    if not ranks.is_main:  # one log, from rank 0
         logging.getLogger().setLevel(logging.WARNING)
-    return Ranks(world_size, rank, local_rank, device)
 
 
 def _up_to_date(exp_dir, stamp, force):
@@ -562,6 +536,7 @@ def _build_trainee(cfg, num_targets, feat_dim, mean, std, ranks):
     """The seeded network (with the source layers of a transfer) and its optimiser, schedule and scaler;
     also the BatchOptions of the training batches."""
     tcfg, device = cfg["training"], ranks.device
+    set_determinism(tcfg["deterministic"])
     torch.manual_seed(int(tcfg["seed"]))
     model = build_model(num_targets, feat_dim, cfg["model"])
     model.feat_mean.copy_(mean)
@@ -573,7 +548,7 @@ def _build_trainee(cfg, num_targets, feat_dim, mean, std, ranks):
         sync_batchnorm(model, device)
     optimizer = make_optimizer(model, cfg["optimizer"], cfg["model"]["conv_l2"])
     amp_dtype = mixed_precision(device, tcfg["amp"])
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    scaler = make_scaler(device, amp_dtype)
     trainee = Trainee(model, model, optimizer, make_schedule(optimizer, cfg["schedule"]), scaler)
     opts = BatchOptions(max(2, int(tcfg["batch_size"]) // ranks.world_size), amp_dtype, channels_last,
                         ranks.reduce if ranks.world_size > 1 else None)
@@ -603,8 +578,9 @@ def resume_checkpoint(ckpt_path, cfg, stamp, trainee, device, how_to_restart):
     if changed:
         raise DataError(f"{ckpt_path}: its inputs {changed.removeprefix('changed since it was trained: ')} "
                         f"changed; {how_to_restart}")
-    for name in ("model", "optimizer", "schedule", "scaler"):
+    for name in ("model", "optimizer", "schedule"):
         getattr(trainee, name).load_state_dict(ckpt[name])
+    load_scaler_state(trainee.scaler, ckpt["scaler"])
     log.info("resuming from %s after epoch %d", ckpt_path, ckpt["state"]["epoch"])
     return ckpt["state"]
 
@@ -656,7 +632,7 @@ def _run_epoch(plan, trainee, state):
     label = f"epoch {epoch}/{max_epochs}"
     torch.manual_seed(seed * 1000 + epoch * 10 + ranks.rank)  # dropout noise of this epoch and rank
     order = epoch_frame_order(plan.train_set.num_frames, seed, epoch, ranks.rank, ranks.world_size,
-                              tcfg["frames_per_epoch"]).to(ranks.device)
+                              tcfg["frames_per_epoch"])
     lr = trainee.optimizer.param_groups[0]["lr"]
     t0 = time.time()
     train_stats = train_epoch(trainee, plan.train_set, order, plan.train_opts, tcfg["log_interval_frames"], label,
@@ -727,11 +703,12 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
     (final.stamp); force: train afresh. trunk_share: a TrunkShare through which the trainings of one
     process share their cached frozen-trunk outputs (pyscripts/nnet/trunk_cache.py). Returns the path of final.pt."""
     exp_dir = Path(exp_dir)
+    ranks = _ranks(device)
     stamp = input_stamp(cfg, train_data, dev_data, train_targets, dev_targets)
     if _up_to_date(exp_dir, stamp, force):
         return exp_dir / "final.pt"
     started = datetime.datetime.now()
-    ranks = _start_ranks(device)
+    _join_ranks(ranks)
     exp_dir.mkdir(parents=True, exist_ok=True)
     train_set, dev_set, num_targets, mean, std = _load_normalised(cfg, train_data, dev_data, train_targets,
                                                                   dev_targets)
@@ -745,7 +722,8 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
     # What the frozen layers' outputs depend on: the source model, the frames, and the network's shape.
     trunk_inputs = sorted((k, v) for k, v in stamp.items() if k != "config") + [
         (section, yaml.safe_dump(cfg[section], sort_keys=True)) for section in ("model", "data")]
-    cached = cache_trunk(trainee.model, train_set, dev_set, cfg, ranks.world_size > 1, trunk_share, trunk_inputs)
+    cached = cache_trunk(trainee.model, train_set, dev_set, cfg, ranks.world_size > 1, trunk_share, trunk_inputs,
+                         train_opts.amp_dtype)
     if cached:  # frozen layers computed once (pyscripts/nnet/trunk_cache.py)
         train_set, dev_set, trainee.step_model = cached
     plan = _plan_epochs(cfg, ranks, train_set, dev_set, train_opts)

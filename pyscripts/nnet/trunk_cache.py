@@ -14,11 +14,14 @@ the uncached training costs, however few frames an epoch samples.
 
 The rule: cache when l >= 2 and the outputs of the frames the training can use (max_epochs x
 frames_per_epoch training frames, or all; dev_frames or all dev frames) take at most
-training.trunk_cache_mb (float32; 5120 values per frame after layer 2, 1024 after layer 3); else, or with
-several processes (DDP) or torch.compile, the network runs whole as before. The cached rows are computed
-on the batch's not-yet-cached frames rather than on the whole batch, so they could differ from the
-uncached run's in the last bits where the CPU library picks kernels by batch shape; on the tiny corpus
-the trained weights came out bit-identical.
+training.trunk_cache_mb (5120 values per frame after layer 2, 1024 after layer 3, 2 bytes each under
+bf16/fp16 autocast, 4 in float32); else, or with several processes (DDP) or torch.compile, the network
+runs whole as before. Room is made for just those frames (a GPU commits all of it at once; a CPU only
+what is written). The trunk runs under the training's autocast, so the layers above read the values the
+uncached network gives them. The cached rows are computed on the batch's not-yet-cached frames rather
+than on the whole batch, so they could differ from the uncached run's in the last bits where the
+library picks kernels by batch shape; on the tiny corpus the trained weights came out bit-identical in
+float32 and in bf16 (tests/integration/test_convnet.py).
 
 Several trainings of one process (pyscripts/transfer/train_group.py) can share the cache (`share`):
 rows l >= 2 of a transfer sweep freeze the same source layers (1..2 at least), and on the same frames,
@@ -43,15 +46,20 @@ class TrunkOutputs:
     """Frame set stand-in whose rows are the cached layers' output of each frame, computed the first
     time a batch asks for the frame and kept (no frame is computed twice, none that no batch uses).
     It can keep layer 2's and layer 3's outputs together (depths), computed in the same pass, for the
-    trainings of a group that read either (at(depth))."""
+    trainings of a group that read either (at(depth)).
 
-    def __init__(self, model, frames, depths, channels_last):
+    Rows are stored in the order frames are first used, in room for `capacity` frames (the most the
+    training can use), in the autocast dtype the uncached network computes them in (bf16 halves the
+    memory, and the layers above read exactly the values they would read uncached). Which row holds a
+    frame is kept on the host, so a step finds its missing frames without waiting for the GPU."""
+
+    def __init__(self, model, frames, depths, channels_last, capacity, amp_dtype=None):
         self.model, self.frames, self.channels_last = model, frames, channels_last
-        self.depth = max(depths)
-        device = frames.targets.device
-        # torch.empty: memory is only committed for the rows written.
-        self.outputs = {d: torch.empty((frames.num_frames, layer_width(model, d)), device=device) for d in depths}
-        self.done = torch.zeros(frames.num_frames, dtype=torch.bool, device=device)
+        self.depth, self.depths, self.capacity, self.amp_dtype = max(depths), depths, capacity, amp_dtype
+        self.slot = torch.full((frames.num_frames,), -1, dtype=torch.long)  # host: frame -> row, -1: not yet
+        self.slot_on_device = self.slot.to(frames.targets.device)
+        self.used = 0
+        self.outputs = {}  # depth -> (capacity, width) tensor, allocated with the first rows
         self.targets = frames.targets
 
     @property
@@ -65,19 +73,36 @@ class TrunkOutputs:
         return view
 
     @torch.no_grad()
-    def rows(self, batch):
-        missing = batch[~self.done[batch]]
+    def rows(self, batch, on_device=None):
+        """The cached outputs of the frames `batch` (host indices; on_device: the same on the frames' device)."""
+        batch = batch.cpu()
+        on_device = batch.to(self.targets.device, non_blocking=True) if on_device is None else on_device
+        missing = batch[self.slot[batch] < 0]
         if len(missing):
-            x = gather_windows(self.frames.feats, self.frames.first, self.frames.last, missing, self.model.context)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            self._compute(missing)
+        return self.outputs[self.depth][self.slot_on_device[on_device]]
+
+    def _compute(self, missing):
+        first, end = self.used, self.used + len(missing)
+        if end > self.capacity:
+            raise RuntimeError(f"frozen-trunk cache: {end} frames used, room for {self.capacity} "
+                               "(frames_used() undercounts)")
+        device = self.targets.device
+        x = gather_windows(self.frames.feats, self.frames.first, self.frames.last, missing.to(device),
+                           self.model.context)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             x = self.model.layer2(self.model.layer1(x))  # frozen: BatchNorm in eval mode, no dropout
-            if 2 in self.outputs:
-                self.outputs[2][missing] = x
-            if 3 in self.outputs:
-                self.outputs[3][missing] = self.model.layer3[:-1](x)  # the dropout is the head's, drawn at each step
-            self.done[missing] = True
-        return self.outputs[self.depth][batch]
+            out = {2: x, 3: self.model.layer3[:-1](x) if 3 in self.depths else None}  # the dropout is the head's
+        for d in self.depths:
+            if d not in self.outputs:
+                self.outputs[d] = torch.empty((self.capacity, out[d].shape[1]), dtype=out[d].dtype, device=device)
+            self.outputs[d][first:end] = out[d]
+        rows = torch.arange(first, end)
+        self.slot[missing] = rows
+        self.slot_on_device[missing.to(device)] = rows.to(device)
+        self.used = end
 
 
 class TrunkShare:
@@ -116,45 +141,48 @@ def layer_width(model, depth):
     return model.flat_dim if depth == 2 else model.layer3[0].out_features
 
 
-def trunk_size_mb(model, depths, num_frames):
-    return num_frames * sum(layer_width(model, d) for d in depths) * 4 / 2**20
+def trunk_size_mb(model, depths, num_frames, amp_dtype=None):
+    value_bytes = torch.finfo(amp_dtype or torch.float32).bits // 8
+    return num_frames * sum(layer_width(model, d) for d in depths) * value_bytes / 2**20
 
 
 def frames_used(tcfg, num_train, num_dev):
-    """At most how many training and dev frames a training passes through the network."""
+    """At most how many (training, dev) frames a training passes through the network."""
     per_epoch = tcfg["frames_per_epoch"]
     train = num_train if per_epoch is None else min(num_train, int(tcfg["max_epochs"]) * int(per_epoch))
-    return train + (num_dev if tcfg["dev_frames"] is None else min(num_dev, int(tcfg["dev_frames"])))
+    return train, num_dev if tcfg["dev_frames"] is None else min(num_dev, int(tcfg["dev_frames"]))
 
 
-def cache_trunk(model, train_set, dev_set, cfg, distributed, share=None, inputs=()):
+def cache_trunk(model, train_set, dev_set, cfg, distributed, share=None, inputs=(), amp_dtype=None):
     """(train, dev, head) on cached trunk outputs when the rule allows (see the module doc), else None.
     share: a TrunkShare that keeps the caches for the next trainings of the process, found again by
-    `inputs` (what the frames depend on: source model, features, targets, normalisation)."""
+    `inputs` (what the frames depend on: source model, features, targets, normalisation).
+    amp_dtype: the training's autocast dtype (None: float32), which the trunk is computed in too."""
     num_frozen, tcfg = int(cfg["init"]["freeze_layers"]), cfg["training"]
     if num_frozen < MIN_FROZEN or distributed or tcfg["compile"] or not cfg["init"]["from"]:
         return None
     depth, channels_last = cached_depth(num_frozen), bool(tcfg["channels_last"])
-    key = (tuple(inputs), channels_last, str(train_set.feats.device))
+    key = (tuple(inputs), channels_last, str(amp_dtype), str(train_set.feats.device))
     head = FrozenTrunkHead(model, num_frozen)
     shared = share.caches.get(key) if share is not None else None
-    if shared and depth in shared[0].outputs:
+    if shared and depth in shared[0].depths:
         log.info("frozen layers 1..%d: outputs shared with an earlier training of this process", depth)
         return (*(cache.at(depth) for cache in shared), head)
     # Shallower depths the process's later trainings read are kept too (this model freezes them).
     depths = sorted({depth} | {d for d in (share.depths if share else ()) if d < depth})
-    num_frames = frames_used(tcfg, train_set.num_frames, dev_set.num_frames)
+    capacity = frames_used(tcfg, train_set.num_frames, dev_set.num_frames)
     limit = int(tcfg["trunk_cache_mb"])
-    if trunk_size_mb(model, depths, num_frames) > limit:
+    if trunk_size_mb(model, depths, sum(capacity), amp_dtype) > limit:
         depths = [depth]
-    size = trunk_size_mb(model, depths, num_frames)
+    size = trunk_size_mb(model, depths, sum(capacity), amp_dtype)
     if size > limit:
         log.info("frozen layers 1..%d: their outputs would take up to %.0f MB > training.trunk_cache_mb %d: "
                  "computed in every step", depth, size, limit)
         return None
     log.info("frozen layers 1..%d: each frame's output computed once and kept (up to %.0f MB)%s", depth, size,
              ", layer 2's too for a later training" if len(depths) > 1 else "")
-    caches = tuple(TrunkOutputs(model, frames, depths, channels_last) for frames in (train_set, dev_set))
+    caches = tuple(TrunkOutputs(model, frames, depths, channels_last, room, amp_dtype)
+                   for frames, room in zip((train_set, dev_set), capacity))
     if share is not None:
         share.caches[key] = caches
     return (*(cache.at(depth) for cache in caches), head)

@@ -156,6 +156,18 @@ def test_slurm_refused_submission_says_why(slurm, tmp_path):
     assert "Requested node configuration is not available" in proc.stderr
 
 
+@pytest.mark.slurm
+def test_slurm_job_given_a_gpu_torch_cannot_see_stops(slurm, tmp_path):
+    """Slurm gives the job a GPU (gres: CUDA_VISIBLE_DEVICES); this torch cannot use it (a CPU build here):
+    the training stops at once naming the build instead of training on the CPU."""
+    proc = slurm_pl(slurm, tmp_path, "--gpu", "1", "log/t.log", "python3", "-m", "pyscripts.nnet.train",
+                    "--config", RECIPE / "conf/convnet_asr.yaml", "--device", "auto", "train", "dev", "tt", "td",
+                    "exp", check=False)
+    assert proc.returncode == 1 and "exit code 1, see log/t.log" in proc.stderr
+    log = (tmp_path / "log/t.log").read_text()
+    assert "this job was given GPU 0 (CUDA_VISIBLE_DEVICES)" in log and "torch.version.cuda" in log
+
+
 def start_sleeping_job(cluster, tmp_path, name):
     proc = subprocess.Popen([SLURM_PL, "--config", RECIPE / "conf/slurm.conf", f"log/{name}.log", "sleep", "120"],
                             cwd=tmp_path, env={**os.environ, **slurm_env(cluster)}, stdout=subprocess.PIPE,
@@ -191,10 +203,12 @@ def test_interrupted_slurm_runner_cancels_its_job(slurm, tmp_path):
 
 
 # ---------------------------------------------------------------- the tiny recipe through Slurm
+# The test cluster's GPUs are fake (gres on character devices): a training given one stops (see
+# test_slurm_job_given_a_gpu_torch_cannot_see_stops), so the recipe runs as on a CPU-only partition.
 SLURM_CMD_SH = """# cmd.sh as a user of a Slurm cluster edits it
 export train_cmd="slurm.pl --mem 1G"
 export decode_cmd="slurm.pl --mem 1G"
-export cuda_cmd="slurm.pl --mem 2G --gpu 1"
+export cuda_cmd="slurm.pl --mem 2G --gpu 0"
 """
 SKIP_PARTS = {"log", "q", "timing"}              # logs, job scripts, timings: differ by nature
 SKIP_NAMES = {"rtf", "RESULTS.md", "history.tsv", "train_summary", "digest_cache.json",  # hold times
@@ -254,7 +268,7 @@ def test_tiny_recipe_stages_4_to_10_through_slurm_match_the_local_run(slurm, tin
         assert "Submitted batch job" not in proc.stdout + proc.stderr
     print(f"\nstages 4-10 through Slurm, seconds per stage: {times}, total {sum(times.values()):.0f}")
     # Every job went through Slurm: its log footer and its q/*.out file, and the job-completion log.
-    assert "--gres=gpu:1" in (d / "exp/convnet_asr/log/q/train.submit").read_text()  # cuda_cmd's --gpu 1
+    assert "--gres" not in (d / "exp/convnet_asr/log/q/train.submit").read_text()  # cuda_cmd's --gpu 0
     jobcomp = slurm.jobcomp.read_text()
     assert "Name=train " in jobcomp and "Name=forward " in jobcomp and "Name=make_fbank_train " in jobcomp
     compared, diffs = compare_runs(local_dir, d)

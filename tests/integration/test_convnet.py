@@ -238,6 +238,23 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(task, monkeypatch):
         assert torch.equal(resumed["state_dict"][key], value), key
 
 
+def test_resume_on_a_machine_that_needs_loss_scaling(task, monkeypatch):
+    """training.amp auto gives bf16 (no loss scaling) on one machine and fp16 (a GradScaler) on an older
+    GPU: a checkpoint saved without scaling resumes there with a fresh loss scale."""
+    from pyscripts.nnet import device as nnet_device
+    cfg = config("training.max_epochs=2", "training.frames_per_epoch=300")
+    monkeypatch.setattr(nnet_train, "gather_windows", _kill_after(nnet_train.gather_windows, 7))
+    with pytest.raises(KeyboardInterrupt):
+        run_training(task, "rescaled", cfg)   # epoch 1 saved by a disabled scaler (bf16 or fp32 here)
+    assert torch.load(task / "rescaled/checkpoint.pt", weights_only=True)["scaler"] == {}
+    monkeypatch.undo()
+    real = nnet_device.mixed_precision
+    monkeypatch.setattr(nnet_train, "mixed_precision", lambda device, amp: real(device, "fp16"))
+    resumed = torch.load(run_training(task, "rescaled", cfg), weights_only=True)
+    assert resumed["epoch"] in (1, 2) and len(resumed["history"]) == 2
+    assert all(math.isfinite(h["train_loss"]) for h in resumed["history"])
+
+
 def test_resume_refuses_a_changed_config(task, monkeypatch):
     cfg = config("training.max_epochs=2", "training.frames_per_epoch=300")
     monkeypatch.setattr(nnet_train, "gather_windows", _kill_after(nnet_train.gather_windows, 7))
@@ -354,16 +371,19 @@ def test_train_convnet_script_trains_once_and_then_skips(task, tmp_path):
     assert second.returncode == 0 and "skipping" in second.stdout
 
 
+@pytest.mark.parametrize("amp", ["fp32", "bf16"])
 @pytest.mark.parametrize("frozen", [2, 4])
-def test_cached_frozen_trunk_trains_the_same_weights(task, source_model, frozen, caplog):
+def test_cached_frozen_trunk_trains_the_same_weights(task, source_model, frozen, amp, caplog):
     """Frozen layers computed once per frame (pyscripts/nnet/trunk_cache.py) give the uncached weights,
-    dropout after frozen layers included (l = 4: layer 3's and 4's dropout drawn at every step)."""
+    dropout after frozen layers included (l = 4: layer 3's and 4's dropout drawn at every step), in
+    float32 and under bf16 autocast (forced: the same on CPUs with and without native bf16)."""
     common = ("training.max_epochs=2", "training.frames_per_epoch=600", "model.dropout=0.3",
-              f"init.from={source_model}", f"init.freeze_layers={frozen}")
+              f"init.from={source_model}", f"init.freeze_layers={frozen}", f"training.amp={amp}")
     with caplog.at_level("INFO"):
-        cached = run_training(task, f"cached{frozen}", config(*common), task_name="4")
+        cached = run_training(task, f"cached{frozen}{amp}", config(*common), task_name="4")
     assert "output computed once and kept" in caplog.text
-    uncached = run_training(task, f"uncached{frozen}", config(*common, "training.trunk_cache_mb=0"), task_name="4")
+    uncached = run_training(task, f"uncached{frozen}{amp}", config(*common, "training.trunk_cache_mb=0"),
+                            task_name="4")
     a = torch.load(cached, weights_only=True)
     b = torch.load(uncached, weights_only=True)
     assert _same(a["state_dict"], b["state_dict"]) and a["dev"] == b["dev"]

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 FOLDS = [f"fold{k}" for k in range(1, 9)]
 # A narrow ConvNet (the paper's layers, fewer channels) trained for one short epoch.
 TINY = ["model.conv1_channels=4", "model.conv2_channels=8", "model.fc_dim=16", "training.max_epochs=1",
-        "training.batch_size=32", "training.amp=false", "training.channels_last=false"]
+        "training.batch_size=32", "training.amp=fp32", "training.channels_last=false"]
 
 
 def _write_folds_plan(folds_dir, folds=FOLDS):
