@@ -42,25 +42,46 @@ log = logging.getLogger(__name__)
 MIN_FROZEN = 2  # both convolutions: below that the cache saves little
 
 
+class CachedRows:
+    """The stored outputs, shared by every view (TrunkOutputs.at) of one cache: room for `capacity`
+    frames in the order they are first used, and which row holds a frame, kept on the host (so a step
+    finds its missing frames without waiting for the GPU) and mirrored on the device (to gather them)."""
+
+    def __init__(self, num_frames, capacity, device):
+        self.capacity, self.used = capacity, 0
+        self.slot = torch.full((num_frames,), -1, dtype=torch.long)  # frame -> row, -1: not yet computed
+        self.slot_on_device = self.slot.to(device)
+        self.outputs = {}  # depth -> (capacity, width) tensor, allocated with the first rows
+
+    def add(self, frames, out):
+        """Stores `out` ({depth: rows}) of `frames` (host indices, none stored yet)."""
+        first, end = self.used, self.used + len(frames)
+        if end > self.capacity:
+            raise RuntimeError(f"frozen-trunk cache: {end} frames used, room for {self.capacity} "
+                               "(frames_used() undercounts)")
+        for depth, rows in out.items():
+            if depth not in self.outputs:
+                self.outputs[depth] = rows.new_empty((self.capacity, rows.shape[1]))
+            self.outputs[depth][first:end] = rows
+        index = torch.arange(first, end)
+        self.slot[frames] = index
+        self.slot_on_device[frames.to(self.slot_on_device.device)] = index.to(self.slot_on_device.device)
+        self.used = end
+
+
 class TrunkOutputs:
     """Frame set stand-in whose rows are the cached layers' output of each frame, computed the first
     time a batch asks for the frame and kept (no frame is computed twice, none that no batch uses).
     It can keep layer 2's and layer 3's outputs together (depths), computed in the same pass, for the
-    trainings of a group that read either (at(depth)).
-
-    Rows are stored in the order frames are first used, in room for `capacity` frames (the most the
-    training can use), in the autocast dtype the uncached network computes them in (bf16 halves the
-    memory, and the layers above read exactly the values they would read uncached). Which row holds a
-    frame is kept on the host, so a step finds its missing frames without waiting for the GPU."""
+    trainings of a group that read either (at(depth)). The rows are computed under the training's
+    autocast and kept in its dtype (bf16 halves the memory), so the layers above read exactly the
+    values they would read uncached."""
 
     def __init__(self, model, frames, depths, channels_last, capacity, amp_dtype=None):
         self.model, self.frames, self.channels_last = model, frames, channels_last
-        self.depth, self.depths, self.capacity, self.amp_dtype = max(depths), depths, capacity, amp_dtype
-        self.slot = torch.full((frames.num_frames,), -1, dtype=torch.long)  # host: frame -> row, -1: not yet
-        self.slot_on_device = self.slot.to(frames.targets.device)
-        self.used = 0
-        self.outputs = {}  # depth -> (capacity, width) tensor, allocated with the first rows
+        self.depth, self.depths, self.amp_dtype = max(depths), depths, amp_dtype
         self.targets = frames.targets
+        self.store = CachedRows(frames.num_frames, capacity, frames.targets.device)
 
     @property
     def num_frames(self):
@@ -77,32 +98,21 @@ class TrunkOutputs:
         """The cached outputs of the frames `batch` (host indices; on_device: the same on the frames' device)."""
         batch = batch.cpu()
         on_device = batch.to(self.targets.device, non_blocking=True) if on_device is None else on_device
-        missing = batch[self.slot[batch] < 0]
+        missing = batch[self.store.slot[batch] < 0]
         if len(missing):
-            self._compute(missing)
-        return self.outputs[self.depth][self.slot_on_device[on_device]]
+            self.store.add(missing, self._compute(missing))
+        return self.store.outputs[self.depth][self.store.slot_on_device[on_device]]
 
-    def _compute(self, missing):
-        first, end = self.used, self.used + len(missing)
-        if end > self.capacity:
-            raise RuntimeError(f"frozen-trunk cache: {end} frames used, room for {self.capacity} "
-                               "(frames_used() undercounts)")
+    def _compute(self, frames):
         device = self.targets.device
-        x = gather_windows(self.frames.feats, self.frames.first, self.frames.last, missing.to(device),
+        x = gather_windows(self.frames.feats, self.frames.first, self.frames.last, frames.to(device),
                            self.model.context)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             x = self.model.layer2(self.model.layer1(x))  # frozen: BatchNorm in eval mode, no dropout
-            out = {2: x, 3: self.model.layer3[:-1](x) if 3 in self.depths else None}  # the dropout is the head's
-        for d in self.depths:
-            if d not in self.outputs:
-                self.outputs[d] = torch.empty((self.capacity, out[d].shape[1]), dtype=out[d].dtype, device=device)
-            self.outputs[d][first:end] = out[d]
-        rows = torch.arange(first, end)
-        self.slot[missing] = rows
-        self.slot_on_device[missing.to(device)] = rows.to(device)
-        self.used = end
+            # layer 3 without its dropout, which the head draws at each step
+            return {d: x if d == 2 else self.model.layer3[:-1](x) for d in self.depths}
 
 
 class TrunkShare:

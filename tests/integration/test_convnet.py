@@ -387,3 +387,26 @@ def test_cached_frozen_trunk_trains_the_same_weights(task, source_model, frozen,
     a = torch.load(cached, weights_only=True)
     b = torch.load(uncached, weights_only=True)
     assert _same(a["state_dict"], b["state_dict"]) and a["dev"] == b["dev"]
+
+
+def test_trunk_cache_makes_room_for_the_frames_used_only(task, source_model, monkeypatch):
+    """On a GPU all of a tensor's memory is committed at once: the cache must hold only the frames the
+    training can use (2 epochs x 300 frames of a larger set, here), in the autocast dtype (bf16: 2 bytes)."""
+    from pyscripts.nnet import trunk_cache
+    made = []
+    real_init = trunk_cache.TrunkOutputs.__init__
+
+    def recording_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(trunk_cache.TrunkOutputs, "__init__", recording_init)
+    run_training(task, "roomy", config("training.max_epochs=2", "training.frames_per_epoch=300",
+                                       "training.dev_frames=200", "training.amp=bf16", f"init.from={source_model}",
+                                       "init.freeze_layers=3"), task_name="4")
+    train, dev = made
+    assert train.num_frames > 600 and dev.num_frames > 200
+    for cache, room in ((train, 600), (dev, 200)):
+        (rows,) = cache.store.outputs.values()
+        assert rows.shape == (room, 64) and rows.dtype == torch.bfloat16   # layer 3: fc_dim values per frame
+        assert 0 < cache.store.used <= room and cache.store.slot.device.type == "cpu"  # frame -> row: on the host
