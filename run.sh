@@ -252,7 +252,7 @@ if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figu
 fi
 
 if $do_asr && $do_ser && run_stage 13 "joint ASR-SER ConvNet (one trunk, two output layers) on mixed batches: FER/PER and E/UE against the single-task Baselines" \
-    --input=conf/convnet_{joint,asr}$nnet_suffix.yaml --input conf/convnet_asr.yaml --input "$ser_fold_conf" \
+    --input=conf/convnet_{joint,asr}$nnet_suffix.yaml --input "$ser_fold_conf" \
     --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp --input=exp/mono_ali{,_dev,_test}/targets \
     --input exp/mono/graph --input exp/mono/final.mdl --data=data/iemocap/folds/fold1/{train,valid,test} \
     --input=data/iemocap/folds/fold1/{train,valid,test}/feats.scp --input exp/ser/targets/fold1 \

@@ -1,8 +1,9 @@
 """What a stage was made from, so that a re-run can tell "up to date" from "redo it, because ...".
 
 A stage's stamp lists its options and a checksum of each input: files and dirs by content (an scp by
-the content of the arks it points to, not their paths), a data dir by its tables, a corpus dir by its
-listing (names, sizes, times: a licensed corpus is read-only and too large to read on every run).
+the content of the arks it points to, not their paths; a YAML config with the configs it includes), a
+data dir by its tables, a corpus dir by its listing (names, sizes, times: a licensed corpus is read-only
+and too large to read on every run).
 Checksums are cached by size and modification time, so checking a finished stage reads no data.
 
   python3 -m pyscripts.fingerprint check [--force] STAMP [--input PATH]... [--data DIR]...
@@ -19,6 +20,7 @@ import re
 import sys
 from pathlib import Path
 
+from pyscripts.config_files import config_chain
 from pyscripts.errors import DataError, cli_main
 
 OUT_OF_DATE = 3
@@ -151,8 +153,14 @@ def fingerprint(inputs, data_dirs, corpora, options, cache):
     for path in data_dirs:
         stamp[f"data {path}"] = data_digest(path, cache)
     for path in inputs:
-        stamp[f"input {path}"] = input_digest(path, cache)
+        # a config stands for the configs it includes too (base:, network:)
+        for part in config_chain(path) if _is_config(path) else [path]:
+            stamp.setdefault(f"input {part}", input_digest(part, cache))
     return stamp
+
+
+def _is_config(path):
+    return Path(path).suffix in (".yaml", ".yml") and Path(path).is_file()
 
 
 def read_stamp(path):

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from pyscripts.config_files import read_yaml
 from pyscripts.errors import DataError
 from pyscripts.kaldi.tables import write_kaldi_vector
 from pyscripts.nnet.data import gather_windows, load_frame_set, norm_stats_from_frames, target_counts
@@ -67,10 +68,7 @@ class Corpus:
 def load_joint_config(path, overrides=()):
     """The network config (load_config) with the joint section added as cfg["joint"], both checked."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise DataError(f"cannot read config {path}: {err}") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict) or not {"network", "joint"} <= set(raw) <= {"network", "set", "joint"}:
         raise DataError(f"config {path}: expected the keys network (a ConvNet config file), joint (ser_fraction, "
                         f"ser_weight) and optionally set (a list of KEY=VALUE); see conf/convnet_joint.yaml")

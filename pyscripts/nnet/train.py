@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from pyscripts.config_files import read_yaml
 from pyscripts.errors import DataError, cli_main
 from pyscripts.fingerprint import file_digest, scp_digest
 from pyscripts.kaldi.tables import write_kaldi_vector
@@ -70,10 +71,7 @@ def load_config(path, overrides=()):
     overrides: "section.key=value" strings, value parsed as YAML. Unknown keys are errors (typos), and
     every value is checked against CONFIG_SCHEMA here, before any data is read or file written."""
     path = Path(path)
-    try:
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise DataError(f"cannot read config {path}: {err}") from None
+    cfg = read_yaml(path)
     if not isinstance(cfg, dict):
         raise DataError(f"config {path}: expected a mapping of sections (model:, optimizer:, ...)")
     base = cfg.pop("base", None)

@@ -99,3 +99,30 @@ def test_commit_without_check_is_an_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         fingerprint.main(["commit", str(tmp_path / "stamp")])
     assert "no fingerprint to commit" in capsys.readouterr().err
+
+
+def test_a_config_stands_for_its_base_chain(tmp_path, capsys):
+    """A stage that reads conf/convnet_ser_tiny.yaml depends on convnet_ser.yaml and convnet_asr.yaml
+    too (base:): a change there makes it out of date."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "asr.yaml").write_text("training:\n  lr: 0.02\n")
+    (conf / "ser.yaml").write_text("base: asr.yaml\n")
+    (conf / "ser_tiny.yaml").write_text("base: ser.yaml\ntraining:\n  max_epochs: 2\n")
+    (conf / "joint.yaml").write_text("network: ser_tiny.yaml\njoint: {}\n")
+    for config in ("ser_tiny.yaml", "joint.yaml"):
+        finished(tmp_path, "--input", conf / config)
+        (conf / "asr.yaml").write_text("training:\n  lr: 0.01\n")
+        capsys.readouterr()
+        assert check(tmp_path, "--input", conf / config) == fingerprint.OUT_OF_DATE
+        assert f"{conf / 'asr.yaml'} changed" in capsys.readouterr().out
+        (conf / "asr.yaml").write_text("training:\n  lr: 0.02\n")
+
+
+def test_a_key_given_twice_in_a_config_is_refused(tmp_path):
+    from pyscripts.errors import DataError
+    from pyscripts.nnet.train import load_config
+    config = tmp_path / "c.yaml"
+    config.write_text("base: /nonexistent.yaml\ntraining:\n  lr: 0.1\nmodel:\n  context: 5\ntraining:\n  lr: 0.2\n")
+    with pytest.raises(DataError, match=r"c.yaml: line 6: key 'training' given twice \(first on line 2\)"):
+        load_config(config)
