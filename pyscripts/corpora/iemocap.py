@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from pyscripts.kaldi.audio import audio_info, wav_scp_entry
-from pyscripts.kaldi.datadir import utt2spk_to_spk2utt, validate_data_dir, write_table
+from pyscripts.kaldi.datadir import new_data_dir, utt2spk_to_spk2utt, validate_data_dir, write_table
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)
@@ -149,8 +149,7 @@ def prepare_iemocap(corpus, out_dir):
     if not utt2spk:
         raise DataError(f"{corpus}: no utterance labelled {', '.join(sorted(EMOTION_MAP))}")
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = new_data_dir(out_dir)
     write_table(out / "wav.scp", wav_scp)
     write_table(out / "utt2spk", utt2spk)
     write_table(out / "spk2utt", utt2spk_to_spk2utt(utt2spk))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pyscripts.asr.phones import read_phone_map
 from pyscripts.kaldi.audio import audio_info, wav_scp_entry
-from pyscripts.kaldi.datadir import utt2spk_to_spk2utt, validate_data_dir, write_table
+from pyscripts.kaldi.datadir import new_data_dir, utt2spk_to_spk2utt, validate_data_dir, write_table
 from pyscripts.errors import DataError, cli_main
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ def _write_set(out, tables, ctm, empty_error):
     """One data dir: the tables, spk2utt, spk2gender, glm and ref_phones.ctm, validated."""
     if not tables["utt2spk"]:
         raise DataError(empty_error)
-    out.mkdir(parents=True, exist_ok=True)
+    new_data_dir(out)
     for name, table in tables.items():
         write_table(out / name, table)
     spk2utt = utt2spk_to_spk2utt(tables["utt2spk"])

@@ -6,6 +6,7 @@ feats.scp, ...), sorted in C-locale byte order, as Kaldi's tools expect.
 import argparse
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from pyscripts.errors import DataError, cli_main
@@ -57,6 +58,20 @@ def write_table(path, table):
                 raise DataError(f"{path}: invalid key {key!r}: keys must be non-empty, without spaces")
             f.write(f"{key} {value}\n" if value != "" else f"{key}\n")
     os.replace(tmp, path)
+
+
+def new_data_dir(path):
+    """The data dir a preparation stage writes, emptied of what an earlier run left: its tables, the
+    features and CMVN a later stage added, its split dirs. A preparation owns the whole dir, so a changed
+    set of utterances can never meet the old features (other sub-dirs are left alone)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink() and entry.name.startswith("split"):
+            shutil.rmtree(entry)
+        elif not entry.is_dir():
+            entry.unlink()
+    return path
 
 
 def utt2spk_to_spk2utt(utt2spk):

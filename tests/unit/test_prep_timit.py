@@ -84,6 +84,24 @@ def test_hand_made_lower_case_riff_tree(hand_tree, tmp_path, caplog):
     assert "dropped 1 TEST speakers" in log and "(3 utterances)" in log
 
 
+def test_a_second_preparation_of_fewer_utterances_leaves_nothing_stale(hand_tree, tmp_path):
+    """Stage 2 owns its data dirs: what stage 4 added for the old utterances (features, frame counts,
+    splits) goes, instead of failing the check with 'feats.scp: utterances differ from utt2spk'."""
+    corpus, dev, test = hand_tree
+    data = tmp_path / "data"
+    prepare(corpus, data, dev, test, PHONE_MAP)
+    train = data / "train"
+    utts = read_table(train / "utt2spk")
+    for name in ("feats.scp", "utt2num_frames"):   # as stage 4 leaves them
+        (train / name).write_text("".join(f"{u} 1\n" for u in sorted(utts)))
+    (train / "split2" / "1").mkdir(parents=True)
+    for f in (corpus / "timit/train/dr1/mabc0").glob("si10.*"):
+        f.unlink()
+    prepare(corpus, data, dev, test, PHONE_MAP)
+    assert sorted(read_table(train / "utt2spk")) == sorted(set(utts) - {"mabc0_si10"})
+    assert not any((train / name).exists() for name in ("feats.scp", "utt2num_frames", "split2"))
+
+
 def test_shell_script_and_upper_case_sphere(tmp_path, recipe_dir):
     make_tree(tmp_path / "TIMIT", HAND_SPEAKERS, upper=True, fmt="sphere")
     dev = write_list(tmp_path / "dev.list", ["mghi0"])
