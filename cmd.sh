@@ -4,11 +4,14 @@
 #   queue.pl : Sun Grid Engine (qsub), resources mapped by conf/queue.conf
 #   slurm.pl : Slurm (sbatch), resources mapped by conf/slurm.conf
 # Every job sources path.sh and must end its log with "# Ended (code 0)"; JOB=1:N is one array job.
-# cuda_cmd runs the ConvNet trainings (stages 9, 11, 12): with --gpu 1 each asks for a GPU and uses it
-# (--device auto); without, it trains on CPUs. --device cpu|cuda in the stages' scripts overrides it.
+# cuda_cmd runs the ConvNet trainings (stages 9, 11, 12, 13): with --gpu 1 each asks for a GPU and uses it
+# (--device auto); without, it trains on CPUs. --device cpu|cuda in the stages' scripts overrides it
+# (they add --gpu 0 or --gpu N after it; the later option wins). Jobs that ask for no GPU see none.
+# Locally, run.pl --gpu 1 gives each training a GPU of its own and waits while all are busy; on a machine
+# without a GPU the trainings run on CPUs as before (run.pl says so).
 export train_cmd="run.pl"
 export decode_cmd="run.pl"
-export cuda_cmd="run.pl"
+export cuda_cmd="run.pl --gpu 1"
 
 # export train_cmd="queue.pl --mem 4G"
 # export decode_cmd="queue.pl --mem 4G"

@@ -14,7 +14,7 @@ model=                 # the network; default: DECODE_DIR/../final.pt
 trans_mdl=             # transition model of the graph; default: DECODE_DIR/../final.mdl, else GRAPH_DIR/../final.mdl
 prior_counts=          # default: prior_counts beside the network (its training targets' pdf counts)
 prior_scale=1.0
-device=auto            # forward pass: auto | cpu | cuda
+device=cpu             # forward pass: cpu | cuda | auto (auto: a GPU when --cmd gives the job one)
 num_threads=1          # torch threads per forward job
 acwt=0.1               # acoustic scale (Kaldi's default for hybrid decoding)
 beam=13.0
@@ -39,7 +39,8 @@ Options:
   --trans-mdl FILE       final.mdl whose transition-ids the graph uses
   --prior-counts FILE    pdf frame counts for the priors (Kaldi text vector)
   --prior-scale X        (default $prior_scale)
-  --device DEV           auto|cpu|cuda for the forward pass (default $device)
+  --device DEV           cpu|cuda|auto for the forward pass (default $device; cuda: each job asks
+                         the runner for a GPU, auto: whatever --cmd gives it)
   --num-threads N        torch threads per forward job (default $num_threads)
   --acwt X               acoustic scale (default $acwt)
   --beam X --lattice-beam X --max-active N --min-active N   decoder pruning ($beam, $lattice_beam, $max_active, $min_active)
@@ -67,6 +68,14 @@ case $use_kaldi in
   false) ;;
   *) die "--use-kaldi must be auto, true or false" ;;
 esac
+# The forward jobs ask the runner for a GPU only to use it: on CPU the RTF is a CPU figure even where
+# decode_cmd gives GPUs, and nj jobs never crowd onto one GPU unasked.
+case $device in
+  cpu) gpu_opt=(--gpu 0) ;;
+  cuda) gpu_opt=(--gpu 1) ;;
+  auto) gpu_opt=() ;;
+  *) die "--device must be cpu, cuda or auto, not '$device'" ;;
+esac
 
 for f in "$graphdir/HCLG.fst" "$graphdir/words.txt" "$trans_mdl" "$data/text"; do
   [[ -f $f ]] || die "no such file $f"
@@ -92,7 +101,7 @@ if (( stage <= 0 )); then
   prior_opt=(); [[ -n $prior_counts ]] && prior_opt=(--prior-counts "$prior_counts")
   log "forward pass of $model over $data ($nj jobs, log: $dir/log/forward.*.log)"
   start=$(now)
-  $cmd JOB=1:"$nj" "$dir/log/forward.JOB.log" \
+  $cmd "${gpu_opt[@]}" JOB=1:"$nj" "$dir/log/forward.JOB.log" \
     python3 -m pyscripts.asr.hybrid loglikes "${prior_opt[@]}" --prior-scale "$prior_scale" \
       --device "$device" --num-threads "$num_threads" --write-log-priors "$dir/log_priors" \
       --timing "$dir/timing/forward.JOB" "$model" "$sdata/JOB/feats.scp" "$dir/loglikes.JOB.ark"

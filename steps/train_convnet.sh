@@ -64,9 +64,10 @@ elif [[ -f $dir/final.pt ]]; then
   log "$dir/final.pt is out of date ($status): training it again"
 fi
 
-# What the job asks the scheduler for (utils/run.pl ignores it locally): CPUs for --num-threads threads
-# per process, and GPUs as --device says: cuda: --num-gpus; cpu: none; auto: --num-gpus when > 1, else
-# what $cmd asks for (cmd.sh: cuda_cmd="slurm.pl --gpu 1" on a GPU partition, none on a CPU-only one).
+# What the job asks the runner for: CPUs for --num-threads threads per process (a scheduler's business;
+# run.pl ignores it), and GPUs as --device says: cuda: --num-gpus; cpu: none (--gpu 0, after $cmd's
+# own options, wins over them); auto: --num-gpus when > 1, else what $cmd asks for (cmd.sh: cuda_cmd=
+# "run.pl --gpu 1", a GPU of its own per job where there are GPUs; "slurm.pl --gpu 1" on a GPU partition).
 res_opts=(--num-threads $(( (num_threads > 0 ? num_threads : 1) * num_gpus )))
 case $device in
   cuda) res_opts+=(--gpu "$num_gpus") ;;

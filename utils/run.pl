@@ -11,8 +11,9 @@
 # Options:
 #   --max-jobs-run N     at most N jobs at once (local: processes; cluster: the array's task limit)
 #   --mem 4G --gpu N --num-threads N --time HH:MM:SS --queue NAME, or any NAME with a line in the conf
-#                        file: resource requests. Locally they are ignored. On a cluster each one is
-#                        mapped to scheduler options by the conf file (--num-threads -> num_threads).
+#                        file: resource requests. Locally only --gpu counts (below). On a cluster each
+#                        one is mapped to scheduler options by the conf file (--num-threads -> num_threads).
+#                        A later option wins over an earlier one (cmd.sh's --gpu 1, then a script's --gpu 0).
 #   --config FILE        the conf file (default: conf/slurm.conf or conf/queue.conf in the current dir):
 #                          command sbatch --export=ALL      the submit command
 #                          option mem=* --mem=$0            any value; $0 is the value
@@ -22,11 +23,22 @@
 # On a cluster JOB=1:N is one array job (sbatch --array, qsub -t). The runner waits for the jobs'
 # log footers, asks the scheduler (squeue / qstat) whether the job is still there, and on INT or TERM
 # cancels it (scancel / qdel). Job scripts and the scheduler's output files are in the log dir's q/.
+#
+# GPUs: a job sees a GPU only when it asked for one. A job without --gpu, or with --gpu 0, runs with
+# CUDA_VISIBLE_DEVICES empty (on every back-end: a node without device cgroups would show it all its
+# GPUs). Locally, --gpu N gives each job N GPUs of its own in CUDA_VISIBLE_DEVICES and waits while
+# they are all taken; the GPUs are those of run.pl's own CUDA_VISIBLE_DEVICES when it is set, else
+# those `nvidia-smi -L` lists. Several run.pl processes of one user share them through lock files in
+# ${TMPDIR:-/tmp}/run.pl-gpus-$UID. Without any GPU, --gpu N jobs run without one (and the runner
+# says so). A run.pl inside a job shares out that job's GPUs instead (below). On a cluster, a --gpu N
+# job keeps the CUDA_VISIBLE_DEVICES its scheduler set (Slurm: from --gres). Each log's header says
+# which GPUs its job got ("# GPUs: 2,3", "# GPUs: none").
 use strict;
 use warnings;
 use File::Path qw(make_path);
 use Cwd qw(getcwd);
-use POSIX qw();
+use Fcntl qw(:flock);
+use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(sleep time);
 
 $SIG{__DIE__} = sub { print STDERR $_[0]; exit 1; };   # errors exit 1, whatever errno is
@@ -105,22 +117,26 @@ sub conf_options {
       . "accept it and request nothing\n" unless defined $a;
     push @args, @$a;
   }
-  return (\@command, [@args, @raw], $file);
+  return (\@command, [@args, @raw], $file, $want{gpu});
 }
 
 # ---------------------------------------------------------------- job script and logs
 # One script for all jobs of the range; the job index is its first argument or the array task id.
 sub job_script {
+  my ($no_gpu) = @_;
   my $pwd = shell_quote(getcwd());
   my $s = "#!/usr/bin/env bash\n# written by $me: the jobs $var=$first:$last of $logfile\n"
-        . "cd $pwd || exit 1\n"
+        . "cd $pwd || exit 1\nexport RUN_PL_IN_JOB=1   # a run.pl in the job shares out the job's GPUs\n"
+        . ($no_gpu ? "export CUDA_VISIBLE_DEVICES=   # it asked for no GPU: hide the node's\n" : '')
+        . "gpus=\${CUDA_VISIBLE_DEVICES-all (CUDA_VISIBLE_DEVICES unset)}\n"
         . "task=\${1:-\${SLURM_ARRAY_TASK_ID:-\${SGE_TASK_ID:-}}}\n"
         . "start=\$(date +%s)\ncase \$task in\n";
   for my $j ($first .. $last) {
     my $c = subst($cmd, $j);
     my $q = shell_quote(logof($j));
     $s .= "  $j) log=$q\n"
-        . "    { echo " . shell_quote("# $c") . "; echo \"# Started at \$(date) on \$(hostname)\"; echo '#'; } > \"\$log\"\n"
+        . "    { echo " . shell_quote("# $c") . "; echo \"# Started at \$(date) on \$(hostname)\";"
+        . " echo \"# GPUs: \${gpus:-none}\"; echo '#'; } > \"\$log\"\n"
         . "    ( if [ -f ./path.sh ]; then . ./path.sh || exit 1; fi\n      $c\n    ) >> \"\$log\" 2>&1\n"
         . "    rc=\$? ;;\n";
   }
@@ -144,6 +160,22 @@ sub footer_code {
   return $tail =~ /# Ended \(code (-?\d+)\)[^\n]*\n?\z/ ? $1 : undef;
 }
 
+# The GPUs each job asks for: --gpu, else (on a cluster) the conf file's default; none or 0: no GPU.
+# A local run.pl inside a job of a runner (RUN_PL_IN_JOB, set by every job script: local/run_ser.sh's
+# fold jobs run steps/train_convnet.sh's run.pl) shares out that job's GPUs: a job without --gpu keeps
+# them all, as the job's own commands do, and --gpu N takes N of them without lock files (the
+# enclosing runner holds those locks).
+my $nested = $backend eq 'local' && ($ENV{RUN_PL_IN_JOB} // '') ne '';
+my $inherit = $nested && !defined $res{gpu};
+my ($command, $args, $conf, $gpu);
+if ($backend eq 'local') {
+  $gpu = $res{gpu} // 0;
+  die "$me: --gpu must be a number of GPUs (0 for none), not '$gpu'\n" unless $gpu =~ /^\d+$/;
+} else {
+  ($command, $args, $conf, $gpu) = conf_options();
+}
+my $no_gpu = !$inherit && (!defined $gpu || $gpu =~ /^0*$/);
+
 for my $j ($first .. $last) {
   (my $dir = logof($j)) =~ s{/?[^/]*$}{};
   make_path($dir eq '' ? '.' : $dir);
@@ -158,7 +190,7 @@ my $qdir = "$logdir/q";
 make_path($qdir);
 my $script = "$qdir/$name.sh";
 open(my $sfh, '>', $script) or die "$me: cannot write $script: $!\n";
-print $sfh job_script();
+print $sfh job_script($no_gpu);
 close $sfh;
 chmod 0755, $script;
 my $range = $var eq '' ? '' : " ($var=$first:$last)";
@@ -175,7 +207,65 @@ sub fail {
 }
 
 # ---------------------------------------------------------------- local back-end
+# The GPUs of this machine: (where they come from, their ids). run.pl's own CUDA_VISIBLE_DEVICES when
+# it is set (empty: none; CUDA ignores the list from a negative entry on), else the indices that
+# `nvidia-smi -L` lists (no nvidia-smi, or one that fails without a driver: none).
+sub machine_gpus {
+  if (defined $ENV{CUDA_VISIBLE_DEVICES}) {
+    my @ids;
+    for my $id (split /,/, $ENV{CUDA_VISIBLE_DEVICES}) {
+      $id =~ s/^\s+|\s+$//g;
+      last if $id =~ /^-/;
+      push @ids, $id if $id ne '';
+    }
+    return ("CUDA_VISIBLE_DEVICES='$ENV{CUDA_VISIBLE_DEVICES}'", @ids);
+  }
+  my ($rc, $text) = capture('nvidia-smi', '-L');
+  return ($rc == 127 ? 'no nvidia-smi on PATH' : "nvidia-smi -L failed with exit code $rc") if $rc != 0;
+  return ('nvidia-smi -L', $text =~ /^GPU (\d+):/mg);
+}
+
 if ($backend eq 'local') {
+  # --gpu N: each job takes N GPUs no other job holds. A GPU is taken by flock'ing its lock file in
+  # $lockdir, shared by all run.pl processes of this user on this machine (two recipes, two stages).
+  # This process holds the lock for the job's life and closes it when it reaps the job: perl opens
+  # files close-on-exec, so the job itself never holds it, and a runner that dies frees its GPUs.
+  my ($lockdir, $from, @gpus, %held, %gpus_of);
+  if ($gpu > 0) {
+    ($from, @gpus) = machine_gpus();
+    my $where = $nested ? 'the job this run.pl runs in' : 'this machine';
+    if (!@gpus) {
+      print STDERR "$me: --gpu $gpu but $where has no GPU ($from): the jobs$range run without one "
+        . "(CUDA_VISIBLE_DEVICES empty)\n";
+    } else {
+      die "$me: --gpu $gpu but $where has " . @gpus . " GPU(s) (" . join(',', @gpus) . ", from $from): "
+        . "ask for at most " . @gpus . " per job (--gpu in cmd.sh's cuda_cmd, or the script's --num-gpus)\n"
+        if $gpu > @gpus;
+    }
+    if (@gpus && !$nested) {
+      my $tmp = defined $ENV{TMPDIR} && $ENV{TMPDIR} ne '' ? $ENV{TMPDIR} : '/tmp';
+      $lockdir = "$tmp/run.pl-gpus-$<";
+      mkdir($lockdir, 0700) or -d $lockdir
+        or die "$me: cannot make the GPU lock dir $lockdir ($!): set TMPDIR to a writable directory\n";
+    }
+  }
+  # N free GPUs, locked: [[id, handle], ...]; undef (and nothing locked) when fewer are free.
+  my $grab = sub {
+    my @got;
+    for my $id (@gpus) {
+      last if @got == $gpu;
+      next if $held{$id};
+      if ($nested) { push @got, [$id, 1]; next; }   # the enclosing job's GPU: ours alone
+      (my $file = "gpu.$id") =~ s/[^\w.-]/_/g;   # a UUID or MIG name may hold '/' or ':'
+      $file = "$lockdir/$file";
+      open(my $fh, '>>', $file) or die "$me: cannot open the GPU lock file $file: $!\n";
+      if (flock($fh, LOCK_EX | LOCK_NB)) { push @got, [$id, $fh]; } else { close $fh; }
+    }
+    return \@got if @got == $gpu;
+    for (@got) { close $_->[1] if ref $_->[1]; }
+    return undef;
+  };
+
   my %running;
   my $stop = sub {
     kill 'TERM', map { -$_ } keys %running;
@@ -186,33 +276,52 @@ if ($backend eq 'local') {
   local $SIG{INT} = $stop;
   local $SIG{TERM} = $stop;
   my %why;
+  # Reaps one ended job (waiting for one when $block) and frees its GPUs; false when none ended.
   my $reap = sub {
-    my $pid = wait();
-    return if $pid < 0;
+    my $block = shift;
+    my $pid = $block ? wait() : waitpid(-1, WNOHANG);
+    return 0 if $pid <= 0;
+    my $status = $?;
+    for my $id (@{delete $gpus_of{$pid} // []}) { my $lock = delete $held{$id}; close $lock if ref $lock; }
     my $j = delete $running{$pid};
     my $code = footer_code(logof($j));
-    if ($? != 0 || !defined $code || $code != 0) {
+    if ($status != 0 || !defined $code || $code != 0) {
       $why{$j} = defined $code ? tag($j) . ": exit code $code, see " . logof($j)
-                               : tag($j) . ": killed (exit status $?), no '# Ended' line in " . logof($j);
+                               : tag($j) . ": killed (exit status $status), no '# Ended' line in " . logof($j);
     }
+    return 1;
   };
   for my $j ($first .. $last) {
-    $reap->() while $opt{'max-jobs-run'} > 0 && keys(%running) >= $opt{'max-jobs-run'};
+    $reap->(1) while $opt{'max-jobs-run'} > 0 && keys(%running) >= $opt{'max-jobs-run'};
+    my $got = [];
+    if (@gpus) {
+      my $said = 0;
+      until ($got = $grab->()) {
+        next if $reap->(0);   # a job of ours ended: its GPUs are free now
+        print STDERR "$me: all GPUs (" . join(',', @gpus) . ") are taken by other run.pl jobs of this user "
+          . "(locks in $lockdir): waiting for $gpu of them\n" if !%running && !$said++;
+        sleep 0.2;
+      }
+    }
     my $pid = fork();
     die "$me: fork failed: $!\n" unless defined $pid;
     if ($pid == 0) {
       setpgrp(0, 0);   # its own process group, so that an interrupt stops the whole job
+      $ENV{CUDA_VISIBLE_DEVICES} = join(',', map { $_->[0] } @$got) unless $inherit;   # empty: no GPU
+      # CUDA counts GPUs fastest first, nvidia-smi by PCI bus: make its indices mean the same GPUs.
+      $ENV{CUDA_DEVICE_ORDER} //= 'PCI_BUS_ID' if @$got && $from eq 'nvidia-smi -L';
       exec('bash', $script, $j) or die "$me: cannot run bash: $!\n";
     }
     $running{$pid} = $j;
+    $gpus_of{$pid} = [map { $_->[0] } @$got];
+    $held{$_->[0]} = $_->[1] for @$got;
   }
-  $reap->() while keys %running;
+  $reap->(1) while keys %running;
   fail(%why) if %why;
   exit 0;
 }
 
 # ---------------------------------------------------------------- cluster back-ends
-my ($command, $args, $conf) = conf_options();
 my @submit = @$command;
 my $out = $backend eq 'slurm' ? "$qdir/$name.%a.out" : "$qdir/$name.\$TASK_ID.out";
 if ($backend eq 'slurm') {

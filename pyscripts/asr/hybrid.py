@@ -92,9 +92,19 @@ class ForwardOptions:
     prior_counts: str | None = None  # Kaldi text vector; None: prior_counts beside the model, else inside it
     prior_scale: float = 1.0
     prior_floor: float = DEFAULT_PRIOR_FLOOR
-    device: str = "auto"
+    device: str = "cpu"      # cpu | cuda | auto; decoding runs on CPUs unless told otherwise
     num_threads: int = 1
     batch_size: int = 0      # frames per forward batch; 0: the device's default (pyscripts.nnet.forward.infer_batch)
+
+
+def device_label(device):
+    """'cpu', or 'cuda:0 (NVIDIA H100 80GB HBM3)': the device a forward pass ran on, for the RTF."""
+    import torch
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device.type
+    index = torch.cuda.current_device() if device.index is None else device.index
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
 def compute_loglikes(model_path, feats_scp, out_ark, opts=ForwardOptions(), log_priors_out=None, timing_out=None):
@@ -143,12 +153,14 @@ def compute_loglikes(model_path, feats_scp, out_ark, opts=ForwardOptions(), log_
     if utts == 0:
         raise DataError(f"{feats_scp}: no utterances")
     rtf = seconds / (frames * FRAME_SHIFT)
+    where = device_label(device)
     log.info("forward: %d utterances, %d frames in %.2f s: RTF %.4f (%d threads, %s)", utts, frames,
-             seconds, rtf, torch.get_num_threads(), device)
+             seconds, rtf, torch.get_num_threads(), where)
     if timing_out:
         Path(timing_out).parent.mkdir(parents=True, exist_ok=True)
+        # device last: its value may hold spaces (read_timing)
         Path(timing_out).write_text(f"frames={frames} seconds={seconds:.4f} utts={utts} "
-                                    f"threads={torch.get_num_threads()} device={device}\n")
+                                    f"threads={torch.get_num_threads()} device={where}\n")
     return frames, seconds
 
 
@@ -211,7 +223,15 @@ def compute_fer(decode_dir, targets_dir):
 
 # -- real-time factors ----------------------------------------------------------------------------
 def read_timing(path):
-    fields = dict(kv.split("=", 1) for kv in Path(path).read_text().split())
+    """The `key=value` fields of a timing file; a word without '=' continues the value before it
+    (device=cuda:0 (NVIDIA H100 80GB HBM3))."""
+    fields, key = {}, None
+    for word in Path(path).read_text().split():
+        if "=" in word:
+            key, value = word.split("=", 1)
+            fields[key] = value
+        elif key is not None:
+            fields[key] += " " + word
     return {k: (float(v) if k in ("frames", "seconds", "utts", "threads", "nj") else v)
             for k, v in fields.items()}
 
@@ -219,8 +239,10 @@ def read_timing(path):
 def summarize_rtf(decode_dir):
     """DECODE_DIR/rtf from timing/: per stage, the RTF of the work itself (seconds summed over the
     jobs, over the audio duration: the RTF of one process with the jobs' thread count, `1-thread`
-    for the default single-threaded jobs) and the wall-clock RTF of the nj parallel jobs, measured
-    by steps/decode_hybrid.sh around the job runner (start-up and model loading included)."""
+    for the default single-threaded jobs, `1-gpu` for jobs that ran on a GPU) and the wall-clock RTF
+    of the nj parallel jobs, measured by steps/decode_hybrid.sh around the job runner (start-up and
+    model loading included); then the device the jobs ran on (`; device=cpu threads=1`, `; device=cuda:0
+    (NVIDIA H100 80GB HBM3) threads=1`; a timing file without one is from a CPU job)."""
     decode_dir = Path(decode_dir)
     tdir = decode_dir / "timing"
     stats = {stage: [read_timing(p) for p in sorted(tdir.glob(f"{stage}.*[0-9]"))]
@@ -231,17 +253,24 @@ def summarize_rtf(decode_dir):
     audio = frames * FRAME_SHIFT
     lines = []
     for stage, jobs in stats.items():
-        parts = []
+        parts, where = [], ""
         if jobs:
             threads = sorted({int(s.get("threads", 1)) for s in jobs})
-            label = f"{threads[0]}-thread" if len(threads) == 1 else "mixed-thread"
+            devices = sorted({s.get("device", "cpu") for s in jobs})
+            if len(devices) > 1:
+                label = "mixed-device"
+            elif devices[0] != "cpu":
+                label = "1-gpu"
+            else:
+                label = f"{threads[0]}-thread" if len(threads) == 1 else "mixed-thread"
             parts.append(f"RTF {label} {sum(s['seconds'] for s in jobs) / audio:.4f}")
+            where = f"; device={' + '.join(devices)} threads={','.join(map(str, threads))}"
         wall = tdir / f"{stage}.wall"
         if wall.is_file():
             w = read_timing(wall)
             parts.append(f"RTF wall (nj={int(w['nj'])}) {w['seconds'] / audio:.4f}")
         if parts:
-            lines.append(f"{stage}: audio {audio:.1f} s, " + ", ".join(parts))
+            lines.append(f"{stage}: audio {audio:.1f} s, " + ", ".join(parts) + where)
     (decode_dir / "rtf").write_text("\n".join(lines) + "\n")
     for line in lines:
         log.info("%s", line)
@@ -258,7 +287,7 @@ def main():
     f.add_argument("--prior-scale", type=float, default=defaults.prior_scale)
     f.add_argument("--prior-floor", type=float, default=defaults.prior_floor,
                    help="relative count below which a pdf counts as unseen")
-    f.add_argument("--device", default=defaults.device, help="auto | cpu | cuda")
+    f.add_argument("--device", default=defaults.device, help="cpu | cuda | auto (default: %(default)s)")
     f.add_argument("--num-threads", type=int, default=defaults.num_threads,
                    help="torch CPU threads (0: torch's default)")
     f.add_argument("--batch-size", type=int, default=defaults.batch_size)

@@ -513,15 +513,18 @@ def model_results(model_dir, dev="dev", test="test"):
 
 
 def _rtf_cells(rtf_lines):
-    """{'forward': '0.51 / 0.31 (nj=2)', 'decode': ...} from the lines of a decode dir's rtf file."""
+    """{'forward': '0.51 / 0.31 (nj=2)', 'decode': ...} from the lines of a decode dir's rtf file
+    (pyscripts/asr/hybrid.py summarize_rtf); a figure not from CPU threads says so: '0.02 (1-gpu)'."""
     cells = {"forward": "–", "decode": "–"}
     for line in rtf_lines:
         stage = line.split(":", 1)[0]
-        one = re.search(r"RTF \S+-thread ([0-9.]+)", line)
+        one = re.search(r"RTF (\S+-(?:thread|gpu|device)) ([0-9.]+)", line)
         wall = re.search(r"RTF wall \(nj=(\d+)\) ([0-9.]+)", line)
         if stage in cells:
-            cells[stage] = " / ".join(([one.group(1)] if one else ["–"]) +
-                                      ([f"{wall.group(2)} (nj={wall.group(1)})"] if wall else []))
+            own = "–"
+            if one:
+                own = one.group(2) if one.group(1).endswith("-thread") else f"{one.group(2)} ({one.group(1)})"
+            cells[stage] = " / ".join([own] + ([f"{wall.group(2)} (nj={wall.group(1)})"] if wall else []))
     return cells
 
 
@@ -611,7 +614,8 @@ def results_markdown(exp_roots, dev="dev", test="test"):
         lines.append(f"| {r['model']} | {setting} | {rtf['forward']} | {rtf['decode']} |")
     lines.append("")
     lines.append(f"RTF: seconds per second of audio on the {test} set ({dev} when {test} has none); 1-thread: "
-                 "the jobs' own time summed, wall: the parallel jobs' wall clock with start-up.")
+                 "the jobs' own time summed (1-gpu: jobs on a GPU; the rtf files name the device), wall: the parallel "
+                 "jobs' wall clock with start-up.")
     return "\n".join(lines) + "\n"
 
 

@@ -38,7 +38,7 @@ def test_job_sources_path_sh_of_the_submitting_dir(tmp_path):
                env={"RECIPE_MARK": "unset"})
     for j in (1, 2):
         log = (tmp_path / f"log/p.{j}.log").read_text().splitlines()
-        assert log[3] == "from_path_sh" and log[-1].startswith("# Ended (code 0)")
+        assert log[log.index("#") + 1] == "from_path_sh" and log[-1].startswith("# Ended (code 0)")
 
 
 def test_interrupted_local_runner_stops_its_jobs(tmp_path):

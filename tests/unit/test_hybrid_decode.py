@@ -334,7 +334,8 @@ def test_forward_stage_subtracts_the_priors(graph, noisy_set, recipe_dir):
     expected = log_posteriors(exp_dir / "final.pt", feats[utt]) - log_priors[None, :]
     assert written[utt] == pytest.approx(expected, abs=1e-4)
     assert (decode_dir / "scoring/best_wer").read_text().startswith("%PER ")
-    assert "forward:" in (decode_dir / "rtf").read_text()
+    rtf = (decode_dir / "rtf").read_text()
+    assert "forward:" in rtf and "RTF 1-thread" in rtf and "; device=cpu threads=1" in rtf   # the default: CPU
 
 
 def _compact_lattice_bytes():
