@@ -3,10 +3,12 @@
 # perplexities go to the log next to the ARPA file.
 set -euo pipefail
 order=2
+lang=data/lang   # its words.txt: every phone of the transcripts must be one of them
 help_message="Usage: $0 [options] TRAIN_DATA DEV_DATA ARPA_OUT
   e.g. $0 data/timit/train data/timit/dev data/local/lm/lm_phone_bg.arpa
 Options:
-  --order N   n-gram order (default $order)"
+  --order N   n-gram order (default $order)
+  --lang DIR  lang dir whose words the transcripts must use (default $lang)"
 . ./path.sh
 . utils/parse_options.sh
 if [[ $# -ne 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
@@ -16,8 +18,9 @@ mkdir -p "$lmdir"
 for f in "$train/text" "$dev/text"; do
   [[ -f $f ]] || die "$f not found; run the data preparation stage first"
 done
+[[ -f $lang/words.txt ]] || die "$lang/words.txt not found; make the lang dir first (utils/prepare_lang.sh) or pass --lang"
 logfile=$lmdir/train_lm.$(basename "$arpa" .arpa).log
-python3 -m pyscripts.asr.lm train --order "$order" --dev-text "$dev/text" "$train/text" "$arpa" \
+python3 -m pyscripts.asr.lm train --order "$order" --words "$lang/words.txt" --dev-text "$dev/text" "$train/text" "$arpa" \
   2> "$logfile" || { cat "$logfile" >&2; exit 1; }
 ppl=$(grep -o "dev perplexity [0-9.]*" "$logfile" || true)
 if [[ -n $ppl ]]; then log "$arpa: $ppl"; fi

@@ -4,12 +4,13 @@ A stage's stamp lists its options and a checksum of each input: files and dirs b
 the content of the arks it points to, not their paths; a YAML config with the configs it includes), a
 data dir by its tables, a corpus dir by its listing (names, sizes, times: a licensed corpus is read-only
 and too large to read on every run).
-Checksums are cached by size and modification time, so checking a finished stage reads no data.
+Checksums are cached by size and modification time, so checking a finished stage reads no data, only the
+headers of the matrices its scp outputs point to (a truncated ark is an out-of-date stage, not a finished one).
 
   python3 -m pyscripts.fingerprint check [--force] STAMP [--input PATH]... [--data DIR]...
       [--corpus DIR]... [--option KEY=VALUE]... [--output PATH]...
-      exit 0: up to date (same inputs and options, every output there); exit 3: out of date, says why,
-      removes STAMP and keeps the new fingerprint as STAMP.new
+      exit 0: up to date (same inputs and options, every output there and each scp's arks whole);
+      exit 3: out of date, says why, removes STAMP and keeps the new fingerprint as STAMP.new
   python3 -m pyscripts.fingerprint commit STAMP      the stage finished: STAMP.new becomes STAMP
 """
 import argparse
@@ -22,6 +23,8 @@ from pathlib import Path
 
 from pyscripts.config_files import config_chain
 from pyscripts.errors import DataError, cli_main
+from pyscripts.kaldi.archives import check_archives
+from pyscripts.kaldi.datadir import check_features
 
 OUT_OF_DATE = 3
 _ARK_OFFSET = re.compile(r"^(.*):(\d+)$")
@@ -191,9 +194,26 @@ def why_out_of_date(old, new, outputs):
                            else f"{name} changed")
     reasons += [f"{k.partition(' ')[2]} is no longer an input" for k in old if k not in new]
     reasons += [f"{path} is missing" for path in outputs if not Path(path).exists()]
+    reasons += [problem for problem in map(_output_problem, outputs) if problem]
     if len(reasons) > 4:
         reasons = reasons[:4] + [f"{len(reasons) - 4} more"]
     return "; ".join(reasons)
+
+
+def _output_problem(path):
+    """Why an output that is there cannot be used: an scp whose arks are cut short (a full disk, a killed
+    job: they must not pass for finished features or targets); '' when it is fine."""
+    path = Path(path)
+    if path.suffix != ".scp" or not path.is_file():
+        return ""
+    try:
+        if path.name == "feats.scp":
+            check_features(path.parent)  # with the frame counts of utt2num_frames
+        else:
+            check_archives(path)
+    except DataError as err:
+        return str(err).rsplit("; ", 1)[0]  # the stage redoes it: no advice on how
+    return ""
 
 
 def check(args):

@@ -13,6 +13,8 @@ figure: one audio, two networks).
       the same with the joint ASR-SER ConvNet (pyscripts/nnet/joint.py): phones and emotion from the two
       output layers of one forward pass (the asr head's priors are the prior counts in J.pt)
 
+The options of --fbank-config must be those of the features the models were trained on (final.pt records
+them; a model trained before they were recorded is run with a warning).
 Emotion: fbank features as in training, the frame posteriors of a fold's model, the speech-frame
 detector of the vad conf and the utterance decision of the SER stages (pyscripts/ser/evaluate.py).
 Phones: the ASR ConvNet's log-posteriors minus the log priors of its training targets
@@ -25,8 +27,8 @@ import sys
 from pathlib import Path
 
 from pyscripts.errors import DataError, check_finite, cli_main
-from pyscripts.kaldi.features import wav_features
-from pyscripts.nnet.forward import log_posteriors
+from pyscripts.kaldi.features import feature_record, wav_features
+from pyscripts.nnet.forward import check_trained_features, load_model, log_posteriors
 from pyscripts.ser.evaluate import RULES, utterance_decision
 from pyscripts.ser.labels import EMOTIONS, detect_speech, read_frame_options, read_vad_options
 
@@ -42,6 +44,24 @@ def _speech_frames(wav, samples, feats, fbank_conf, vad_conf):
     return vad.speech
 
 
+def check_fbank_conf(model_path, fbank_conf, model=None):
+    """The options of fbank_conf must be those the model was trained on (final.pt records them): other mel
+    bins would fail on the input size, another window would give other posteriors without a word."""
+    model = model if model is not None else load_model(str(model_path), "cpu")
+    check_trained_features(model, model_path, feature_record(fbank_conf, "fbank"),
+                           "give --fbank-config a conf with the options it was trained with")
+
+
+def _check_models(args):
+    """check_fbank_conf for every model of the command line, once: a conf that does not fit is one error,
+    not one per file."""
+    if getattr(args, "joint_model", None):
+        from pyscripts.nnet.joint import load_joint_model
+        check_fbank_conf(args.joint_model, args.fbank_config, load_joint_model(str(args.joint_model))[0])
+    for model in filter(None, (getattr(args, name, None) for name in ("model", "asr_model", "ser_model"))):
+        check_fbank_conf(model, args.fbank_config)
+
+
 def decide_emotion(wav, log_post, speech, rule="mean"):
     """(emotion, its score, scores of the 4 emotions, speech frames, frames) from SER frame log-posteriors."""
     hyp, scores, fallback = utterance_decision(log_post, speech, rule)
@@ -54,6 +74,7 @@ def recognise_emotion(wav, model, fbank_conf="conf/fbank.conf", vad_conf="conf/v
     """(emotion, its score, scores of the 4 emotions, speech frames, frames) for one wav file."""
     if not Path(model).is_file():
         raise DataError(f"{model}: model not found; train the SER folds first (local/run_ser.sh)")
+    check_fbank_conf(model, fbank_conf)
     samples, feats = wav_features(wav, fbank_conf)
     speech = _speech_frames(wav, samples, feats, fbank_conf, vad_conf)
     log_post = check_finite(log_posteriors(model, feats), f"{wav}: log-posteriors of {model}")
@@ -66,6 +87,7 @@ def recognise_phones(wav, asr_model, graph_dir, trans_mdl=None, phone_map="conf/
     from pyscripts.asr.hybrid import find_prior_counts
     if not Path(asr_model).is_file():
         raise DataError(f"{asr_model}: ASR model not found")
+    check_fbank_conf(asr_model, fbank_conf)
     _, feats = wav_features(wav, fbank_conf)
     counts, _ = find_prior_counts(asr_model)
     log_post = check_finite(log_posteriors(asr_model, feats), f"{wav}: log-posteriors of {asr_model}")
@@ -80,9 +102,10 @@ def recognise_joint(wav, joint_model, graph_dir, trans_mdl=None, phone_map="conf
     from pyscripts.nnet.joint import load_joint_model
     if not Path(joint_model).is_file():
         raise DataError(f"{joint_model}: joint model not found; train it first (local/run_joint.sh)")
+    model, prior_counts = load_joint_model(str(joint_model))
+    check_fbank_conf(joint_model, fbank_conf, model)
     samples, feats = wav_features(wav, fbank_conf)
     speech = _speech_frames(wav, samples, feats, fbank_conf, vad_conf)
-    model, prior_counts = load_joint_model(str(joint_model))
     log_post = network_log_posteriors(model, feats)
     for head, lp in log_post.items():
         check_finite(lp, f"{wav}: {head} log-posteriors of {joint_model}")
@@ -185,6 +208,7 @@ def main(argv=None):
     given = tuple(bool(getattr(args, m, None)) for m in ("joint_model", "asr_model", "ser_model"))
     if args.command == "hybrid" and given not in ((True, False, False), (False, True, True)):
         parser.error("hybrid: give --asr-model and --ser-model, or --joint-model alone")
+    _check_models(args)
     for_each_file(args.wavs, lambda wav: args.func(args, wav))
 
 

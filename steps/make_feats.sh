@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Computes fbank or MFCC features of a data dir in --nj parallel jobs, writing
-# FEAT_DIR/raw_<type>_<name>.JOB.{ark,scp}, DATA_DIR/feats.scp and DATA_DIR/utt2num_frames.
+# FEAT_DIR/raw_<type>_<name>.JOB.{ark,scp}, DATA_DIR/feats.scp and DATA_DIR/utt2num_frames, and a copy of
+# the conf in DATA_DIR/conf/<type>.conf (a model trained on the features records their options from it).
+# The features count as made only when every entry of feats.scp lies whole in its ark.
 # Embedded backend: kaldi-native-fbank (pyscripts.kaldi.features); with KALDI_ROOT: compute-<type>-feats,
 # after extract-segments when the data dir has a segments file (utterances cut from recordings).
 set -euo pipefail
@@ -27,6 +29,8 @@ case $feat_type in fbank|mfcc) ;; *) die "--feat-type must be fbank or mfcc" ;; 
 [[ -f $config ]] || die "config $config not found"
 
 utils/validate_data_dir.sh "$data" >/dev/null
+# The old features go first: a failed run must not leave their feats.scp pointing into rewritten arks.
+rm -f "$data/feats.scp" "$data/utt2num_frames" "$data/cmvn.scp" "$data"/conf/{fbank,mfcc}.conf
 mkdir -p "$logdir" "$featdir"
 featdir=$(cd "$featdir" && pwd)
 num_utts=$(wc -l < "$data/utt2spk")
@@ -51,10 +55,11 @@ fi
 
 for j in $(seq "$nj"); do cat "$featdir/raw_${feat_type}_$name.$j.scp"; done | sort -k1,1 > "$data/feats.scp"
 for j in $(seq "$nj"); do cat "$split/$j/utt2num_frames"; done | sort -k1,1 > "$data/utt2num_frames"
-rm -f "$data/cmvn.scp"   # stale once the features change
 num_feats=$(wc -l < "$data/feats.scp")
 if [[ $num_feats -ne $num_utts ]]; then
   die "only $num_feats of $num_utts utterances got features; see $logdir"
 fi
-utils/validate_data_dir.sh --need-feats "$data" >/dev/null
+utils/validate_data_dir.sh --need-feats "$data" >/dev/null   # every ark whole, frame counts as written
+mkdir -p "$data/conf"
+cp "$config" "$data/conf/$feat_type.conf"
 log "$feat_type done for $data: $num_feats utterances, $(awk '{n+=$2} END{print n}' "$data/utt2num_frames") frames"

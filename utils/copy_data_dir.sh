@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copies a data dir's tables to a new data dir without its features (feats.scp, cmvn.scp,
-# utt2num_frames, splits), so that other features can be computed for the same utterances.
+# utt2num_frames, their conf/, splits), so that other features can be computed for the same utterances.
 set -euo pipefail
 help_message="Usage: $0 SRC_DATA_DIR DEST_DATA_DIR
   e.g. $0 data/timit/train data/timit_mfcc/train"
@@ -15,4 +15,4 @@ for f in "$src"/*; do
   case $name in feats.scp|cmvn.scp|cmvn_global.stats|utt2num_frames|split*) continue ;; esac
   [[ -f $f ]] && cp "$f" "$dst/"
 done
-rm -f "$dst/feats.scp" "$dst/cmvn.scp" "$dst/utt2num_frames"
+rm -f "$dst/feats.scp" "$dst/cmvn.scp" "$dst/utt2num_frames" "$dst"/conf/{fbank,mfcc}.conf

@@ -32,7 +32,7 @@ import kaldiio
 import numpy as np
 
 from pyscripts.errors import DataError, check_finite, cli_main
-from pyscripts.kaldi.features import FRAME_SHIFT
+from pyscripts.kaldi.features import FRAME_SHIFT, data_feature_record
 from pyscripts.kaldi.tables import read_kaldi_vector, write_kaldi_vector
 from pyscripts.stats import FER_BY_UTT, write_by_utt
 
@@ -110,7 +110,7 @@ def device_label(device):
 def compute_loglikes(model_path, feats_scp, out_ark, opts=ForwardOptions(), log_priors_out=None, timing_out=None):
     """Runs the network over FEATS_SCP and writes pseudo log-likelihoods to OUT_ARK (+ .scp)."""
     import torch
-    from pyscripts.nnet.forward import load_model, log_posteriors
+    from pyscripts.nnet.forward import check_trained_features, load_model, log_posteriors
     prior_counts, prior_scale, prior_floor = opts.prior_counts, opts.prior_scale, opts.prior_floor
     device, num_threads, batch_size = opts.device, opts.num_threads, opts.batch_size
     if num_threads > 0:
@@ -130,6 +130,9 @@ def compute_loglikes(model_path, feats_scp, out_ark, opts=ForwardOptions(), log_
         write_kaldi_vector(log_priors_out, scaled_log_priors)
     if not Path(feats_scp).is_file():
         raise DataError(f"{feats_scp}: not found; compute features first")
+    check_trained_features(model, model_path, data_feature_record(Path(feats_scp).parent),
+                           "make this data dir's features with the options the model was trained on "
+                           "(steps/make_fbank.sh --config FILE), or decode with a model trained on these")
     out_ark = Path(out_ark)
     out_ark.parent.mkdir(parents=True, exist_ok=True)
     frames = utts = 0

@@ -108,6 +108,18 @@ def transcripts(text_file):
     return list(table.values())
 
 
+def check_phones(text_file, words_txt):
+    """Every token of the transcripts is a word of the lang dir (its phones): an unknown phone is named here
+    with its utterance and file, not later as a disagreement of the LM and the lang dir."""
+    words = set(read_symbols(words_txt)) - {"<eps>", "<s>", "</s>"}
+    for utt, tokens in read_list_table(text_file).items():
+        unknown = [t for t in tokens if t not in words or t.startswith("#")]
+        if unknown:
+            raise DataError(f"{text_file}: utterance {utt} has the phone {unknown[0]!r}, which is not in {words_txt} "
+                            "(the lang dir's phones, from the phone map): correct the transcript, or add the "
+                            "phone to conf/phones.60-48-39.map and redo the data preparation and the lang dir")
+
+
 def train_arpa(text_file, arpa, order=2):
     """Kneser-Ney ARPA LM with kaldingram on the transcripts of a Kaldi text file."""
     exe = shutil.which("kaldingram")
@@ -140,7 +152,9 @@ def arpa_to_g_fst(arpa, words_txt, g_fst):
     lm = read_arpa(arpa)
     unknown = sorted(lm.vocab - set(words) - {"<s>", "</s>"})
     if unknown:
-        raise DataError(f"{arpa}: words not in {words_txt}: {unknown[:5]}; the LM and lang dir disagree")
+        raise DataError(f"{arpa}: words not in {words_txt}: {unknown[:5]}; the LM and lang dir disagree: "
+                        "train the LM on transcripts of the lang dir's words (python3 -m pyscripts.asr.lm train "
+                        "--words WORDS_TXT names the utterance that has another)")
     text = kaldilm.arpa2fst(input_arpa=str(arpa), disambig_symbol="#0", read_symbol_table=str(words_txt))
     fst = kaldifst.compile(s=text, acceptor=False)
     kaldifst.arcsort(fst, sort_type="ilabel")
@@ -157,6 +171,7 @@ def main():
     t = sub.add_parser("train", help="ARPA LM from a data dir's text, with dev perplexity")
     t.add_argument("--order", type=int, default=2)
     t.add_argument("--dev-text", help="Kaldi text file to report perplexity on")
+    t.add_argument("--words", help="the lang dir's words.txt: every transcript token must be one of them")
     t.add_argument("train_text")
     t.add_argument("arpa")
     g = sub.add_parser("arpa2fst", help="G.fst from an ARPA LM")
@@ -165,6 +180,9 @@ def main():
     g.add_argument("g_fst")
     args = parser.parse_args()
     if args.cmd == "train":
+        for text in (args.train_text, args.dev_text) if args.words else ():
+            if text:  # an unknown phone named with its utterance, before it reaches the LM
+                check_phones(text, args.words)
         train_arpa(args.train_text, args.arpa, args.order)
         lm = read_arpa(args.arpa)
         for name, text in (("train", args.train_text), ("dev", args.dev_text)):

@@ -160,9 +160,10 @@ def _data_bytes(declared, available):
     return available if declared == 0 or declared >= 0x7FFFFFF0 else declared
 
 
-def _to_int16(frames, dtype):
+def _to_int16(frames, dtype, name):
     """Samples of any supported encoding on the 16-bit scale Kaldi's features expect (rounded; no dither,
-    so a conversion is reproducible)."""
+    so a conversion is reproducible). Float samples must be finite: numpy would turn NaN into 0 and inf
+    into 32767 with only a warning."""
     if dtype == "<i2":
         return np.frombuffer(frames, dtype="<i2").astype(np.int16)
     if dtype == "V3":  # 24-bit: widen each little-endian triple to an int32 holding it in its top bytes
@@ -175,8 +176,16 @@ def _to_int16(frames, dtype):
     elif dtype == "<i4":
         values = np.frombuffer(frames, dtype="<i4") / 65536.0
     else:
-        values = np.frombuffer(frames, dtype=dtype).astype(np.float64) * 32768
+        values = _finite_samples(np.frombuffer(frames, dtype=dtype), name).astype(np.float64) * 32768
     return np.clip(np.round(values), -32768, 32767).astype(np.int16)
+
+
+def _finite_samples(values, name):
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataError(f"{name}: {int(bad.sum())} NaN or inf samples (the first at sample {int(np.argmax(bad))}) "
+                        "in this float wav; it is damaged: export it again or remove the utterance")
+    return values
 
 
 def _decode_riff(data, name):
@@ -192,7 +201,7 @@ def _decode_riff(data, name):
         raise DataError(f"{name}: truncated RIFF wav: header says {need // block} samples, "
                         f"the file holds {len(frames) // block}")
     frames = frames[:need - need % block]
-    return rate, _to_int16(frames, dtype).reshape(-1, channels)
+    return rate, _to_int16(frames, dtype, name).reshape(-1, channels)
 
 
 def decode_channels(data, name="<bytes>"):

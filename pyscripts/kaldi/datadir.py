@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from pyscripts.errors import DataError, cli_main
+from pyscripts.kaldi.archives import check_archives
 from pyscripts.kaldi.tables import c_sorted
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,9 @@ log = logging.getLogger(__name__)
 UTT_TABLES = ("wav.scp", "text", "utt2spk", "feats.scp", "utt2emo", "utt2num_frames", "utt2dur",
               "segments")
 SPK_TABLES = ("spk2utt", "spk2gender", "cmvn.scp")
+# The options feats.scp was made with: steps/make_feats.sh copies its conf here, so that they travel with
+# the features into subsets, splits and the models trained on them.
+FEATURE_CONFS = ("conf/fbank.conf", "conf/mfcc.conf")
 
 
 def read_table(path):
@@ -71,7 +75,28 @@ def new_data_dir(path):
             shutil.rmtree(entry)
         elif not entry.is_dir():
             entry.unlink()
+    for name in FEATURE_CONFS:  # the options of the features removed above
+        (path / name).unlink(missing_ok=True)
     return path
+
+
+def feature_conf(data_dir):
+    """The conf file feats.scp of a data dir was made with (DATA_DIR/conf/fbank.conf or mfcc.conf, written
+    by steps/make_feats.sh), or None for a data dir made before they were recorded."""
+    found = [Path(data_dir) / name for name in FEATURE_CONFS if (Path(data_dir) / name).is_file()]
+    if len(found) > 1:
+        raise DataError(f"{data_dir}: both {found[0]} and {found[1]}; only the conf of the features in feats.scp "
+                        "may be there: make the features again (steps/make_fbank.sh or steps/make_mfcc.sh)")
+    return found[0] if found else None
+
+
+def check_features(data_dir):
+    """Every feats.scp entry lies whole in its ark, with the frame count of utt2num_frames: a truncated
+    ark (full disk, killed job) is an error naming the utterance and the ark (headers only are read)."""
+    d = Path(data_dir)
+    num_frames = read_table(d / "utt2num_frames") if (d / "utt2num_frames").is_file() else None
+    check_archives(d / "feats.scp", num_frames, "make the features again (steps/make_fbank.sh, or run.sh's "
+                   "stage 4 with --force true)")
 
 
 def utt2spk_to_spk2utt(utt2spk):
@@ -140,6 +165,8 @@ def validate_data_dir(data_dir, need_feats=False, need_text=False):
         bad = {s: g for s, g in read_table(d / "spk2gender").items() if g not in ("m", "f")}
         if bad:
             raise DataError(f"{d / 'spk2gender'}: gender must be m or f, got {bad}")
+    if need_feats:
+        check_features(d)
 
 
 def _check_segments(d):
@@ -167,6 +194,9 @@ def subset_data_dir(src, utt_ids, dst):
     if unknown:
         raise DataError(f"{src}: subset asks for utterances not in the data dir: {sorted(unknown)[:3]}")
     dst.mkdir(parents=True, exist_ok=True)
+    for name in UTT_TABLES + SPK_TABLES:  # an earlier subset's tables that src no longer has
+        if not (src / name).is_file():
+            (dst / name).unlink(missing_ok=True)
     segmented = (src / "segments").is_file()
     for name in UTT_TABLES:
         if (src / name).is_file() and not (segmented and name == "wav.scp"):
@@ -181,6 +211,11 @@ def subset_data_dir(src, utt_ids, dst):
         if (src / name).is_file():
             table = read_table(src / name)
             write_table(dst / name, {s: v for s, v in table.items() if s in spk2utt})
+    for name in FEATURE_CONFS:  # the features' options go with them (none left from an earlier subset)
+        (dst / name).unlink(missing_ok=True)
+        if (src / name).is_file() and (src / "feats.scp").is_file():
+            (dst / name).parent.mkdir(exist_ok=True)
+            shutil.copyfile(src / name, dst / name)
     return dst
 
 

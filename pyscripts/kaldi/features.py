@@ -9,7 +9,7 @@ import kaldiio
 import numpy as np
 
 from pyscripts.kaldi.audio import read_audio, read_audio_as
-from pyscripts.kaldi.datadir import read_list_table, read_table, write_table
+from pyscripts.kaldi.datadir import feature_conf, read_list_table, read_table, write_table
 from pyscripts.errors import DataError, check_finite, cli_main
 from pyscripts.kaldi.tables import conf_bool, read_kaldi_conf
 
@@ -44,9 +44,15 @@ def _parse_value(conf, name, text, kind):
 
 def make_options(kind, conf_path):
     """kaldi-native-fbank options for kind 'fbank' or 'mfcc' from a Kaldi conf file."""
+    return options_from(kind, read_kaldi_conf(conf_path), conf_path)
+
+
+def options_from(kind, items, conf_path):
+    """kaldi-native-fbank options of kind 'fbank' or 'mfcc' from {option name: value text}; conf_path
+    names where they come from, in errors."""
     import kaldi_native_fbank as knf
     opts = knf.FbankOptions() if kind == "fbank" else knf.MfccOptions()
-    for name, text in read_kaldi_conf(conf_path).items():
+    for name, text in items.items():
         for table, target in ((_FRAME, opts.frame_opts), (_MEL, opts.mel_opts), (_TOP, opts)):
             if name in table:
                 attr, typ = table[name]
@@ -57,6 +63,43 @@ def make_options(kind, conf_path):
         else:
             raise DataError(f"{conf_path}: unknown option --{name} for {kind} features")
     return opts
+
+
+def feature_record(conf_path, kind):
+    """What a model keeps of the features it was trained on: {"kind", "options": {name: value text},
+    "conf": the file they were read from}."""
+    return {"kind": kind, "options": read_kaldi_conf(conf_path), "conf": str(conf_path)}
+
+
+def data_feature_record(data_dir):
+    """feature_record of a data dir's features (its conf/KIND.conf), or None when it does not record them."""
+    conf = feature_conf(data_dir)
+    return None if conf is None else feature_record(conf, conf.stem)
+
+
+def _effective(record):
+    """{option: value} of every option of the record's kind, defaults included, so that a conf that
+    leaves out an option equals one that sets it to its default."""
+    opts = options_from(record["kind"], record["options"], record["conf"])
+    values = {}
+    for table, target in ((_FRAME, opts.frame_opts), (_MEL, opts.mel_opts), (_TOP, opts)):
+        for name, (attr, _) in table.items():
+            if hasattr(target, attr):
+                values[name] = getattr(target, attr)
+    return values
+
+
+def feature_differences(a, b):
+    """How the features of records a and b differ, e.g. ['--num-mel-bins=40 vs 23'] (a's value first);
+    [] when they are the same features."""
+    if a["kind"] != b["kind"]:
+        return [f"{a['kind']} vs {b['kind']} features"]
+    va, vb = _effective(a), _effective(b)
+    return [f"--{name}={_text(va[name])} vs {_text(vb[name])}" for name in va if va[name] != vb[name]]
+
+
+def _text(value):
+    return str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def compute_features(kind, opts, samples):

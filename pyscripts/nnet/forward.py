@@ -12,12 +12,18 @@ elementwise layers (BatchNorm, ReLU, pooling) then run from memory instead of ca
 do not depend on the batch size (each frame's window goes through the same per-frame arithmetic).
 """
 import functools
+import logging
 
 import numpy as np
 import torch
 
+from pyscripts.errors import DataError
+from pyscripts.kaldi.features import feature_differences
 from pyscripts.nnet.data import gather_windows
 from pyscripts.nnet.model import NUM_LAYERS, load_package
+
+log = logging.getLogger(__name__)
+_warned = set()  # (model, features) pairs already warned about: once each, not per utterance
 
 INFER_BATCH = 64         # frames per forward batch on a CPU
 GPU_INFER_BATCH = 2048
@@ -33,6 +39,28 @@ def load_model(model_path, device="cpu"):
     """The model in eval mode on `device`, cached per path."""
     model, _ = load_package(model_path)
     return model.to(device)
+
+
+def check_trained_features(model, model_name, given, fix):
+    """Refuses features made with other options than those `model` was trained on (model.trained_features,
+    from final.pt): other mel bins fail on the input size, another window gives other posteriors silently.
+    given: the feature record (pyscripts.kaldi.features.feature_record) of the features about to go
+    through the model, or None when unknown; fix: what to do about a mismatch. Without a record on
+    either side the features are assumed to match, with a warning."""
+    trained = getattr(model, "trained_features", None)
+    if trained is None or given is None:
+        key = (str(model_name), None if given is None else given["conf"])
+        if key not in _warned:
+            _warned.add(key)
+            log.warning("%s", f"{model_name} does not record the feature options it was trained on (trained before "
+                        "they were recorded): train it again to have them checked" if trained is None else
+                        f"the features given to {model_name} do not record their options (made before they "
+                        f"were recorded): assumed to be those of {trained['conf']}")
+        return
+    diffs = feature_differences(trained, given)
+    if diffs:
+        raise DataError(f"{given['conf']}: not the features {model_name} was trained on ({'; '.join(diffs)}: "
+                        f"the training's value first, from {trained['conf']}); {fix}")
 
 
 @torch.no_grad()

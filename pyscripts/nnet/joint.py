@@ -143,6 +143,7 @@ def package_joint(model, cfg, prior_counts, epoch, dev, history):
 def joint_from_package(package):
     model = JointConvNet(**package["model_args"])
     model.load_state_dict(package["state_dict"])
+    model.trained_features = package.get("features")  # inference checks its features against them
     return model.eval()
 
 
@@ -179,6 +180,7 @@ def view_package(package, head):
     out = package_model(view, package["config"], package["prior_counts"][head], package["epoch"], head_dev,
                         package["history"])
     out["view_of"] = {"head": head, "heads": list(package["head_targets"])}
+    out["features"] = package.get("features")
     return out
 
 

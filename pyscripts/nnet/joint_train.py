@@ -47,7 +47,8 @@ from pyscripts.nnet.device import make_scaler, mixed_precision, resolve_device, 
 from pyscripts.nnet.joint import HEADS, build_joint_model, package_joint
 from pyscripts.nnet.train import (BatchOptions, Trainee, _autocast, _promote_best, _save_epoch, _up_to_date,
                                   evaluate, input_stamp, load_config, make_optimizer, make_schedule, read_stamp,
-                                  resume_checkpoint, run_summary, stamp_changes, validate_config)
+                                  resume_checkpoint, run_summary, stamp_changes, training_features,
+                                  validate_config)
 
 log = logging.getLogger("joint")
 
@@ -297,7 +298,7 @@ def _resume_or_start(ckpt_path, cfg, stamp, trainee, device):
                              "train afresh with --force (local/run_joint.sh --force true) or delete it")
 
 
-def _finish(exp_dir, cfg, state, stamp, started):
+def _finish(exp_dir, cfg, state, stamp, started, features):
     """best.pt becomes final.pt (with the whole history), with final.stamp and train_summary."""
     best = state["best"]
     stop = "early stopping" if state["bad_epochs"] >= int(cfg["training"]["patience"]) else "max epochs"
@@ -307,7 +308,7 @@ def _finish(exp_dir, cfg, state, stamp, started):
     summary.update(dev_metric=cfg["training"]["dev_metric"], dev_value=f"{best['metric']:.4f}")
     for h in HEADS:
         summary.update({f"{h}_dev_loss": f"{best[h]['loss']:.4f}", f"{h}_dev_fer": f"{best[h]['fer']:.4f}"})
-    _promote_best(exp_dir, state, stamp, summary)
+    _promote_best(exp_dir, state, stamp, summary, features)
 
 
 def train_joint(cfg, corpora, exp_dir, device="auto", force=False):
@@ -318,6 +319,9 @@ def train_joint(cfg, corpora, exp_dir, device="auto", force=False):
     stamp = joint_stamp(cfg, corpora)
     if _up_to_date(exp_dir, stamp, force):
         return exp_dir / "final.pt"
+    # one trunk sees both corpora: their features must be made alike
+    features = training_features([getattr(c, f"{split}_data") for c in corpora.values()
+                                  for split in ("train", "dev")])
     started = datetime.datetime.now()
     exp_dir.mkdir(parents=True, exist_ok=True)
     train, dev, num_targets, mean, std = load_corpora(corpora, cfg["joint"]["ser_fraction"])
@@ -336,7 +340,7 @@ def train_joint(cfg, corpora, exp_dir, device="auto", force=False):
     while state["epoch"] < int(tcfg["max_epochs"]) and state["bad_epochs"] < int(tcfg["patience"]):
         improved = _run_epoch(plan, trainee, state)
         _save_epoch(exp_dir, cfg, trainee, state, stamp, prior_counts, improved, package_joint)
-    _finish(exp_dir, cfg, state, stamp, started)
+    _finish(exp_dir, cfg, state, stamp, started, features)
     return exp_dir / "final.pt"
 
 

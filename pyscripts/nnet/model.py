@@ -154,12 +154,15 @@ def load_package(path):
         raise DataError(f"{path} is not a ConvNet model of pyscripts.nnet.train (expected final.pt)")
     model = ConvNet(**package["model_args"])
     model.load_state_dict(package["state_dict"])
+    model.trained_features = package.get("features")  # inference checks its features against them
     return model.eval(), package
 
 
 def package_model(model, cfg, prior_counts, epoch, dev, history):
     """What final.pt and best.pt hold: the weights, the arguments that rebuild the network, the prior
-    counts of its targets (hybrid decoding), the training config and its history."""
+    counts of its targets (hybrid decoding), the training config and its history. final.pt also holds
+    "features": the options of the features it was trained on (pyscripts.kaldi.features.feature_record),
+    None for data dirs that do not record them; load_package sets them as model.trained_features."""
     return {"format": PACKAGE_FORMAT,
             "model_args": dict(num_targets=model.num_targets, feat_dim=model.feat_dim, context=model.context,
                                conv1_channels=model.layer1[0].out_channels,

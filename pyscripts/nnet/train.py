@@ -21,11 +21,14 @@ EXP_DIR receives:
                   number restores the random state exactly and a resumed run equals an uninterrupted one.
   best.pt         the model with the best dev metric so far (becomes final.pt at the end)
   final.pt        written when training ends: the best model with its config, input normalisation,
-                  num_targets and prior counts - all that inference needs. checkpoint.pt is removed then.
+                  num_targets, prior counts and feature options (the data dir's conf/fbank.conf:
+                  inference refuses others) - all that inference needs. checkpoint.pt is removed then.
+                  Retraining keeps the last good final.pt, and the files below with it, until the new
+                  one is complete.
   final.stamp     checksums of what final.pt was trained on (config, features, targets, CMVN stats,
                   source model): a re-run skips an up-to-date model and trains an outdated one again
   prior_counts    frame counts per target in the training targets, a Kaldi text vector (as Kaldi's
-                  ali_train_pdf.counts), for hybrid decoding
+                  ali_train_pdf.counts), for hybrid decoding (written with final.pt, as config.yaml)
   history.tsv     one line per epoch: lr, train and dev loss/FER, time
   train_summary   written with final.pt: start, end, seconds, epochs, why it stopped, the best dev
                   epoch (`key=value` lines, read by the stages that report trainings)
@@ -33,7 +36,9 @@ EXP_DIR receives:
 import argparse
 import copy
 import datetime
+import errno
 import hashlib
+import io
 import logging
 import math
 import os
@@ -50,7 +55,8 @@ import yaml
 from pyscripts.config_files import read_yaml
 from pyscripts.errors import DataError, cli_main
 from pyscripts.fingerprint import file_digest, scp_digest
-from pyscripts.kaldi.tables import write_kaldi_vector
+from pyscripts.kaldi.features import data_feature_record, feature_differences
+from pyscripts.kaldi.tables import format_kaldi_vector
 from pyscripts.nnet.data import (epoch_frame_order, gather_windows, load_frame_set, norm_stats_from_cmvn,
                                  norm_stats_from_frames, target_counts)
 from pyscripts.nnet.device import (AMP_MODES, load_scaler_state, make_scaler, mixed_precision, resolve_device,
@@ -182,9 +188,28 @@ def _config_differences(a, b, prefix=()):
 
 # ---------------------------------------------------------------- model building and saving
 def _save(obj, path):
+    """torch.save through memory: torch's own file writer reports a full disk as 'unexpected pos'."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    _write_file(path, buffer.getbuffer())
+
+
+def _write_file(path, data):
+    """Writes bytes or text to path.tmp, then renames it: a kill never leaves a half-written file under the
+    real name, and a full disk is an error naming the file that leaves no .tmp behind."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill never leaves a half-written file under the real name
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise DataError(f"{path}: cannot write it ({'disk full: ' if full else ''}{err.strerror}); "
+                        f"{'free space on its disk' if full else 'check that its directory is writable'} and "
+                        f"run again ({path.name} keeps its last complete version, if any; a training resumes "
+                        "from checkpoint.pt)") from None
 
 
 def init_from_source(model, init_cfg):
@@ -486,18 +511,59 @@ def _join_ranks(ranks):
 
 
 def _up_to_date(exp_dir, stamp, force):
-    """True when final.pt was trained on these inputs; otherwise clears what an outdated training left."""
+    """True when final.pt was trained on these inputs. Otherwise the new training starts (or resumes its
+    own checkpoint.pt); the last good final.pt stays, with its final.stamp, train_summary and prior_counts,
+    until a new one is complete (_promote_best replaces them together)."""
     final_path = exp_dir / "final.pt"
     if final_path.exists():
         changed = stamp_changes(read_stamp(exp_dir / "final.stamp"), stamp)
         if not changed and not force:
             log.info("%s is up to date (same config, features, targets, CMVN stats and source model)", final_path)
             return True
-        log.warning("%s: %s; training it again", final_path, "--force" if force else changed)
-    if force or final_path.exists():  # never resume or keep anything of an outdated training
-        for name in ("final.pt", "final.stamp", "checkpoint.pt", "best.pt", SUMMARY):
-            (exp_dir / name).unlink(missing_ok=True)
+        log.warning("%s: %s; training it again (it stays until the new one is complete)", final_path,
+                    "--force" if force else changed)
+    if force or final_path.exists():
+        _drop_other_checkpoint(exp_dir, stamp, force)
     return False
+
+
+def _drop_other_checkpoint(exp_dir, stamp, force):
+    """Removes checkpoint.pt and best.pt unless they are a killed run of this very training (same inputs
+    and config), which resumes; --force never resumes."""
+    ckpt = exp_dir / "checkpoint.pt"
+    if not force and ckpt.exists():
+        try:
+            same = torch.load(ckpt, map_location="cpu", weights_only=True).get("stamp") == stamp
+        except (OSError, RuntimeError, EOFError):  # a damaged checkpoint cannot resume anything
+            same = False
+        if same:
+            return
+    for name in ("checkpoint.pt", "best.pt"):
+        (exp_dir / name).unlink(missing_ok=True)
+
+
+def training_features(data_dirs):
+    """The feature options the data dirs' features were made with (DATA/conf/fbank.conf, written by
+    steps/make_fbank.sh), for final.pt: inference refuses others. All must be the same; None, with a
+    warning, when no data dir records them (made before they were recorded)."""
+    records = {str(d): data_feature_record(d) for d in data_dirs}
+    known = [r for r in records.values() if r is not None]
+    if not known:
+        log.warning("%s: no record of their feature options (DATA/conf/fbank.conf, written by "
+                    "steps/make_fbank.sh); the model cannot record them, nor inference check them",
+                    ", ".join(records))
+        return None
+    for other in known[1:]:
+        diffs = feature_differences(known[0], other)
+        if diffs:
+            raise DataError(f"{other['conf']}: not the features of {known[0]['conf']} ({'; '.join(diffs)}): one "
+                            "training needs one kind of features; make them again with one conf "
+                            "(steps/make_fbank.sh --config FILE)")
+    unknown = [d for d, r in records.items() if r is None]
+    if unknown:
+        log.warning("%s: no record of its feature options; assuming those of %s", ", ".join(unknown),
+                    known[0]["conf"])
+    return known[0]
 
 
 def _load_normalised(cfg, train_data, dev_data, train_targets, dev_targets):
@@ -522,9 +588,7 @@ def _load_normalised(cfg, train_data, dev_data, train_targets, dev_targets):
     return train_set, dev_set, num_targets, mean, std
 
 
-def _write_training_inputs(exp_dir, cfg, prior_counts, num_targets):
-    write_kaldi_vector(exp_dir / "prior_counts", prior_counts.tolist(), fmt="{:d}")
-    (exp_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+def _warn_unseen_targets(prior_counts, num_targets):
     unseen = int((prior_counts == 0).sum())
     if unseen:
         log.warning("%d of %d targets never occur in the training targets", unseen, num_targets)
@@ -673,24 +737,34 @@ def _save_epoch(exp_dir, cfg, trainee, state, stamp, prior_counts, improved, pac
     _write_history(exp_dir / "history.tsv", state["history"])
 
 
-def _finish(exp_dir, cfg, state, stamp, started):
-    """best.pt becomes final.pt (with the whole history), with its final.stamp and train_summary."""
+def _finish(exp_dir, cfg, state, stamp, started, prior_counts, features):
+    """best.pt becomes final.pt (with the whole history and the feature options), with its final.stamp,
+    train_summary, prior_counts and config.yaml."""
     best = state["best"]
     stop = "early stopping" if state["bad_epochs"] >= int(cfg["training"]["patience"]) else "max epochs"
     log.info("done after %d epochs (%s); best dev epoch %d: AvgLoss %.4f FER %.2f%%", state["epoch"],
              stop, best["epoch"], best["loss"], 100 * best["fer"])
     summary = run_summary(started, state["epoch"], stop, best)
     summary.update(dev_loss=f"{best['loss']:.4f}", dev_fer=f"{best['fer']:.4f}")
-    _promote_best(exp_dir, state, stamp, summary)
+    beside = {"prior_counts": format_kaldi_vector(prior_counts.tolist(), fmt="{:d}") + "\n",
+              "config.yaml": yaml.safe_dump(cfg, sort_keys=False)}
+    _promote_best(exp_dir, state, stamp, summary, features, beside)
 
 
-def _promote_best(exp_dir, state, stamp, summary):
-    """best.pt becomes final.pt (with the whole history), with final.stamp and train_summary beside it."""
+def _promote_best(exp_dir, state, stamp, summary, features=None, beside=None):
+    """best.pt becomes final.pt (with the whole history and `features`, the feature options it was trained
+    on), with train_summary, the files of `beside` ({name: text}: what belongs to final.pt, e.g.
+    prior_counts) and final.stamp. final.stamp goes first and comes back last: a kill in between leaves
+    a final.pt that no stamp claims (trained again), never one training's files under another's stamp."""
     package = torch.load(exp_dir / "best.pt", map_location="cpu", weights_only=True)
     package["history"] = state["history"]
+    package["features"] = features
+    (exp_dir / "final.stamp").unlink(missing_ok=True)
+    for name, text in (beside or {}).items():
+        _write_file(exp_dir / name, text)
     _save(package, exp_dir / "final.pt")
-    (exp_dir / "final.stamp").write_text("".join(f"{k} {v}\n" for k, v in stamp.items()))
-    (exp_dir / SUMMARY).write_text("".join(f"{k}={v}\n" for k, v in summary.items()))
+    _write_file(exp_dir / SUMMARY, "".join(f"{k}={v}\n" for k, v in summary.items()))
+    _write_file(exp_dir / "final.stamp", "".join(f"{k} {v}\n" for k, v in stamp.items()))
     (exp_dir / "best.pt").unlink()
     (exp_dir / "checkpoint.pt").unlink()
 
@@ -705,6 +779,7 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
     stamp = input_stamp(cfg, train_data, dev_data, train_targets, dev_targets)
     if _up_to_date(exp_dir, stamp, force):
         return exp_dir / "final.pt"
+    features = training_features([train_data, dev_data])
     started = datetime.datetime.now()
     _join_ranks(ranks)
     exp_dir.mkdir(parents=True, exist_ok=True)
@@ -712,7 +787,7 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
                                                                   dev_targets)
     prior_counts = target_counts(train_set.targets, num_targets)
     if ranks.is_main:
-        _write_training_inputs(exp_dir, cfg, prior_counts, num_targets)
+        _warn_unseen_targets(prior_counts, num_targets)
     train_set, dev_set = train_set.to(ranks.device), dev_set.to(ranks.device)
     trainee, train_opts = _build_trainee(cfg, num_targets, train_set.feats.shape[1], mean, std, ranks)
     state = _resume_or_start(exp_dir / "checkpoint.pt", cfg, stamp, trainee, ranks, num_targets)
@@ -731,7 +806,7 @@ def train(cfg, train_data, dev_data, train_targets, dev_targets, exp_dir, device
         if ranks.is_main:
             _save_epoch(exp_dir, cfg, trainee, state, stamp, prior_counts, improved)
     if ranks.is_main:
-        _finish(exp_dir, cfg, state, stamp, started)
+        _finish(exp_dir, cfg, state, stamp, started, prior_counts, features)
     if ranks.world_size > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
@@ -780,7 +855,7 @@ def _write_history(path, history):
     keys = list(history[0])
     lines = ["\t".join(keys)] + ["\t".join(f"{h[k]:.6g}" if isinstance(h[k], float) else str(h[k])
                                             for k in keys) for h in history]
-    path.write_text("\n".join(lines) + "\n")
+    _write_file(path, "\n".join(lines) + "\n")
 
 
 @cli_main

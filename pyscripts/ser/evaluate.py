@@ -95,12 +95,19 @@ def format_confusion(cm, labels=EMOTIONS):
     return "\n".join(lines) + "\n"
 
 
-def _forward(model_paths):
+def _forward(model_paths, data_dir):
     """feats -> [log-posteriors of each model]: the models loaded once and run together
-    (pyscripts.nnet.forward.SharedForward: each gets the numbers it gets alone)."""
-    from pyscripts.nnet.forward import SharedForward
+    (pyscripts.nnet.forward.SharedForward: each gets the numbers it gets alone), each checked to have been
+    trained on features with the options of data_dir's."""
+    from pyscripts.kaldi.features import data_feature_record
+    from pyscripts.nnet.forward import SharedForward, check_trained_features
     from pyscripts.nnet.model import load_package
-    return SharedForward([load_package(str(path))[0] for path in model_paths]).log_posteriors
+    models = [load_package(str(path))[0] for path in model_paths]
+    given = data_feature_record(data_dir)
+    for path, model in zip(model_paths, models):
+        check_trained_features(model, path, given, "make the features of this data dir with the options the "
+                               "model was trained on, or score a model trained on these")
+    return SharedForward(models).log_posteriors
 
 
 def scoring_items(data_dir, targets_dir):
@@ -126,7 +133,7 @@ def score_sets(models, data_dir, targets_dir, out_dirs, rule="mean"):
     """score_set of several models on one data dir, its features read once and the models run together;
     returns their metrics dicts in order."""
     data_dir, targets_dir = Path(data_dir), Path(targets_dir)
-    forward = _forward(models)
+    forward = _forward(models, data_dir)
     refs, hyps = [], [[] for _ in models]
     decisions, fallbacks = [{} for _ in models], [[] for _ in models]
     for utt, ref, x, speech in scoring_items(data_dir, targets_dir):

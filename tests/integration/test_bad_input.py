@@ -1,9 +1,11 @@
 """Bad input fails loudly and names the file or key - non-finite data, typed configs, the
 command line, audio formats, TIMIT speaker lists, paths - and trained models never go stale."""
 import logging
+import re
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import kaldiio
 import numpy as np
@@ -369,3 +371,139 @@ def test_train_convnet_script_checks_the_stamp_reports_dropped_utterances_and_ke
     third = script(overrides=" ".join(NARROW + ["optimizer.lr=0.01"]))
     assert third.returncode == 0, third.stdout + third.stderr
     assert "out of date (changed since it was trained: config): training it again" in third.stdout
+
+
+# ---------------------------------------------------------------- 9. quiet corruption (issue 25)
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nan_or_inf_samples_in_a_float_wav_name_the_file(tmp_path, value):
+    samples = speech(0.01).astype("<f4") / 32768
+    samples[5] = value  # numpy would cast NaN to 0 and inf to 32767, with only a RuntimeWarning
+    path = tmp_path / "float.wav"
+    path.write_bytes(riff(struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32), samples.tobytes()))
+    with pytest.raises(DataError, match=rf"{path}: 1 NaN or inf samples \(the first at sample 5\) in this float "
+                                        r"wav; it is damaged"):
+        read_audio(path)
+
+
+def feats_dir(root, name="d", seed=0, num_targets=3):
+    """A data dir as steps/make_fbank.sh leaves it: feats.scp, utt2num_frames, utt2spk/spk2utt and the
+    conf its features were made with (conf/fbank.conf)."""
+    data = root / name
+    write_split(data, root / f"{name}_tg", seed=seed, num_targets=num_targets)
+    utts = [line.split()[0] for line in (data / "feats.scp").read_text().splitlines()]
+    frames = {u: len(m) for u, m in kaldiio.load_scp(str(data / "feats.scp")).items()}
+    (data / "utt2num_frames").write_text("".join(f"{u} {frames[u]}\n" for u in utts))
+    (data / "utt2spk").write_text("".join(f"{u} spk\n" for u in utts))
+    (data / "spk2utt").write_text(f"spk {' '.join(utts)}\n")
+    (data / "conf").mkdir()
+    (data / "conf/fbank.conf").write_text((RECIPE / "conf/fbank.conf").read_text())
+    return data
+
+
+def test_a_truncated_feats_ark_is_no_finished_stage_4(tmp_path, capsys):
+    from pyscripts import fingerprint
+    from pyscripts.kaldi.datadir import validate_data_dir
+    data = feats_dir(tmp_path)
+    check = ["check", str(tmp_path / "stage4"), "--input", str(RECIPE / "conf/fbank.conf"),
+             "--output", str(data / "feats.scp")]
+    assert fingerprint.main(check) == fingerprint.OUT_OF_DATE and fingerprint.main(["commit", check[1]]) == 0
+    assert fingerprint.main(check) == 0
+    ark = data / "feats.ark"
+    ark.write_bytes(ark.read_bytes()[:-100])  # a full disk or a killed job
+    capsys.readouterr()
+    assert fingerprint.main(check) == fingerprint.OUT_OF_DATE
+    assert re.search(rf"out of date \({data}/feats\.scp: utterance utt007: its \d+-byte entry at byte \d+ of "
+                     rf"{ark} is cut off \(the file has \d+ bytes\): the archive is truncated", capsys.readouterr().out)
+    # steps/make_feats.sh ends with this check: such features never count as made
+    with pytest.raises(DataError, match=r"utt007: .* the archive is truncated .* make the features again"):
+        validate_data_dir(data, need_feats=True)
+
+
+def test_a_failing_retraining_keeps_the_last_good_model(split):
+    cfg = nnet_train.load_config(RECIPE / "conf/convnet_asr.yaml", NARROW + ["training.max_epochs=1"])
+    exp = split / "exp"
+    train_here(split, cfg)
+    kept = {name: (exp / name).read_bytes() for name in ("final.pt", "final.stamp", "prior_counts", "train_summary")}
+    ark = split / "tr/feats.ark"
+    ark.write_bytes(ark.read_bytes()[:-100])
+    with pytest.raises(DataError, match=r"tr/feats\.scp: cannot read utterance utt007 .*missing or damaged"):
+        train_here(split, cfg)
+    assert {name: (exp / name).read_bytes() for name in kept} == kept
+    assert not [p.name for p in exp.iterdir() if p.name in ("checkpoint.pt", "best.pt") or p.suffix == ".tmp"]
+    # ... and the kept model claims only the inputs it was trained on, not the damaged ones
+    stamp = nnet_train.input_stamp(cfg, split / "tr", split / "dv", split / "tr_tg", split / "dv_tg")
+    assert nnet_train.stamp_changes(nnet_train.read_stamp(exp / "final.stamp"), stamp) == \
+        "changed since it was trained: train_feats"
+
+
+def test_a_killed_retraining_keeps_the_last_good_model_and_resumes(split, caplog):
+    caplog.set_level(logging.INFO)
+    cfg = nnet_train.load_config(RECIPE / "conf/convnet_asr.yaml", NARROW)
+    exp = split / "exp"
+    train_here(split, cfg)
+    old = (exp / "final.pt").read_bytes()
+    cfg["optimizer"]["lr"] = 0.01
+    evaluate = nnet_train.evaluate
+    with pytest.MonkeyPatch.context() as mp:  # killed after epoch 1 of the new training
+        mp.setattr(nnet_train, "evaluate", lambda *a, **k: evaluate(*a, **k) if not (exp / "checkpoint.pt").exists()
+                   else (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            train_here(split, cfg)
+    assert (exp / "final.pt").read_bytes() == old and (exp / "checkpoint.pt").is_file()
+    caplog.clear()
+    train_here(split, cfg)
+    assert "resuming from" in caplog.text and (exp / "final.pt").read_bytes() != old
+    assert not (exp / "checkpoint.pt").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_disk_full_while_saving_names_the_file_and_leaves_no_tmp(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"epoch": 1}, path)
+    (tmp_path / "checkpoint.pt.tmp").symlink_to("/dev/full")  # every write: ENOSPC, as on a full disk
+    with pytest.raises(DataError, match=rf"{path}: cannot write it \(disk full: No space left on device\); free "
+                                        r"space on its disk and run again"):
+        nnet_train._save({"epoch": 2, "weights": torch.zeros(10000)}, path)
+    assert not (tmp_path / "checkpoint.pt.tmp").is_symlink()
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+
+
+@pytest.fixture
+def trained_ser(tmp_path):
+    """A model trained on data dirs that record their features' options (conf/fbank.conf), and a wav."""
+    for name, seed in (("tr", 1), ("dv", 2)):
+        feats_dir(tmp_path, name, seed, num_targets=5)
+    cfg = nnet_train.load_config(RECIPE / "conf/convnet_ser.yaml", NARROW + ["training.max_epochs=1"])
+    model = nnet_train.train(cfg, tmp_path / "tr", tmp_path / "dv", tmp_path / "tr_tg", tmp_path / "dv_tg",
+                             tmp_path / "exp", "cpu")
+    write_wav(tmp_path / "a.wav", 16000, speech())
+    return model, tmp_path
+
+
+@pytest.mark.parametrize("option, message", [("--num-mel-bins=23", "--num-mel-bins=40 vs 23"),
+                                             ("--window-type=povey", "--window-type=hamming vs povey")])
+def test_inference_refuses_features_other_than_the_models(trained_ser, option, message):
+    from pyscripts.infer import recognise_emotion
+    model, root = trained_ser
+    assert torch.load(model, weights_only=True)["features"]["options"]["num-mel-bins"] == "40"
+    other = root / "other.conf"
+    other.write_text((RECIPE / "conf/fbank.conf").read_text() + option + "\n")
+    with pytest.raises(DataError, match=rf"{other}: not the features {model} was trained on \({message}: the "
+                                        rf"training's value first, from {root}/tr/conf/fbank\.conf\); give "
+                                        r"--fbank-config a conf with the options it was trained with"):
+        recognise_emotion(root / "a.wav", model, other, RECIPE / "conf/vad.conf")
+    assert recognise_emotion(root / "a.wav", model, RECIPE / "conf/fbank.conf", RECIPE / "conf/vad.conf")[0]
+
+
+def test_decoding_refuses_a_data_dir_of_other_features_and_old_models_still_run(trained_ser, caplog):
+    from pyscripts.asr.hybrid import ForwardOptions, compute_loglikes
+    from pyscripts.infer import recognise_emotion
+    model, root = trained_ser
+    conf = root / "dv/conf/fbank.conf"
+    conf.write_text(conf.read_text().replace("hamming", "povey"))
+    with pytest.raises(DataError, match=rf"{conf}: not the features {model} was trained on \(--window-type="
+                                        r"hamming vs povey: .*make this data dir's features with the options"):
+        compute_loglikes(model, root / "dv/feats.scp", root / "dec/loglikes.1.ark", ForwardOptions(device="cpu"))
+    old = save_model(root / "old.pt", num_targets=5)  # trained before the options were recorded
+    assert recognise_emotion(root / "a.wav", old, RECIPE / "conf/fbank.conf", RECIPE / "conf/vad.conf")[0]
+    assert f"{old} does not record the feature options it was trained on" in caplog.text

@@ -121,3 +121,18 @@ def test_unknown_phone_in_lexicon_is_reported(tmp_path):
     (d / "lexicon.txt").write_text("sil sil\naa aa\nbad zz\n")
     with pytest.raises(DataError, match=r"lexicon.txt:3: phone zz of word bad"):
         prepare_lang(d, "sil", tmp_path / "lang")
+
+
+def test_unknown_phone_in_a_transcript_names_text_and_utterance(timit_lang, recipe_dir):
+    """Stage 5: an unknown phone in `text` is named with its utterance before it reaches the LM, whose
+    G.fst would only say that the LM and the lang dir disagree."""
+    (recipe_dir / "data").mkdir()
+    shutil.copytree(timit_lang, recipe_dir / "data/lang")
+    for name, line in (("train", "u2 sil aa xx sil"), ("dev", "u9 sil aa sil")):
+        (recipe_dir / "data" / name).mkdir()
+        (recipe_dir / "data" / name / "text").write_text(f"u1 sil aa b iy sil\n{line}\n")
+    proc = subprocess.run(["bash", "-c", "local/timit_train_lm.sh data/train data/dev data/local/lm/lm.arpa && "
+                           "utils/format_lm.sh data/lang data/local/lm/lm.arpa data/lang_test"],
+                          cwd=recipe_dir, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "data/train/text: utterance u2 has the phone 'xx', which is not in data/lang/words.txt" in proc.stderr

@@ -116,7 +116,7 @@ def test_score_set_with_known_posteriors(tmp_path, monkeypatch):
         assert len(feats) == len(utts[utt][1])
         return [log_post(frame_posts[utt])]
 
-    monkeypatch.setattr(evaluate, "_forward", lambda models: fake_log_posteriors)
+    monkeypatch.setattr(evaluate, "_forward", lambda models, data_dir: fake_log_posteriors)
     metrics = evaluate.score_set("model.pt", data, targets, tmp_path / "out")
     assert metrics["confusion"] == [[1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]]
     assert metrics["E"] == pytest.approx(0.25) and metrics["UE"] == pytest.approx(0.25)
@@ -166,7 +166,7 @@ def test_length_mismatch_is_a_clear_error(tmp_path, monkeypatch):
     import kaldiio
     with kaldiio.WriteHelper(f"ark,scp:{targets}/t2.ark,{targets}/targets.scp") as w:
         w("a1", np.zeros(5, dtype=np.int32))
-    monkeypatch.setattr(evaluate, "_forward", lambda models: lambda feats: [None])
+    monkeypatch.setattr(evaluate, "_forward", lambda models, data_dir: lambda feats: [None])
     from pyscripts.errors import DataError
     with pytest.raises(DataError, match="3 feature frames but 5 targets"):
         evaluate.score_set("model.pt", data, targets, tmp_path / "out")
