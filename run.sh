@@ -85,6 +85,9 @@ for path in "${paths[@]}"; do
   fi
 done
 
+# One run at a time in this directory (exp/.run.lock, utils/stage.sh), set-up included: a second one
+# refuses, naming the first.
+lock_recipe_dir
 if [[ $skip_setup != true ]]; then utils/setup_env.sh; fi
 . ./path.sh
 . ./cmd.sh

@@ -21,8 +21,14 @@
 #                          default num_threads=1            the value when the option is not given
 #   -x VALUE             (single dash) passed to the submit command as it is
 # On a cluster JOB=1:N is one array job (sbatch --array, qsub -t). The runner waits for the jobs'
-# log footers, asks the scheduler (squeue / qstat) whether the job is still there, and on INT or TERM
-# cancels it (scancel / qdel). Job scripts and the scheduler's output files are in the log dir's q/.
+# log footers, asks the scheduler (squeue / qstat) whether the job is still there, and on INT, TERM,
+# HUP or QUIT cancels it (scancel / qdel). Job scripts and the scheduler's output files are in the log
+# dir's q/.
+#
+# Locally each job runs in a process group of its own, so that stopping it stops all its processes. A
+# job never outlives its runner: on INT, TERM, HUP (a closed terminal) or QUIT the runner stops its
+# jobs, and a watcher beside each job stops it when the runner ends in any other way (kill -9, a
+# crash), noting so in the job's log.
 #
 # GPUs: a job sees a GPU only when it asked for one. A job without --gpu, or with --gpu 0, runs with
 # CUDA_VISIBLE_DEVICES empty (on every back-end: a node without device cgroups would show it all its
@@ -207,6 +213,45 @@ sub fail {
 }
 
 # ---------------------------------------------------------------- local back-end
+# The signals that stop a runner and its jobs (exit code 128 + the signal's number).
+my %signum = (HUP => 1, INT => 2, QUIT => 3, TERM => 15);
+
+# The watcher of a local job: a child of the job's shell ($job: its PID and process group) in a process
+# group of its own, which ends with that shell. When the runner's lifeline ($alive) reads end-of-file,
+# the runner is gone (however it ended) and the job is stopped: SIGTERM to its process group, a note in
+# its log, SIGKILL to what is left after 10 s. It holds no other descriptor of the runner's: a GPU
+# lock, a caller's pipe or the recipe's lock, held by a watcher that outlives its job, would hold them up.
+sub watch_job {
+  my ($job, $alive, $log, $runner) = @_;
+  $SIG{$_} = 'DEFAULT' for keys %signum;   # not the runner's handler: it would stop the runner's jobs
+  setpgrp(0, 0);
+  $0 = "$me: watcher of the job in process group $job (log $log)";
+  my $keep = fileno($alive);
+  my @fds = 3 .. 1023;
+  if (opendir(my $dh, '/proc/self/fd')) { @fds = grep { /^\d+$/ && $_ > 2 } readdir $dh; closedir $dh; }
+  POSIX::close($_) for grep { $_ != $keep } @fds;
+  open(STDIN, '<', '/dev/null');
+  open(STDOUT, '>', '/dev/null');
+  open(STDERR, '>', '/dev/null');
+  my $rin = '';
+  vec($rin, $keep, 1) = 1;
+  while (getppid() == $job) {
+    next unless select(my $rout = $rin, undef, undef, 0.5) > 0;
+    last unless kill(0, -$job);   # the job had ended already
+    kill 'TERM', -$job;
+    if (open(my $fh, '>>', $log)) {
+      print $fh "# $me (PID $runner) ended before this job: its watcher stopped the job's processes "
+        . "(SIGTERM to process group $job)\n";
+      close $fh;
+    }
+    my $waited = 0;   # (an unreaped zombie counts too: then the SIGKILL below does nothing)
+    while (kill(0, -$job) && $waited < 10) { sleep 0.1; $waited += 0.1; }
+    kill 'KILL', -$job if kill(0, -$job);
+    last;
+  }
+  POSIX::_exit(0);
+}
+
 # The GPUs of this machine: (where they come from, their ids). run.pl's own CUDA_VISIBLE_DEVICES when
 # it is set (empty: none; CUDA ignores the list from a negative entry on), else the indices that
 # `nvidia-smi -L` lists (no nvidia-smi, or one that fails without a driver: none).
@@ -271,10 +316,12 @@ if ($backend eq 'local') {
     kill 'TERM', map { -$_ } keys %running;
     print STDERR "$me: interrupted (SIG$_[0]): stopped ", scalar(keys %running), " running job(s)$range, "
       . "logs like " . logof($first) . "\n";
-    exit($_[0] eq 'INT' ? 130 : 143);
+    exit(128 + $signum{$_[0]});
   };
-  local $SIG{INT} = $stop;
-  local $SIG{TERM} = $stop;
+  local @SIG{keys %signum} = ($stop) x keys %signum;
+  # The watchers' lifeline: this process alone holds the write end (perl opens pipes close-on-exec,
+  # and each watcher closes its copy), so the read end sees end-of-file once this process is gone.
+  pipe(my $alive_r, my $alive_w) or die "$me: cannot make a pipe for the job watchers: $!\n";
   my %why;
   # Reaps one ended job (waiting for one when $block) and frees its GPUs; false when none ended.
   my $reap = sub {
@@ -307,6 +354,11 @@ if ($backend eq 'local') {
     die "$me: fork failed: $!\n" unless defined $pid;
     if ($pid == 0) {
       setpgrp(0, 0);   # its own process group, so that an interrupt stops the whole job
+      my ($job, $runner) = ($$, getppid());
+      my $watcher = fork();
+      die "$me: fork failed: $!\n" unless defined $watcher;
+      watch_job($job, $alive_r, logof($j), $runner) if $watcher == 0;
+      close $alive_w;
       $ENV{CUDA_VISIBLE_DEVICES} = join(',', map { $_->[0] } @$got) unless $inherit;   # empty: no GPU
       # CUDA counts GPUs fastest first, nvidia-smi by PCI bus: make its indices mean the same GPUs.
       $ENV{CUDA_DEVICE_ORDER} //= 'PCI_BUS_ID' if @$got && $from eq 'nvidia-smi -L';
@@ -373,10 +425,9 @@ sub cancel {
 my $stop = sub {
   cancel();
   print STDERR "$me: interrupted (SIG$_[0]): cancelled $jobname$range; logs like " . logof($first) . "\n";
-  exit($_[0] eq 'INT' ? 130 : 143);
+  exit(128 + $signum{$_[0]});
 };
-$SIG{INT} = $stop;
-$SIG{TERM} = $stop;
+@SIG{keys %signum} = ($stop) x keys %signum;
 
 # Is the job still known to the scheduler as pending or running?
 my $warned = 0;
