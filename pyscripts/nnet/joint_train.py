@@ -45,9 +45,9 @@ from pyscripts.kaldi.tables import write_kaldi_vector
 from pyscripts.nnet.data import gather_windows, load_frame_set, norm_stats_from_frames, target_counts
 from pyscripts.nnet.device import make_scaler, mixed_precision, resolve_device, set_determinism
 from pyscripts.nnet.joint import HEADS, build_joint_model, package_joint
-from pyscripts.nnet.train import (BatchOptions, Trainee, _autocast, _promote_best, _save_epoch, _up_to_date,
-                                  evaluate, input_stamp, load_config, make_optimizer, make_schedule, read_stamp,
-                                  resume_checkpoint, run_summary, stamp_changes, training_features,
+from pyscripts.nnet.train import (BatchOptions, EpochProgress, Trainee, _autocast, _promote_best, _save_epoch,
+                                  _up_to_date, evaluate, input_stamp, load_config, make_optimizer, make_schedule,
+                                  read_stamp, resume_checkpoint, run_summary, stamp_changes, training_features,
                                   validate_config)
 
 log = logging.getLogger("joint")
@@ -161,7 +161,7 @@ def batches_per_epoch(train, split, frames_per_epoch):
 
 
 # ---------------------------------------------------------------- one epoch
-def train_joint_epoch(trainee, train, orders, split, weights, opts):
+def train_joint_epoch(trainee, train, orders, split, weights, opts, label=""):
     """One pass over mixed batches: batch b takes split[h] frames of orders[h] for every head h.
     Returns {head: (mean loss, FER, frames)}."""
     model, optimizer, scaler = trainee.model, trainee.optimizer, trainee.scaler
@@ -169,7 +169,9 @@ def train_joint_epoch(trainee, train, orders, split, weights, opts):
     device = next(iter(train.values())).feats.device
     sums = torch.zeros(len(split), 3, dtype=torch.float64, device=device)  # loss*frames, errors, frames
     num_bad = torch.zeros((), dtype=torch.long, device=device)
-    for b in range(len(orders["asr"]) // split["asr"]):
+    num_batches = len(orders["asr"]) // split["asr"]
+    progress = EpochProgress(num_batches * sum(split.values()), label, bar=False)
+    for b in range(num_batches):
         batch = {h: orders[h][b * n:(b + 1) * n] for h, n in split.items()}
         x = torch.cat([gather_windows(train[h].feats, train[h].first, train[h].last, batch[h], model.context)
                        for h in split])
@@ -190,6 +192,9 @@ def train_joint_epoch(trainee, train, orders, split, weights, opts):
                 sums[i, 1] += (logits[h].argmax(1) != targets[h]).sum()
                 sums[i, 2] += split[h]
             num_bad += ~torch.isfinite(loss.detach())
+        if progress.due(b):  # both heads' frames together
+            loss_sum, errors, frames = sums.sum(0).tolist()
+            progress.update((b + 1) * sum(split.values()), loss_sum / frames, errors / frames)
     if num_bad:
         raise DataError(f"the training loss became NaN or inf in {int(num_bad)} batches; stopped before saving "
                         "this epoch (checkpoint.pt and best.pt keep the last good one). Lower optimizer.lr, "
@@ -238,7 +243,8 @@ def _run_epoch(plan, trainee, state):
     orders = {h: head_order(plan.train[h].num_frames, plan.num_batches * n, seed, epoch, i).to(device)
               for i, (h, n) in enumerate(plan.split.items())}
     lr, t0 = trainee.optimizer.param_groups[0]["lr"], time.time()
-    train_stats = train_joint_epoch(trainee, plan.train, orders, plan.split, plan.weights, plan.train_opts)
+    train_stats = train_joint_epoch(trainee, plan.train, orders, plan.split, plan.weights, plan.train_opts,
+                                    f"epoch {epoch}/{tcfg['max_epochs']}")
     seconds = time.time() - t0
     dev_stats = {h: evaluate(plan.views[h], plan.dev[h], plan.dev_opts, subset=plan.dev_subsets[h]) for h in HEADS}
     metric = sum(plan.weights[h] * dev_stats[h][plan.metric_index] for h in HEADS)

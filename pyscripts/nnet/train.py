@@ -67,6 +67,7 @@ from pyscripts.nnet.trunk_cache import TrunkOutputs, cache_trunk
 
 log = logging.getLogger("train")
 SUMMARY = "train_summary"  # beside final.pt, see run_summary
+PROGRESS_SECONDS = 60      # a progress line in the training log this often
 # Keys that may differ between a checkpoint and the run that resumes it (they do not change results).
 RESUME_FREE_KEYS = {("training", "log_interval_frames"), ("training", "eval_batch_size")}
 
@@ -262,23 +263,44 @@ def make_schedule(optimizer, sched_cfg):
 
 
 # ---------------------------------------------------------------- one epoch
-class _Progress:
-    """A one-line progress bar on stderr, only in a terminal."""
+class EpochProgress:
+    """How far an epoch is: a log line every PROGRESS_SECONDS (frames done of all, rate, time left, the
+    running loss and FER), which the job's log shows under any runner, and a one-line bar on stderr in
+    a terminal."""
 
-    def __init__(self, total, label, enabled):
-        self.total, self.label, self.enabled, self.start = total, label, enabled, time.time()
+    def __init__(self, total, label, bar):
+        self.total, self.label, self.bar = total, label, bar
+        self.start = time.monotonic()
+        self.next_line = self.start + PROGRESS_SECONDS
+
+    def due(self, step):
+        """Whether to report after this step (a clock read: no wait for the device)."""
+        return time.monotonic() >= self.next_line or (self.bar and step % 20 == 0)
 
     def update(self, done, loss, fer):
-        if self.enabled:
-            rate = done / max(time.time() - self.start, 1e-9)
+        now = time.monotonic()
+        rate = done / max(now - self.start, 1e-9)
+        if now >= self.next_line:
+            log.info("%s: %d of %d frames (%.0f%%), %.0f frames/s, %s left; running train AvgLoss %.4f FER %.2f%%",
+                     self.label, done, self.total, 100 * done / self.total, rate,
+                     _duration((self.total - done) / max(rate, 1e-9)), loss, 100 * fer)
+            self.next_line = now + PROGRESS_SECONDS
+        if self.bar:
             bar = "#" * int(30 * done / self.total)
             sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} frames, {rate:.0f} fr/s, "
                              f"loss {loss:.3f} FER {100 * fer:.1f}% ")
             sys.stderr.flush()
 
     def close(self):
-        if self.enabled:
+        if self.bar:
             sys.stderr.write("\n")
+
+
+def _duration(seconds):
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    return f"{seconds // 60} min" if seconds < 3600 else f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 @dataclass
@@ -327,7 +349,7 @@ def train_epoch(trainee, frames, order, opts, log_interval=None, label="", show_
     device = frames.targets.device
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss*frames, errors, frames, bad batches
     first_bad = torch.tensor(-1, device=device)  # the first batch with a NaN/inf loss, kept on the device
-    progress = _Progress(len(order), label, show_progress)
+    progress = EpochProgress(len(order), label, show_progress)
     next_log = log_interval or math.inf
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
@@ -349,7 +371,7 @@ def train_epoch(trainee, frames, order, opts, log_interval=None, label="", show_
             sums[3] += bad
             first_bad = torch.where(bad & (first_bad < 0), start // batch_size + 1, first_bad)
         done = start + len(batch)
-        if done >= next_log or (show_progress and (start // batch_size) % 20 == 0):
+        if done >= next_log or progress.due(start // batch_size):
             loss_sum, errors, n, _ = sums.tolist()
             progress.update(done, loss_sum / n, errors / n)
             if done >= next_log:

@@ -410,3 +410,14 @@ def test_trunk_cache_makes_room_for_the_frames_used_only(task, source_model, mon
         (rows,) = cache.store.outputs.values()
         assert rows.shape == (room, 64) and rows.dtype == torch.bfloat16   # layer 3: fc_dim values per frame
         assert 0 < cache.store.used <= room and cache.store.slot.device.type == "cpu"  # frame -> row: on the host
+
+
+def test_the_training_log_shows_progress_within_an_epoch(task, monkeypatch, caplog):
+    """Under run.pl stderr is the job's log, not a terminal: progress must come as log lines (here one
+    after every step), with frames done of all, the rate and the time left."""
+    monkeypatch.setattr(nnet_train, "PROGRESS_SECONDS", 0)
+    with caplog.at_level("INFO"):
+        run_training(task, "progress", config("training.max_epochs=1", "training.frames_per_epoch=640"))
+    lines = [r.getMessage() for r in caplog.records if " of 640 frames (" in r.getMessage()]
+    assert [line.split(":")[1].split(" of")[0].strip() for line in lines[:3]] == ["64", "128", "192"]
+    assert lines[-1].startswith("epoch 1/1: 640 of 640 frames (100%)") and " s left; running train AvgLoss" in lines[-1]
