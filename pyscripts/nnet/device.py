@@ -108,11 +108,12 @@ def load_scaler_state(scaler, state):
 
 def set_determinism(deterministic):
     """training.deterministic true: the same inputs give the same weights run after run on one machine
-    (deterministic kernels, no cuDNN autotuning, no TF32); false: the fastest kernels (cuDNN autotuning,
-    TF32 matrix products on GPUs), whose float sums may differ from run to run."""
+    (deterministic kernels, no cuDNN autotuning, no TF32; an op that has no deterministic kernel on this
+    device runs anyway and torch warns in the log, naming it); false: the fastest kernels (cuDNN
+    autotuning, TF32 matrix products on GPUs), whose float sums may differ from run to run."""
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS needs it
-    torch.use_deterministic_algorithms(deterministic)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
     torch.backends.cuda.matmul.allow_tf32 = not deterministic

@@ -62,7 +62,7 @@ def test_a_job_given_a_gpu_that_torch_cannot_see_stops_naming_the_build(monkeypa
 def test_determinism_switch_sets_the_backends():
     try:
         nnet_device.set_determinism(True)
-        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
         assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
         nnet_device.set_determinism(False)
