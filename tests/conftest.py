@@ -1,6 +1,7 @@
 """Shared fixtures: the tiny synthetic corpora, generated once per test session, and a scratch
 recipe directory laid out like a Kaldi egs dir (symlinks to the recipe's scripts)."""
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -93,6 +94,7 @@ def one_torch_thread():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "kaldi: needs a Kaldi build (KALDI_ROOT); skipped without one")
+    config.addinivalue_line("markers", "sclite: needs NIST's sclite (SCLITE, or on PATH); skipped without one")
     config.addinivalue_line("markers", "slurm: needs a one-node Slurm (Debian's slurmctld, slurmd, slurm-client, "
                             "munge; root); skipped without one")
 
@@ -106,6 +108,21 @@ def kaldi_root():
     if not (Path(KALDI_ROOT) / "src/bin/ali-to-pdf").is_file():
         pytest.fail(f"KALDI_ROOT={KALDI_ROOT} has no src/bin/ali-to-pdf: not a built Kaldi")
     return Path(KALDI_ROOT)
+
+
+@pytest.fixture(scope="session")
+def sclite():
+    """NIST's sclite, the reference the recipe's scoring is tested against: $SCLITE (.ci/run sets it from
+    the SCTK build in ../shared/sctk), else the one on PATH or in KALDI_ROOT's tools/sctk/bin; without
+    one the test is skipped and says why."""
+    in_kaldi = Path(KALDI_ROOT) / "tools/sctk/bin/sclite" if KALDI_ROOT else None
+    path = (os.environ.get("SCLITE") or shutil.which("sclite")
+            or (str(in_kaldi) if in_kaldi and in_kaldi.is_file() else None))
+    if not path:
+        pytest.skip("sclite tier: no sclite (set SCLITE to NIST SCTK's bin/sclite, or put it on PATH)")
+    if not (Path(path).is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"SCLITE={path}: not an executable file")
+    return Path(path)
 
 
 def run_kaldi(args, kaldi_env, cwd, stderr=False):

@@ -334,7 +334,8 @@ if ($backend eq 'local') {
     my $code = footer_code(logof($j));
     if ($status != 0 || !defined $code || $code != 0) {
       $why{$j} = defined $code ? tag($j) . ": exit code $code, see " . logof($j)
-                               : tag($j) . ": killed (exit status $status), no '# Ended' line in " . logof($j);
+                     : tag($j) . ($status ? ": killed (exit status $status)" : ": exited 0, but its log was cut short or removed")
+                       . ", no '# Ended' line in " . logof($j);
     }
     return 1;
   };

@@ -264,7 +264,10 @@ def sys_report(alignments, title):
     lines.append(row("Sum/Avg", total.utts, total.ref, pcts(total)))
     lines.append("|" + "=" * (width - 2) + "|")
     per_spk = [(c.utts, c.ref) + pcts(c) for c in by_spk.values()]
-    for name, fn in (("Mean", statistics.mean), ("S.D.", statistics.pstdev), ("Median", statistics.median)):
+    # sclite's S.D. is the sample standard deviation over the speakers (n - 1; 0 for one speaker).
+    def sample_sd(values):
+        return statistics.stdev(values) if len(values) > 1 else 0.0
+    for name, fn in (("Mean", statistics.mean), ("S.D.", sample_sd), ("Median", statistics.median)):
         vals = [fn([r[k] for r in per_spk]) for k in range(8)]
         lines.append(row(name, f"{vals[0]:.1f}", f"{vals[1]:.1f}", vals[2:]))
     lines.append("`" + "-" * (width - 2) + "'")
@@ -321,10 +324,12 @@ def dtl_report(alignments, title):
     for name, counter, fmt in (("CONFUSION PAIRS", pairs, lambda k: f"{k[0]} ==> {k[1]}"),
                                ("INSERTIONS", ins, str), ("DELETIONS", dels, str),
                                ("SUBSTITUTIONS", subs, str)):
-        lines += [f"{name}:  Total ({sum(counter.values())})", ""]
+        # as sclite: Total = how many different pairs (words); their occurrences summed at the end
+        lines += [f"{name:<33}Total                 ({len(counter)})",
+                  f"{'':<33}With >=  1 occurrences ({len(counter)})", ""]
         for i, (key, n) in enumerate(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])), 1):
             lines.append(f"{i:4d}:  {n:4d}  ->  {fmt(key)}")
-        lines.append("")
+        lines += ["     -------", f"{sum(counter.values()):10d}", ""]
     return "\n".join(lines)
 
 

@@ -9,6 +9,14 @@ from conftest import link_recipe, run_script
 from pyscripts.kaldi.datadir import read_table
 
 
+def metrics_of_decisions(path):
+    """(E, UE, utterances) recomputed from an eval dir's `decisions` (`utt ref hyp scores...`): the share of
+    wrong decisions, and 1 - the mean recall of the reference classes present."""
+    pairs = [line.split()[1:3] for line in path.read_text().splitlines() if line.strip() and line[0] != "#"]
+    recalls = [sum(h == r for r, h in pairs if r == c) / sum(r == c for r, _ in pairs) for c in {r for r, _ in pairs}]
+    return sum(r != h for r, h in pairs) / len(pairs), 1 - sum(recalls) / len(recalls), len(pairs)
+
+
 @pytest.mark.parametrize("protocol, num_folds", [("loso10", 10), ("superb", 5)])
 def test_run_sh_scores_every_fold_of_a_protocol(tmp_path, tiny_iemocap, protocol, num_folds):
     work = link_recipe(tmp_path / "recipe")
@@ -21,10 +29,17 @@ def test_run_sh_scores_every_fold_of_a_protocol(tmp_path, tiny_iemocap, protocol
     results = json.loads((work / "exp/ser/results.json").read_text())
     assert sorted(results["folds"]) == sorted(folds)
     for subset in ("valid", "test"):
-        errors = []
+        errors, unweighted = [], []
         for fold in folds:
-            metrics = json.loads((work / f"exp/ser/{fold}/eval/{subset}/metrics.json").read_text())
-            assert 0 <= metrics["E"] <= 1 and 0 <= metrics["UE"] <= 1
+            eval_dir = work / f"exp/ser/{fold}/eval/{subset}"
+            metrics = json.loads((eval_dir / "metrics.json").read_text())
+            e, ue, n = metrics_of_decisions(eval_dir / "decisions")
+            assert (metrics["E"], metrics["UE"], metrics["utterances"]) == (pytest.approx(e), pytest.approx(ue), n)
             errors.append(metrics["E"])
+            unweighted.append(metrics["UE"])
         assert results["mean"][subset]["E"] == pytest.approx(sum(errors) / num_folds)
+        assert results["mean"][subset]["UE"] == pytest.approx(sum(unweighted) / num_folds)
+        print(f"{protocol} {subset}: mean E {sum(errors) / num_folds:.3f} UE {sum(unweighted) / num_folds:.3f}")
+        # The tiny ConvNet learns the synthetic emotions: mean UE well below chance (0.75 with 4 classes).
+        assert results["mean"][subset]["UE"] < 0.65
     assert f"({num_folds} folds" in (work / "exp/ser/results.md").read_text()

@@ -1,5 +1,6 @@
 """The paper's ConvNet, its data pipeline and training stage, on small synthetic Kaldi data."""
 import math
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -278,6 +279,36 @@ def _kill_after(func, num_calls):
     return wrapper
 
 
+def test_compiled_training_learns(task, monkeypatch):
+    """training.compile: the steps run through torch.compile (CPU: TorchInductor, which needs a C++
+    compiler); the narrow model learns as uncompiled, and final.pt's weights load into a plain ConvNet."""
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("torch.compile on the CPU (TorchInductor) needs a C++ compiler: none on PATH")
+    import torch._dynamo
+    torch._dynamo.reset()
+    compiled = []
+    real_compile = torch.compile
+
+    def counting_compile(model, *args, **kwargs):
+        compiled.append(model)
+        return real_compile(model, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    # whole batches only (1536 = 24 x 64): a last, smaller batch would compile the graph a second time
+    cfg = config("training.max_epochs=2", "training.frames_per_epoch=1536", "training.compile=true")
+    try:
+        package = torch.load(run_training(task, "compiled", cfg), weights_only=True)
+    finally:
+        torch._dynamo.reset()
+    assert len(compiled) == 1 and isinstance(compiled[0], ConvNet)
+    history = package["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert package["dev"]["fer"] < 0.5 * (1 - 1 / 6)   # far below chance on 6 classes
+    assert "_orig_mod" not in "".join(package["state_dict"])   # the plain model's names
+    model, _ = nnet_train.load_package(task / "compiled/final.pt")
+    assert model.num_targets == 6
+
+
 # ---------------------------------------------------------------- transfer: copy, freeze, reinit
 def _layer_state(model, n):
     return {k: v.clone() for k, v in model.layer(n).state_dict().items()}
@@ -355,7 +386,8 @@ def test_reinit_unfrozen_training_redraws_the_unfrozen_layers(task, source_model
 # ---------------------------------------------------------------- the steps/ script
 def test_train_convnet_script_trains_once_and_then_skips(task, tmp_path):
     exp = tmp_path / "exp"
-    overrides = " ".join(NARROW + ["training.max_epochs=1", "training.frames_per_epoch=200"])
+    overrides = " ".join(NARROW + ["training.max_epochs=1", "training.frames_per_epoch=1500",
+                                   "training.batch_size=64", "optimizer.lr=0.05"])
     args = ["steps/train_convnet.sh", "--cmd", "run.pl", "--overrides", overrides, "--num-threads", "1",
             str(task / "train"), str(task / "dev"), str(task / "train_tg"), str(task / "dev_tg"), str(exp)]
     first = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
@@ -364,7 +396,12 @@ def test_train_convnet_script_trains_once_and_then_skips(task, tmp_path):
     assert "epoch 1/1: TRAIN AvgLoss" in (exp / "log/train.log").read_text()
     summary = nnet_train.read_summary(exp)   # what the stages report, instead of reading the log
     assert (summary["epochs"], summary["stop"], summary["best_epoch"]) == ("1", "max epochs", "1")
-    assert float(summary["seconds"]) > 0 and 0 <= float(summary["dev_fer"]) <= 1
+    package = torch.load(exp / "final.pt", weights_only=True)
+    assert float(summary["seconds"]) > 0
+    # the best epoch's dev results, as final.pt has them; one epoch learns (FER 0.38 here, chance 5/6)
+    dev = package["dev"]
+    assert (summary["dev_fer"], summary["dev_loss"]) == (f"{dev['fer']:.4f}", f"{dev['loss']:.4f}")
+    assert float(summary["dev_fer"]) < 0.6
     assert f"{exp}: " in subprocess.run(["utils/train_summary.sh", str(exp)], cwd=REPO, capture_output=True,
                                         text=True).stdout
     second = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
@@ -387,6 +424,62 @@ def test_cached_frozen_trunk_trains_the_same_weights(task, source_model, frozen,
     a = torch.load(cached, weights_only=True)
     b = torch.load(uncached, weights_only=True)
     assert _same(a["state_dict"], b["state_dict"]) and a["dev"] == b["dev"]
+
+
+def _untimed(history):
+    return [{k: v for k, v in h.items() if k != "train_seconds"} for h in history]
+
+
+def record_last_epoch(module, monkeypatch):
+    """Wraps module._save_epoch so that the model's state after each epoch is kept ({epoch: state dict}):
+    final.pt holds the best epoch's weights, which may come from before a kill."""
+    states, real_save = {}, module._save_epoch
+
+    def saving(exp_dir, cfg, trainee, state, *args, **kwargs):
+        states[state["epoch"]] = {k: v.detach().clone() for k, v in trainee.model.state_dict().items()}
+        return real_save(exp_dir, cfg, trainee, state, *args, **kwargs)
+
+    monkeypatch.setattr(module, "_save_epoch", saving)
+    return states
+
+
+@pytest.mark.parametrize("amp", ["fp32", "bf16"])
+def test_resume_with_the_trunk_cache_equals_an_uninterrupted_run(task, source_model, amp, monkeypatch, caplog):
+    """A transfer training on the frozen-trunk cache, killed in the middle of its third epoch and resumed:
+    the resumed run starts with an empty cache, so it computes the rows of epoch 3's frames that the
+    uninterrupted run had computed in epochs 1-2, in other batches; the weights must come out the same.
+    Dropout after the frozen layers (l = 3) draws from the random state as in the uncached run."""
+    cfg = config("training.max_epochs=3", "training.frames_per_epoch=600", "model.dropout=0.3",
+                 f"init.from={source_model}", "init.freeze_layers=3", f"training.amp={amp}")
+    calls = {"n": 0}
+    real_batch = nnet_train._batch
+
+    def counting_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls.get("kill_at"):
+            raise KeyboardInterrupt("simulated kill")
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(nnet_train, "_batch", counting_batch)
+    states = record_last_epoch(nnet_train, monkeypatch)
+    with caplog.at_level("INFO"):
+        uninterrupted = torch.load(run_training(task, f"cache_whole{amp}", cfg, task_name="4"), weights_only=True)
+    last = states.pop(3)
+    assert "output computed once and kept" in caplog.text
+    calls_per_epoch = calls["n"] // 3   # training and dev batches
+    calls.update(n=0, kill_at=2 * calls_per_epoch + calls_per_epoch // 4)   # in epoch 3's training batches
+    with pytest.raises(KeyboardInterrupt):
+        run_training(task, f"cache_killed{amp}", cfg, task_name="4")
+    assert torch.load(task / f"cache_killed{amp}/checkpoint.pt", weights_only=True)["state"]["epoch"] == 2
+    calls.update(n=0, kill_at=None)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        resumed = torch.load(run_training(task, f"cache_killed{amp}", cfg, task_name="4"), weights_only=True)
+    assert "resuming from" in caplog.text and "output computed once and kept" in caplog.text
+    assert calls["n"] == calls_per_epoch   # only epoch 3 again, on the cache
+    assert _untimed(resumed["history"]) == _untimed(uninterrupted["history"])
+    assert _same(resumed["state_dict"], uninterrupted["state_dict"]) and resumed["dev"] == uninterrupted["dev"]
+    assert _same(states[3], last)   # the weights after epoch 3, the one run again
 
 
 def test_trunk_cache_makes_room_for_the_frames_used_only(task, source_model, monkeypatch):

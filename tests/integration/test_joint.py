@@ -209,6 +209,51 @@ def test_short_joint_training_completes(corpora, trained):
     assert final.stat().st_mtime_ns == mtime
 
 
+def test_resume_after_a_kill_equals_an_uninterrupted_run(corpora, monkeypatch):
+    """The joint training killed in the middle of its third epoch and run again resumes from checkpoint.pt
+    and ends where an uninterrupted run ends: same history, same weights after epoch 3 and in final.pt."""
+    root, data = corpora
+    cfg = joint_train.load_joint_config(REPO / "conf/convnet_joint_tiny.yaml",
+                                        NARROW + ["training.batch_size=64", "training.max_epochs=3",
+                                                  "training.frames_per_epoch=1280", "model.dropout=0.3"])
+    calls = {"n": 0}
+    real_gather = joint_train.gather_windows
+
+    def counting_gather(*args, **kwargs):   # twice per batch: its ASR and its SER frames
+        calls["n"] += 1
+        if calls["n"] == calls.get("kill_at"):
+            raise KeyboardInterrupt("simulated kill")
+        return real_gather(*args, **kwargs)
+
+    monkeypatch.setattr(joint_train, "gather_windows", counting_gather)
+    states, real_save = {}, joint_train._save_epoch
+
+    def saving(exp_dir, cfg, trainee, state, *args, **kwargs):   # the weights after each epoch
+        states[state["epoch"]] = {k: v.detach().clone() for k, v in trainee.model.state_dict().items()}
+        return real_save(exp_dir, cfg, trainee, state, *args, **kwargs)
+
+    monkeypatch.setattr(joint_train, "_save_epoch", saving)
+    uninterrupted = torch.load(joint_train.train_joint(cfg, data, root / "whole", device="cpu"), weights_only=True)
+    last = states.pop(3)
+    calls_per_epoch = calls["n"] // 3
+    assert calls_per_epoch == 2 * (1280 // 64)
+    calls.update(n=0, kill_at=2 * calls_per_epoch + calls_per_epoch // 2)
+    with pytest.raises(KeyboardInterrupt):
+        joint_train.train_joint(cfg, data, root / "killed", device="cpu")
+    assert torch.load(root / "killed/checkpoint.pt", weights_only=True)["state"]["epoch"] == 2
+    calls.update(n=0, kill_at=None)
+    resumed = torch.load(joint_train.train_joint(cfg, data, root / "killed", device="cpu"), weights_only=True)
+    assert calls["n"] == calls_per_epoch   # only epoch 3 was run again
+
+    def untimed(history):
+        return [{k: v for k, v in h.items() if k != "train_seconds"} for h in history]
+    assert untimed(resumed["history"]) == untimed(uninterrupted["history"])
+    for weights, expected in ((resumed["state_dict"], uninterrupted["state_dict"]), (states[3], last)):
+        assert weights.keys() == expected.keys()
+        for key, value in expected.items():
+            assert torch.equal(weights[key], value), key
+
+
 def test_views_on_disk_and_one_pass_inference(corpora, trained, tmp_path):
     final, _ = trained
     feats = np.random.default_rng(0).normal(8, 2, size=(40, 40)).astype(np.float32)

@@ -2,12 +2,14 @@
 best-setting selection and the results table, on hand-worked examples."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pyscripts.errors import DataError
 from pyscripts.asr.phones import read_map39
 from pyscripts.asr.scoring import (align, best_setting, fold_phones, per, read_trn, results_markdown,
                                score_dir, speaker_of, write_best, write_reports, write_trn)
+from sclite_tools import alignments, assert_same_table, dtl_sections, run_sclite, table_rows, totals
 
 RECIPE = Path(__file__).resolve().parents[2]
 PHONE_MAP = RECIPE / "conf/phones.60-48-39.map"
@@ -120,6 +122,51 @@ def test_reports(tmp_path):
     pra = (tmp_path / "hyp.trn.pra").read_text()
     assert "Scores: (#C #S #D #I) 2 1 0 0" in pra and "HYP:  a X c" in pra
     assert "b ==> x" in (tmp_path / "hyp.trn.dtl").read_text()
+
+
+def _random_trn_pair(path, seed, speakers=5, utts_per_speaker=8):
+    """References and hypotheses on a 6-token vocabulary (many equal-cost alignments, so sclite's
+    tie-breaking decides), 0..25 tokens each (empty hypotheses and references among them), written as
+    trn files of several speakers (an odd number, for the median)."""
+    rng = np.random.default_rng(seed)
+    vocab = ["sil", "aa", "b", "d", "iy", "sh"]
+
+    def seq():
+        return list(rng.choice(vocab, rng.integers(0, 26)))
+    refs, hyps = {}, {}
+    for s in range(speakers):
+        for u in range(utts_per_speaker):
+            utt = f"spk{s}_u{u}"
+            refs[utt] = seq()
+            # a noisy copy of the reference (substitutions, deletions, insertions), or an unrelated one
+            hyps[utt] = seq() if rng.random() < 0.2 else [
+                t for r in refs[utt] for t in ([] if rng.random() < 0.2 else [r if rng.random() < 0.7 else
+                                                                            rng.choice(vocab)])
+                + ([rng.choice(vocab)] if rng.random() < 0.15 else [])]
+    refs["spk0_u0"] = ["aa"]      # a one-token reference that is all wrong
+    hyps["spk0_u0"] = ["b", "d"]
+    write_trn(path / "ref.trn", refs)
+    write_trn(path / "hyp.trn", hyps)
+    return refs, hyps
+
+
+@pytest.mark.sclite
+@pytest.mark.parametrize("seed", [1, 2])
+def test_built_in_scorer_equals_sclite(sclite, tmp_path, seed):
+    """The built-in scorer against NIST sclite itself on the same trn files: the totals, every utterance's
+    alignment and counts, and the reports sclite would write in its place (.sys rows, .dtl sections)."""
+    refs, hyps = _random_trn_pair(tmp_path, seed)
+    theirs = run_sclite(sclite, tmp_path / "ref.trn", tmp_path / "hyp.trn", tmp_path / "sclite", "hyp",
+                        reports=("rsum", "sum", "pralign", "dtl"))
+    c = per(refs, hyps)
+    assert totals(theirs.with_suffix(".raw")) == {
+        "snt": c.utts, "wrd": c.ref, "corr": c.corr, "sub": c.sub, "del": c.dele, "ins": c.ins, "err": c.errors,
+        "serr": c.utts_with_errors}
+    write_reports(tmp_path / "ref.trn", tmp_path / "hyp.trn")
+    mine = tmp_path / "hyp.trn"
+    assert alignments(Path(f"{mine}.pra")) == alignments(theirs.with_suffix(".pra"))
+    assert_same_table(table_rows(Path(f"{mine}.sys")), table_rows(theirs.with_suffix(".sys")), ".sys")
+    assert dtl_sections(Path(f"{mine}.dtl")) == dtl_sections(theirs.with_suffix(".dtl"))
 
 
 def _decode_dir(root, name, pers):

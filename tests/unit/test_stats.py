@@ -153,6 +153,47 @@ def test_uniformly_better_system_gives_a_small_p():
     assert stats.paired_test_ratio(b, a, totals).p_value == t.p_value   # two-sided
 
 
+class _Draws:
+    """Stands in for numpy's generator in randomization_p: rng.random((m, k)) returns the rows given
+    (swap where < 0.5), and the seed it was made with is kept."""
+
+    def __init__(self, rows):
+        self.rows, self.seeds = np.asarray(rows, dtype=np.float64), []
+
+    def __call__(self, seed):
+        self.seeds.append(seed)
+        return self
+
+    def random(self, shape):
+        assert shape == self.rows.shape, shape
+        return self.rows
+
+
+def test_monte_carlo_p_is_one_plus_exceedances_over_one_plus_rounds(monkeypatch):
+    # 3 utterances on which B is right and A wrong (difference -1 each; observed |B - A| = 3/3), 4 rounds
+    # (2^3 = 8 > 4: sampled, not enumerated). The rounds swap none, all, one and two of them: B - A =
+    # -1, +1, -1/3, +1/3, so |.| >= 1 in 2 rounds, one of each sign: p = (1 + 2) / (1 + 4) = 3/5.
+    # (hits / rounds = 2/4, (1 + hits) / rounds = 3/4; one-sided, only one round counts: 2/5.)
+    draws = _Draws([[0.9, 0.9, 0.9], [0.1, 0.1, 0.1], [0.1, 0.9, 0.9], [0.1, 0.1, 0.9]])
+    monkeypatch.setattr(stats.np.random, "default_rng", draws)
+    p, exact, k, rounds = stats.randomization_p([1, 1, 1], [0, 0, 0], lambda x: x.sum(axis=1) / 3, rounds=4, seed=7)
+    assert (p, exact, k, rounds) == (pytest.approx(3 / 5), False, 3, 4)
+    assert draws.seeds == [[7, 3]]   # seeded by (seed, k): reproducible, and the same for A vs B and B vs A
+    # A round that swaps nothing is the observed assignment: every round reaching it gives p = 1 exactly.
+    draws = _Draws(np.full((4, 3), 0.9))
+    monkeypatch.setattr(stats.np.random, "default_rng", draws)
+    assert stats.randomization_p([1, 1, 1], [0, 0, 0], lambda x: x.sum(axis=1) / 3, rounds=4)[0] == 1.0
+
+
+def test_monte_carlo_p_of_a_uniformly_better_system_is_one_over_rounds_plus_one():
+    # 40 utterances, B better on each: only 2 of the 2^40 assignments reach the observed difference, so
+    # 1000 real draws (seed 0) find none of them: p = (1 + 0) / (1 + 1000), whichever system is A.
+    a, b, totals = np.ones(40), np.zeros(40), np.full(40, 10)
+    for x, y in ((a, b), (b, a)):
+        t = stats.paired_test_ratio(x, y, totals, resamples=1000, seed=0)
+        assert (t.p_value, t.exact, t.rounds, t.differing) == (1 / 1001, False, 1000, 40)
+
+
 def test_paired_ser_exact_case():
     # refs ang ang hap hap; A right on all, B wrong on both hap: E +1/2, UE +1/2 (hap recall 1 -> 0).
     # Swapping one of the two differing utterances gives 0, both: -1/2; p = 2/4.

@@ -1,4 +1,5 @@
 """utils/ and path.sh: the job runner, Kaldi-style option parsing, data-dir handling, the environment."""
+import os
 import shutil
 
 import pytest
@@ -25,6 +26,36 @@ def test_run_pl_fails_when_one_job_fails(tmp_path):
     assert "1 / 3 failed" in proc.stderr and "log/t.2.log" in proc.stderr
     assert "Ended (code 1)" in (tmp_path / "log/t.2.log").read_text()
     assert "Ended (code 0)" in (tmp_path / "log/t.3.log").read_text()
+
+
+def _strip_footers_after_bash(tmp_path):
+    """A `bash` first on PATH that runs the job script with the real bash, then drops the footer line from
+    every log in log/ (a footer lost on its way to the disk) and exits with the job's status."""
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    real_bash = shutil.which("bash")
+    (fake / "bash").write_text(f'#!/bin/sh\n{real_bash} "$@"\nrc=$?\n'
+                               "sed -i '/^# Ended (code/d' log/*.log\nexit $rc\n")
+    (fake / "bash").chmod(0o755)
+    return {"PATH": f"{fake}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("command, setup", [
+    (["rm", "-rf", "log"], lambda tmp_path: {}),   # a job that cleans up the dir its own log is in
+    (["true"], _strip_footers_after_bash),          # a job whose footer never reached its log
+], ids=["log-removed-by-the-job", "footer-lost"])
+def test_run_pl_fails_a_job_that_exits_0_without_a_footer(tmp_path, command, setup):
+    """Success is the log's `# Ended (code 0)` footer, not the exit status alone: a job that ends with
+    status 0 but leaves no footer is a failed job (on a cluster the footer is all the runner sees)."""
+    proc = run_script([RECIPE / "utils/run.pl", "log/j.log", *command], cwd=tmp_path, check=False,
+                      env=setup(tmp_path))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 / 1 failed" in proc.stderr and "no '# Ended' line in log/j.log" in proc.stderr
+    assert "exited 0, but its log was cut short or removed" in proc.stderr
+    log = tmp_path / "log/j.log"
+    assert not log.exists() or "# Ended" not in log.read_text()   # the situation is the one meant
+    ok = run_script([RECIPE / "utils/run.pl", "log/k.log", "true"], cwd=tmp_path)   # and 0 + footer passes
+    assert ok.returncode == 0 and "# Ended (code 0)" in (tmp_path / "log/k.log").read_text()
 
 
 @pytest.mark.parametrize("mine, expected", [({}, "0 1073741824"), ({"MALLOC_MMAP_MAX_": "65536"}, "65536 1073741824")])
