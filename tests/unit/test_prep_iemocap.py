@@ -179,3 +179,20 @@ def test_bad_label_line(corpus_copy, tmp_path):
     label_file.write_text(re.sub(r"(?m)^(\[[\d.]+) - ", r"\1 to ", text, count=1))
     with pytest.raises(DataError, match=re.escape(f"{label_file}:3: cannot parse label line")):
         prepare_iemocap(corpus_copy, tmp_path / "data")
+
+
+def test_relabelling_an_utterance_leaves_nothing_stale(corpus_copy, tmp_path):
+    """Stage 3 owns data/iemocap/all: an utterance relabelled `fru` (not kept) leaves the data dir with
+    the features stage 4 made for it, which must go instead of failing the check on feats.scp."""
+    data = tmp_path / "data"
+    prepare_iemocap(corpus_copy, data)
+    utts = read_table(data / "utt2spk")
+    (data / "feats.scp").write_text("".join(f"{u} x.ark:1\n" for u in sorted(utts)))  # as stage 4 leaves it
+    wav = kept_wav(corpus_copy)
+    label_file = corpus_copy / wav.parents[3].name / "dialog" / "EmoEvaluation" / f"{wav.parent.name}.txt"
+    text = label_file.read_text()
+    label_file.write_text(re.sub(rf"(\t{wav.stem}\t)sad(\t)", r"\1fru\2", text))
+    prepare_iemocap(corpus_copy, data)
+    assert sorted(read_table(data / "utt2spk")) == sorted(u for u in utts if not u.endswith(f"-{wav.stem}"))
+    assert len(read_table(data / "utt2spk")) == len(utts) - 1
+    assert not (data / "feats.scp").exists()

@@ -102,6 +102,18 @@ def test_a_second_preparation_of_fewer_utterances_leaves_nothing_stale(hand_tree
     assert not any((train / name).exists() for name in ("feats.scp", "utt2num_frames", "split2"))
 
 
+def test_a_smaller_dev_speaker_list_leaves_nothing_stale(hand_tree, tmp_path):
+    """The documented --dev-spk-list, with two speakers and then one: the dev set loses a speaker and the
+    features made for it."""
+    corpus, _, test = hand_tree
+    data = tmp_path / "data"
+    prepare(corpus, data, write_list(tmp_path / "dev2.list", ["mghi0", "mmno0"]), test, PHONE_MAP)
+    (data / "dev/feats.scp").write_text("".join(f"{u} x.ark:1\n" for u in sorted(read_table(data / "dev/utt2spk"))))
+    prepare(corpus, data, write_list(tmp_path / "dev1.list", ["mghi0"]), test, PHONE_MAP)
+    assert set(read_table(data / "dev/utt2spk").values()) == {"mghi0"}
+    assert not (data / "dev/feats.scp").exists()
+
+
 def test_shell_script_and_upper_case_sphere(tmp_path, recipe_dir):
     make_tree(tmp_path / "TIMIT", HAND_SPEAKERS, upper=True, fmt="sphere")
     dev = write_list(tmp_path / "dev.list", ["mghi0"])
