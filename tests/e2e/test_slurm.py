@@ -212,7 +212,7 @@ export cuda_cmd="slurm.pl --mem 2G --gpu 0"
 """
 SKIP_PARTS = {"log", "q", "timing"}              # logs, job scripts, timings: differ by nature
 SKIP_NAMES = {"rtf", "RESULTS.md", "history.tsv", "train_summary", "digest_cache.json",  # hold times
-              "stage_times.tsv"}
+              "stage_times.tsv", ".run.lock"}
 LATER_STAGES = ("exp/ser/", "exp/transfer/", "exp/report/", "data/iemocap/folds/", "exp/joint/",  # 11-13
                 "exp/stamps/stage11", "exp/stamps/stage12", "exp/stamps/stage13")
 
