@@ -15,8 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+last_stage=13
 stage=0
-stop_stage=100
+stop_stage=$last_stage
 nj=4
 corpus=demo          # demo | tiny (synthetic, generated here) | timit | iemocap (your licensed copy)
 timit_root=
@@ -30,8 +31,15 @@ ser_protocol=paper   # IEMOCAP fold plan: paper (conf/iemocap_folds.conf) or NAM
 seeds=1              # trainings per row of the transfer sweeps, each with another seed
 nnet_profile=        # ConvNet configs: paper (conf/convnet_{asr,ser,joint}.yaml) or NAME (conf/convnet_*_NAME.yaml);
                      # default: demo or tiny for those corpora, paper for real ones
-last_stage=13
-help_message=$(sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//')
+# --help: the header above, the stages (their titles in this file) and the options' defaults.
+help_message="$(sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//')
+
+Stages (--stage N --stop-stage M):
+$(sed -n 's/^if .*run_stage \([0-9]*\) "\([^"]*\)".*/  \1\t\2/p' "$0" \
+  | sed 's/\$corpus/demo or tiny/; s/\$ser_protocol/--ser-protocol/')
+
+Defaults: --corpus $corpus --nj $nj --stage 1 --stop-stage $last_stage --ser-protocol $ser_protocol --seeds $seeds
+  --nnet-profile (the corpus's) --corpus-dir $corpus_dir --force $force --skip-setup $skip_setup"
 
 . utils/parse_options.sh
 . utils/log.sh
@@ -268,4 +276,4 @@ if $do_asr && $do_ser && run_stage 13 "joint ASR-SER ConvNet (one trunk, two out
   stage_done 13
 fi
 
-log "done (stages $stage..$stop_stage, corpus $corpus)"
+log "done (stages $(( stage > 1 ? stage : 1 ))..$(( stop_stage < last_stage ? stop_stage : last_stage )), corpus $corpus)"

@@ -156,6 +156,14 @@ def test_parse_options_never_evaluates_what_it_parses(tmp_path):
     assert proc.stdout.strip() == "nj=-3 flag=true"
 
 
+def test_run_sh_help_lists_the_stages_and_defaults(tmp_path):
+    proc = run_script(["./run.sh", "--help"], cwd=link_recipe(tmp_path / "recipe"))
+    stages = [line.split("\t")[0].strip() for line in proc.stderr.splitlines() if "\t" in line]
+    assert stages == [str(n) for n in range(1, 14)]
+    assert "  11\tSER: frame labels (emotion + sil), --ser-protocol folds" in proc.stderr
+    assert "Defaults: --corpus demo --nj 4 --stage 1 --stop-stage 13 --ser-protocol paper" in proc.stderr
+
+
 @pytest.mark.parametrize("args, message", [  # (--stop-stage 0: without the checks, nothing heavy runs)
     (["--stop-stage", "0", "--stage", "nj[$(touch PWNED)]"], "option --stage takes an integer"),
     (["--stop-stage", "0", "--nj[$(touch PWNED)]", "2"], "unknown option --nj[$(touch PWNED)]"),
