@@ -17,17 +17,15 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 from pyscripts.config_files import config_chain
 from pyscripts.errors import DataError, cli_main
-from pyscripts.kaldi.archives import check_archives
+from pyscripts.kaldi.archives import ARK_OFFSET, check_archives
 from pyscripts.kaldi.datadir import check_features
 
 OUT_OF_DATE = 3
-_ARK_OFFSET = re.compile(r"^(.*):(\d+)$")
 
 
 def file_digest(path):
@@ -53,7 +51,7 @@ def scp_digest(scp, digest=file_digest):
     h, arks = hashlib.sha256(), {}
     for line in Path(scp).read_text().splitlines():
         key, _, where = line.partition(" ")
-        match = _ARK_OFFSET.match(where.strip())
+        match = ARK_OFFSET.match(where.strip())
         if match and Path(match[1]).is_file():
             ark, offset = match[1], match[2]
             if ark not in arks:

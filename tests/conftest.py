@@ -28,6 +28,16 @@ def run_script(args, cwd, check=True, env=None):
     return proc
 
 
+def wait_for(predicate, timeout=60, what="it"):
+    """Polls predicate() until it is true; fails after `timeout` seconds naming `what` it waited for."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 @pytest.fixture(scope="session")
 def corpus_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("corpora")

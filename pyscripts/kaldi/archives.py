@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pyscripts.errors import DataError
 
-_ARK_OFFSET = re.compile(r"^(.*):(\d+)$")
+ARK_OFFSET = re.compile(r"^(.*):(\d+)$")  # the `ark:offset` of an scp line
 _VALUE_BYTES = {b"FM": 4, b"DM": 8, b"FV": 4, b"DV": 8}
 
 
@@ -26,7 +26,7 @@ def scp_entries(scp):
     entries = []
     for line in Path(scp).read_text().splitlines():
         key, _, where = line.strip().partition(" ")
-        match = _ARK_OFFSET.match(where.strip())
+        match = ARK_OFFSET.match(where.strip())
         if match:
             entries.append((key, match[1], int(match[2])))
     return entries

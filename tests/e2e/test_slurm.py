@@ -15,20 +15,11 @@ import pytest
 import torch
 
 import slurm_cluster
-from conftest import RECIPE, link_recipe, run_script
+from conftest import RECIPE, link_recipe, run_script, wait_for
 
 RUN_PL = RECIPE / "utils/run.pl"
 SLURM_PL = RECIPE / "utils/slurm.pl"
 QUEUE_PL = RECIPE / "utils/queue.pl"
-
-
-def wait_for(predicate, timeout=60, what="it"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # ---------------------------------------------------------------- the runner without a scheduler

@@ -8,12 +8,11 @@ The runs here stop in their set-up: utils/setup_env.sh is a stub that says it st
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import RECIPE, RECIPE_ENTRIES, run_script
+from conftest import RECIPE, RECIPE_ENTRIES, run_script, wait_for
 
 RUN_PL = RECIPE / "utils/run.pl"
 STUB_SETUP = """#!/bin/bash
@@ -21,15 +20,6 @@ echo started > setup.started
 sleep "${STUB_SETUP_SECONDS:-60}"
 exit 7
 """
-
-
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def alive(pid):
