@@ -4,7 +4,13 @@ RECIPE_ROOT=${RECIPE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)}
 export RECIPE_ROOT
 # shellcheck source=utils/log.sh
 . "$RECIPE_ROOT/utils/log.sh"   # log, error, die
-if [[ -f $RECIPE_ROOT/.venv/bin/activate ]]; then
+# The virtual environment: $VENV when set (one venv shared by several copies of the recipe; made by
+# VENV=DIR utils/setup_env.sh), else the recipe's own .venv.
+if [[ -n ${VENV:-} ]]; then
+  [[ -f $VENV/bin/activate ]] || { error "path.sh: VENV=$VENV has no bin/activate: make it with VENV=$VENV utils/setup_env.sh, or unset VENV"; return 1; }
+  # shellcheck disable=SC1091  # made by utils/setup_env.sh
+  . "$VENV/bin/activate"
+elif [[ -f $RECIPE_ROOT/.venv/bin/activate ]]; then
   # shellcheck disable=SC1091  # made by utils/setup_env.sh, absent before it runs
   . "$RECIPE_ROOT/.venv/bin/activate"
 fi

@@ -31,6 +31,7 @@ ser_protocol=paper   # IEMOCAP fold plan: paper (conf/iemocap_folds.conf) or NAM
 seeds=1              # trainings per row of the transfer sweeps, each with another seed
 nnet_profile=        # ConvNet configs: paper (conf/convnet_{asr,ser,joint}.yaml) or NAME (conf/convnet_*_NAME.yaml);
                      # default: demo or tiny for those corpora, paper for real ones
+decode_conf=conf/decode.conf  # decoding and scoring settings of stages 8 and 10 (Kaldi conf format)
 # --help: the header above, the stages (their titles in this file) and the options' defaults.
 help_message="$(sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//')
 
@@ -39,7 +40,8 @@ $(sed -n 's/^if .*run_stage \([0-9]*\) "\([^"]*\)".*/  \1\t\2/p' "$0" \
   | sed 's/\$corpus/demo or tiny/; s/\$ser_protocol/--ser-protocol/')
 
 Defaults: --corpus $corpus --nj $nj --stage 1 --stop-stage $last_stage --ser-protocol $ser_protocol --seeds $seeds
-  --nnet-profile (the corpus's) --corpus-dir $corpus_dir --force $force --skip-setup $skip_setup"
+  --nnet-profile (the corpus's) --corpus-dir $corpus_dir --force $force --skip-setup $skip_setup
+  --decode-conf $decode_conf"
 
 . utils/parse_options.sh
 . utils/log.sh
@@ -50,6 +52,7 @@ if (( stage > last_stage )); then die "--stage $stage: there is no such stage (1
 if (( stage > stop_stage )); then die "--stage $stage is after --stop-stage $stop_stage: nothing to run"; fi
 if (( nj < 1 )); then die "--nj $nj: at least one job is needed"; fi
 if [[ ! $seeds =~ ^[1-9][0-9]*$ ]]; then die "--seeds $seeds: give the number of trainings per transfer row, 1 or more"; fi
+if [[ ! -f $decode_conf ]]; then die "--decode-conf $decode_conf: no such file (the recipe's is conf/decode.conf)"; fi
 ser_fold_conf=conf/iemocap_folds_$ser_protocol.conf
 if [[ $ser_protocol == paper ]]; then ser_fold_conf=conf/iemocap_folds.conf; fi
 if [[ ! $ser_protocol =~ ^[A-Za-z0-9_]+$ || ! -f $ser_fold_conf ]]; then
@@ -57,31 +60,39 @@ if [[ ! $ser_protocol =~ ^[A-Za-z0-9_]+$ || ! -f $ser_fold_conf ]]; then
   die "--ser-protocol $ser_protocol: no such protocol; the protocols are ${protocols[*]} (conf/iemocap_folds[_NAME].conf)"
 fi
 
+# The corpus registry (conf/corpora/README): which tasks the corpus serves, whether stage 1 generates it,
+# its default speaker lists, ConvNet profile and alignment options.
+if [[ ! $corpus =~ ^[A-Za-z0-9_]+$ || ! -f conf/corpora/$corpus.conf ]]; then
+  corpora=(); for f in conf/corpora/*.conf; do f=${f#conf/corpora/}; corpora+=("${f%.conf}"); done
+  printf -v names '%s, ' "${corpora[@]:0:${#corpora[@]}-1}"
+  die "--corpus must be ${names%, } or ${corpora[-1]}, not '$corpus'"
+fi
+conf_tasks=; conf_synthetic=; conf_dev_spk_list=; conf_test_spk_list=; conf_nnet_profile=; conf_align_opts=
+. utils/read_conf.sh "conf/corpora/$corpus.conf" || exit 1
+if [[ ! $conf_tasks =~ ^(asr|ser|asr,ser|ser,asr)$ || ! $conf_synthetic =~ ^(true|false)$ || -z $conf_nnet_profile ]]; then
+  die "conf/corpora/$corpus.conf: needs --tasks=asr|ser|asr,ser, --synthetic=true|false and --nnet-profile=NAME"
+fi
+
 # The ConvNet configs: the paper's for real corpora, shorter schedules for the CPU-sized demo and tiny ones
 # (nnet_suffix: the configs' file-name ending).
-if [[ -z $nnet_profile ]]; then
-  nnet_profile=paper; [[ $corpus == demo || $corpus == tiny ]] && nnet_profile=$corpus
-fi
+nnet_profile=${nnet_profile:-$conf_nnet_profile}
 nnet_suffix=_$nnet_profile; [[ $nnet_profile == paper ]] && nnet_suffix=
 if [[ ! $nnet_profile =~ ^[A-Za-z0-9_]+$ || ! -f conf/convnet_asr$nnet_suffix.yaml ]]; then
   profiles=(paper); for f in conf/convnet_asr_*.yaml; do f=${f#conf/convnet_asr_}; profiles+=("${f%.yaml}"); done
   die "--nnet-profile $nnet_profile: no such profile; the profiles are ${profiles[*]} (conf/convnet_{asr,ser,joint}[_NAME].yaml)"
 fi
 
-case $corpus in
-  demo|tiny) do_asr=true; do_ser=true
-             timit_root=${timit_root:-$corpus_dir/$corpus/timit}
-             iemocap_root=${iemocap_root:-$corpus_dir/$corpus/iemocap}
-             dev_spk_list=${dev_spk_list:-conf/${corpus}_timit_dev_spk.list}
-             test_spk_list=${test_spk_list:-conf/${corpus}_timit_test_spk.list} ;;
-  timit)     do_asr=true; do_ser=false
-             dev_spk_list=${dev_spk_list:-conf/timit_dev_spk.list}
-             test_spk_list=${test_spk_list:-conf/timit_test_spk.list}
-             [[ -n $timit_root ]] || die "--corpus timit needs --timit-root DIR" ;;
-  iemocap)   do_asr=false; do_ser=true
-             [[ -n $iemocap_root ]] || die "--corpus iemocap needs --iemocap-root DIR" ;;
-  *) die "--corpus must be demo, tiny, timit or iemocap, not '$corpus'" ;;
-esac
+do_asr=false; [[ ,$conf_tasks, == *,asr,* ]] && do_asr=true
+do_ser=false; [[ ,$conf_tasks, == *,ser,* ]] && do_ser=true
+synthetic=$conf_synthetic
+if $synthetic; then
+  timit_root=${timit_root:-$corpus_dir/$corpus/timit}; iemocap_root=${iemocap_root:-$corpus_dir/$corpus/iemocap}
+fi
+if $do_asr; then
+  dev_spk_list=${dev_spk_list:-$conf_dev_spk_list}; test_spk_list=${test_spk_list:-$conf_test_spk_list}
+  [[ -n $timit_root ]] || die "--corpus $corpus needs --timit-root DIR"
+fi
+if $do_ser && [[ -z $iemocap_root ]]; then die "--corpus $corpus needs --iemocap-root DIR"; fi
 
 # Kaldi's tables ("key path" lines of wav.scp, feats.scp) and the job runners' command lines cannot hold
 # paths with white space or shell characters: refuse them now rather than fail in a later stage.
@@ -129,7 +140,7 @@ stage_done() {  # stage_done N: the stage finished: keep its fingerprint, add it
   printf '%s\t%s\t%s\n' "$1" "$((SECONDS - stage_started))" "$(date '+%FT%T')" >> exp/stage_times.tsv
 }
 
-if [[ $corpus == demo || $corpus == tiny ]] && run_stage 1 "generate the synthetic $corpus corpora"; then
+if $synthetic && run_stage 1 "generate the synthetic $corpus corpora"; then
   local/make_demo_timit.sh --size "$corpus" "$timit_root"
   local/make_demo_iemocap.sh --size "$corpus" "$iemocap_root"
   stage_done 1
@@ -183,8 +194,8 @@ if $do_asr && run_stage 6 "monophone GMM-HMM training" --input conf/mono.conf --
   stage_done 6
 fi
 
-# The tiny corpus trains too weak a model for dev/test speakers to align at Kaldi's beams.
-ali_opts=(); [[ $corpus == tiny ]] && ali_opts=(--beam 40 --retry-beam 400)
+# The corpus's alignment options (the tiny corpus trains too weak a model for Kaldi's beams).
+read -ra ali_opts <<< "$conf_align_opts"
 if $do_asr && run_stage 7 "forced alignment of train, dev and test; frame targets for the ConvNet" \
     --input conf/mono.conf --input data/lang --input=exp/mono/{final.mdl,tree} --option "align=${ali_opts[*]}" \
     --data=data/timit{,_mfcc}/{train,dev,test} --input=data/timit_mfcc/{train,dev,test}/{feats,cmvn}.scp \
@@ -201,12 +212,13 @@ if $do_asr && run_stage 7 "forced alignment of train, dev and test; frame target
   stage_done 7
 fi
 
-if $do_asr && run_stage 8 "decoding graph and GMM baseline decode" --input data/lang_test_bg \
+if $do_asr && run_stage 8 "decoding graph and GMM baseline decode" --input data/lang_test_bg --input "$decode_conf" \
     --input=exp/mono/{final.mdl,tree} --data=data/timit_mfcc/{dev,test} --input=data/timit_mfcc/{dev,test}/{feats,cmvn}.scp \
     --output exp/mono/graph/HCLG.fst --output=exp/mono/decode_{dev,test}/scoring/best_wer; then
   utils/mkgraph.sh data/lang_test_bg exp/mono exp/mono/graph
-  steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" exp/mono/graph data/timit_mfcc/dev exp/mono/decode_dev
-  steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" --tune-dir exp/mono/decode_dev \
+  steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" --decode-conf "$decode_conf" \
+    exp/mono/graph data/timit_mfcc/dev exp/mono/decode_dev
+  steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" --decode-conf "$decode_conf" --tune-dir exp/mono/decode_dev \
     exp/mono/graph data/timit_mfcc/test exp/mono/decode_test
   stage_done 8
 fi
@@ -222,12 +234,13 @@ if $do_asr && run_stage 9 "ConvNet acoustic model on the monophone-state targets
 fi
 
 if $do_asr && run_stage 10 "hybrid ConvNet-HMM decoding with the bigram LM: FER, PER (LM weight chosen on dev), RTF" \
-    --input exp/convnet_asr/final.pt --input exp/mono/graph --input exp/mono/final.mdl --data=data/timit/{dev,test} \
+    --input exp/convnet_asr/final.pt --input exp/mono/graph --input exp/mono/final.mdl --input "$decode_conf" \
+    --data=data/timit/{dev,test} \
     --input=data/timit/{dev,test}/feats.scp --input=exp/mono_ali_{dev,test}/targets \
     --output=exp/convnet_asr/decode_{dev,test}/scoring/best_wer --output exp/RESULTS.md; then
-  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --targets exp/mono_ali_dev/targets \
+  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --decode-conf "$decode_conf" --targets exp/mono_ali_dev/targets \
     exp/mono/graph data/timit/dev exp/convnet_asr/decode_dev
-  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --targets exp/mono_ali_test/targets \
+  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --decode-conf "$decode_conf" --targets exp/mono_ali_test/targets \
     --scoring-opts "--tune-dir exp/convnet_asr/decode_dev" exp/mono/graph data/timit/test exp/convnet_asr/decode_test
   local/results.sh --out exp/RESULTS.md exp
   stage_done 10
@@ -241,9 +254,11 @@ if $do_ser && run_stage 11 "SER: frame labels (emotion + sil), $ser_protocol fol
   stage_done 11
 fi
 
+# Every SER -> ASR row normalises its input with stage 9's CMVN stats, as the ASR Baseline (in the
+# stamp's options, so that rows trained before that are trained again).
+transfer_opts=(--asr-cmvn-stats data/timit/train/cmvn_global.stats)
+(( seeds > 1 )) && transfer_opts+=(--seeds "$seeds")
 # The smoke test: two values of l and one fold, and a light report (few frames for CKA/CCA and probes).
-transfer_opts=()
-(( seeds > 1 )) && transfer_opts=(--seeds "$seeds")
 [[ $corpus == tiny ]] && transfer_opts+=(--layers "3,0" --folds fold1
   --report-opts "--cka-frames-per-set 300 --probe-frames 400 --probe-max-iter 50")
 ser_models=(exp/ser/fold*/final.pt)
@@ -263,7 +278,7 @@ if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figu
 fi
 
 if $do_asr && $do_ser && run_stage 13 "joint ASR-SER ConvNet (one trunk, two output layers) on mixed batches: FER/PER and E/UE against the single-task Baselines" \
-    --input=conf/convnet_{joint,asr}$nnet_suffix.yaml --input "$ser_fold_conf" \
+    --input=conf/convnet_{joint,asr}$nnet_suffix.yaml --input "$ser_fold_conf" --input data/timit/train/cmvn_global.stats \
     --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp --input=exp/mono_ali{,_dev,_test}/targets \
     --input exp/mono/graph --input exp/mono/final.mdl --data=data/iemocap/folds/fold1/{train,valid,test} \
     --input=data/iemocap/folds/fold1/{train,valid,test}/feats.scp --input exp/ser/targets/fold1 \
@@ -272,7 +287,7 @@ if $do_asr && $do_ser && run_stage 13 "joint ASR-SER ConvNet (one trunk, two out
     --output exp/joint/final.pt --output=exp/joint/asr/decode_{dev,test}/scoring/best_wer --output exp/joint/results.md; then
   local/run_joint.sh --train-config conf/convnet_joint$nnet_suffix.yaml --nj "$nj" --force "$force" exp/joint
   # Stage 12's report shows the joint model's row too.
-  if [[ -f exp/report/README.md ]]; then local/make_report.sh --readme-only true --seeds "$seeds" exp/report; fi
+  if [[ -f exp/report/README.md ]]; then local/make_report.sh --readme-only true exp/report; fi
   stage_done 13
 fi
 

@@ -3,14 +3,15 @@
 # the first-layer filters (pyscripts/transfer/figures.py), linear CKA, SVCCA and PWCCA per layer between
 # the ASR and SER networks (pyscripts/transfer/cka.py, cca.py), linear probes of phone, emotion and speaker
 # on each layer of both (pyscripts/transfer/probes.py), and OUT_DIR/README.md tying them together with the
-# configuration (pyscripts/transfer/report.py). Parts whose inputs are missing are left out and said so.
+# configuration (pyscripts/transfer/report.py). The tables and the README read the sweeps' plans
+# (EXP_ROOT/{ser2asr,asr2ser}/plan, written by local/run_transfer.sh). Parts whose inputs are missing are
+# left out and said so.
 # The tables and curves set the paper's numbers on the real corpora (--paper-results) beside the recipe's;
 # the joint model's comparison with the Baselines (stage 13) is added when it has been run.
 set -euo pipefail
 
-exp_root=exp/transfer
-ser_folds_dir=data/iemocap/folds
-seeds=1                     # trainings per row of the sweeps (local/run_transfer.sh --seeds)
+exp_root=exp/transfer       # the sweeps, with their plans
+ser_folds_dir=data/iemocap/folds   # the emotion probe's fold data
 asr_model=                  # default: EXP_ROOT/ser2asr/baseline/final.pt
 ser_model=                  # default: EXP_ROOT/asr2ser/baseline/fold1/final.pt
 ser_model2=                 # same-task CKA reference; default: EXP_ROOT/asr2ser/baseline/fold2/final.pt
@@ -33,9 +34,8 @@ readme_only=false           # true: only write OUT_DIR/README.md again from what
 help_message="Usage: $0 [options] OUT_DIR
   e.g. $0 exp/report
 Options (defaults in brackets):
-  --exp-root DIR              the sweeps [$exp_root]
-  --ser-folds-dir DIR         the SER fold plan [$ser_folds_dir]
-  --seeds N                   trainings per row of the sweeps [$seeds]
+  --exp-root DIR              the sweeps, with their plans DIR/{ser2asr,asr2ser}/plan [$exp_root]
+  --ser-folds-dir DIR         the SER folds' data dirs (the emotion probe) [$ser_folds_dir]
   --asr-model M / --ser-model M / --ser-model2 M   networks for the filters and CKA [the baselines]
   --cka-data 'DIR ...'        data dirs whose frames CKA compares on [$cka_data]
   --cka-frames-per-set N      frames drawn from each [$cka_frames_per_set]
@@ -62,14 +62,13 @@ speaker_data=${speaker_data:-$timit_data/dev}
 mkdir -p "$out"
 
 write_readme() {
-  python3 -m pyscripts.transfer.report --exp-root "$exp_root" --ser-folds-dir "$ser_folds_dir" --seeds "$seeds" \
-    --asr-model "$asr_model" --ser-model "$ser_model" --joint-results "$joint_results" "$out"
+  python3 -m pyscripts.transfer.report --exp-root "$exp_root" --asr-model "$asr_model" --ser-model "$ser_model" \
+    --joint-results "$joint_results" "$out"
   log "report in $out/README.md"
 }
 if [[ $readme_only == true ]]; then write_readme; exit 0; fi
 
-python3 -m pyscripts.transfer.tables --exp-root "$exp_root" --ser-folds-dir "$ser_folds_dir" --seeds "$seeds" \
-  --paper-results "$paper_results" "$out"
+python3 -m pyscripts.transfer.tables --exp-root "$exp_root" --paper-results "$paper_results" "$out"
 python3 -m pyscripts.transfer.figures transfer --paper-results "$paper_results" "$out/results.json" "$out"
 
 rm -f "$out/filters.png" "$out/cka.tsv" "$out/cka.png" "$out/cka.log" "$out/svcca.tsv" "$out/pwcca.tsv" \

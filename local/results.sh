@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The ASR results table: one row per model with FER and PER on dev and test (the paper's columns),
-# collected from <exp>/**/decode_{dev,test}/scoring (best_wer, wer_*, fer) and the real-time
-# factors from decode_*/rtf. Test PER is taken at the LM weight / insertion penalty chosen on dev.
+# The ASR results table: one row per model with FER and PER on dev and test (the paper's columns) and
+# the real-time factors, read from the result records <exp>/**/decode_{dev,test}/scoring/result.json
+# (pyscripts/asr/result.py). Test PER is taken at the LM weight / insertion penalty chosen on dev.
 # A second table gives each FER and PER with its 95% bootstrap interval over utterances
 # (pyscripts/stats.py, from scoring/per_by_utt and fer_by_utt).
 set -euo pipefail

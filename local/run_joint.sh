@@ -10,6 +10,9 @@
 #            the LM weight chosen on dev), as exp/convnet_asr
 #   stage 4: E/UE of the SER view on the fold's Dev (valid) and Test sets: EXP_DIR/ser/foldK/eval, as exp/ser
 #   stage 5: EXP_DIR/results.md: one line per task, joint against the single-task Baselines
+#            (pyscripts/joint_results.py)
+# Each task's input is normalised as its Baseline's (joint.normalise per_task): ASR with the global CMVN
+# stats of stage 9 (--asr-cmvn-stats), SER with its training frames' statistics (as stage 11).
 # One joint training per fold would follow the SER protocol; one fold (--fold) keeps the cost to one training.
 set -euo pipefail
 
@@ -27,6 +30,8 @@ timit_data=data/timit            # train/dev/test data dirs with fbank features
 asr_train_targets=exp/mono_ali/targets         # frame targets (targets.scp, num_targets) of TIMIT train,
 asr_dev_targets=exp/mono_ali_dev/targets       # dev (early stopping, FER) and test (FER)
 asr_test_targets=exp/mono_ali_test/targets
+asr_cmvn_stats=data/timit/train/cmvn_global.stats  # the ASR input's normalisation, as the ASR Baseline's (stage 9);
+                                                   # empty: the TIMIT training frames' statistics
 graph_dir=exp/mono/graph         # HCLG of the ASR decoding (its ../final.mdl maps transition-ids to pdfs)
 ser_data=data/iemocap            # folds/foldK/{train,valid,test} with features (local/run_ser.sh)
 ser_targets=exp/ser/targets      # foldK/{train,valid,test} frame targets
@@ -47,6 +52,7 @@ Options (defaults in brackets):
   --rule mean|vote               SER utterance decision [$rule]
   --timit-data DIR --asr-train-targets DIR --asr-dev-targets DIR --asr-test-targets DIR --graph-dir DIR
                                  ASR data [$timit_data, $asr_train_targets, $asr_dev_targets, $asr_test_targets, $graph_dir]
+  --asr-cmvn-stats FILE          global CMVN stats of the ASR input ('': its frames' statistics) [$asr_cmvn_stats]
   --ser-data DIR --ser-targets DIR   SER folds [$ser_data/folds, $ser_targets]
   --asr-baseline DIR --ser-baseline DIR   single-task models to compare with [$asr_baseline, $ser_baseline]"
 
@@ -65,29 +71,17 @@ summary() {  # summary EXP_DIR: one line from the train_summary of the joint tra
 }
 
 if stage_selected 1; then
-  for f in "$train_config" "$timit_data"/{train,dev}/feats.scp "$asr_train_targets/targets.scp" \
-           "$asr_dev_targets/targets.scp" "$folds/fold$fold"/{train,valid}/feats.scp \
-           "$ser_targets/fold$fold"/{train,valid}/targets.scp; do
+  for f in "$timit_data"/{train,dev}/feats.scp "$asr_train_targets/targets.scp" "$asr_dev_targets/targets.scp" \
+           "$folds/fold$fold"/{train,valid}/feats.scp "$ser_targets/fold$fold"/{train,valid}/targets.scp; do
     [[ -f $f ]] || die "no such file $f"
   done
-  args=(--config "$train_config" --device "$device")
-  for kv in $overrides; do args+=(--set "$kv"); done
-  (( num_threads > 0 )) && args+=(--num-threads "$num_threads")
-  args+=("$timit_data/train" "$timit_data/dev" "$asr_train_targets" "$asr_dev_targets"
-         "$folds/fold$fold/train" "$folds/fold$fold/valid" "$ser_targets/fold$fold/train" "$ser_targets/fold$fold/valid"
-         "$exp")
-  status=$(python3 -m pyscripts.nnet.joint train --check "${args[@]}")
-  if [[ $force != true && $status == up-to-date ]]; then
-    log "stage 1: $exp/final.pt is up to date, skipping"
-  else
-    [[ $force == true ]] && args=(--force "${args[@]}")
-    log "stage 1: training the joint model $exp with $train_config, fold $fold (log: $exp/log/train.log)"
-    res_opts=(--num-threads $(( num_threads > 0 ? num_threads : 1 )))
-    case $device in cuda) res_opts+=(--gpu 1) ;; cpu) res_opts+=(--gpu 0) ;; auto) ;;
-      *) die "--device must be auto, cpu or cuda, not '$device'" ;; esac
-    mkdir -p "$exp/log"
-    $cuda_cmd "${res_opts[@]}" "$exp/log/train.log" python3 -m pyscripts.nnet.joint train "${args[@]}"
-  fi
+  log "stage 1: the joint model $exp with $train_config, fold $fold"
+  # The one training entry: it skips an up-to-date final.pt, resumes a killed run, and logs to $exp/log/train.log.
+  steps/train_convnet.sh --cmd "$cuda_cmd" --train-config "$train_config" --overrides "$overrides" \
+    --device "$device" --num-threads "$num_threads" --force "$force" --cmvn-stats "$asr_cmvn_stats" \
+    "$timit_data/train" "$timit_data/dev" "$asr_train_targets" "$asr_dev_targets" \
+    "$folds/fold$fold/train" "$folds/fold$fold/valid" "$ser_targets/fold$fold/train" "$ser_targets/fold$fold/valid" \
+    "$exp"
   summary "$exp"
 fi
 
@@ -115,5 +109,5 @@ if stage_selected 4 "E/UE of the SER view on fold $fold's Dev and Test ($rule ru
 fi
 
 if stage_selected 5 "comparison with the single-task Baselines ($asr_baseline, $ser_baseline/fold$fold)"; then
-  python3 -m pyscripts.nnet.joint compare --fold "$fold" "$exp" "$asr_baseline" "$ser_baseline"
+  python3 -m pyscripts.joint_results --fold "$fold" "$exp" "$asr_baseline" "$ser_baseline"
 fi

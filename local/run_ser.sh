@@ -6,7 +6,7 @@
 #   stage 3: train one ConvNet per fold, all folds as parallel jobs through $cuda_cmd
 #   stage 4: evaluate each fold on Dev (its valid set) and Test (its held-out speakers)
 #   stage 5: tables: E/UE per fold and averaged, paper-style Markdown in EXP_DIR/results.md, and the
-#            same with 95% bootstrap intervals (utterances resampled within speakers, pyscripts/stats.py)
+#            same with 95% bootstrap intervals (utterances resampled within speakers, pyscripts/ser/intervals.py)
 set -euo pipefail
 
 stage=1
@@ -19,7 +19,7 @@ device=auto                    # auto | cpu | cuda: cuda asks the scheduler for 
                                # none, auto leaves it to $cuda_cmd (cmd.sh)
 max_jobs_run=0                 # at most this many fold jobs at once (0: all)
 rule=mean                      # utterance decision: mean posterior over speech frames | vote
-fold_conf=conf/iemocap_folds.conf
+fold_conf=                     # fold plan; default: local/ser_make_folds.sh's (the paper's protocol)
 fbank_config=conf/fbank.conf
 vad_config=conf/vad.conf
 
@@ -34,7 +34,7 @@ Options:
   --device auto|cpu|cuda       where the fold jobs train (default $device; see above)
   --max-jobs-run N             concurrent fold jobs, 0 = all (default $max_jobs_run)
   --rule mean|vote             utterance decision rule (default $rule)
-  --fold-conf FILE             fold plan: conf/iemocap_folds[_loso10|_superb].conf (default $fold_conf)
+  --fold-conf FILE             fold plan: conf/iemocap_folds[_loso10|_superb].conf (default: the paper's)
   --fbank-config FILE / --vad-config FILE   framing of the features / the speech-frame detector"
 
 . ./path.sh
@@ -56,7 +56,7 @@ if stage_selected 1 "frame targets (emotion + sil) of $data/all"; then
 fi
 
 if stage_selected 2 "folds"; then
-  local/ser_make_folds.sh --fold-conf "$fold_conf" "$data" "$targets"
+  local/ser_make_folds.sh ${fold_conf:+--fold-conf "$fold_conf"} "$data" "$targets"
 fi
 
 if stage_selected 3; then

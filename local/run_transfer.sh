@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The paper's transfer-learning sweeps between ASR (TIMIT) and SER (IEMOCAP). The trainings run as a
-# $cuda_cmd job array (local/transfer_train_job.sh: --init-from/--freeze-layers as planned), one job per
-# training except the rows l >= 2 of a fold, which share their frozen layers' outputs in one job; a
-# training whose EXP_DIR/final.pt is up to date (its final.stamp) is not re-run, so the script can be
-# re-started at any stage.
+# The paper's transfer-learning sweeps between ASR (TIMIT) and SER (IEMOCAP). First, at any stage, the
+# plan of each direction, EXP_ROOT/{ser2asr,asr2ser}/plan (pyscripts/transfer/plan.py: one line per
+# training; the report reads them too). The trainings run as a $cuda_cmd job array (local/transfer_job.sh
+# train), one job per training except the rows l >= 2 of a fold, which share their frozen layers' outputs
+# in one job; a training whose EXP_DIR/final.pt is up to date (its final.stamp) is not re-run, so the
+# script can be re-started at any stage. Every row normalises its input as its Baseline: SER -> ASR with
+# --asr-cmvn-stats (stage 9's), ASR -> SER with its fold's training frames' statistics (stage 11's).
 #   stage 1: baselines, trained from scratch: ASR (the ser2asr Baseline row, and the asr2ser source)
 #            and SER on every fold (the asr2ser Baseline row; fold --ser-source-fold is the ser2asr source);
 #            --asr-baseline/--ser-baseline link models already trained with the same configs instead
@@ -29,6 +31,8 @@ timit_data=data/timit            # train/dev/test data dirs with fbank features
 asr_train_targets=exp/mono_ali/targets         # frame targets (targets.scp, num_targets) of TIMIT train,
 asr_dev_targets=exp/mono_ali_dev/targets       # dev (early stopping, FER) and test (FER)
 asr_test_targets=exp/mono_ali_test/targets
+asr_cmvn_stats=data/timit/train/cmvn_global.stats  # the ASR Baseline's input normalisation (stage 9's); for every
+                                 # ser2asr training; '': each training's own frames' mean and variance
 graph_dir=exp/mono/graph         # HCLG of the ASR decoding (its ../final.mdl maps transition-ids to pdfs)
 ser_data=data/iemocap            # folds/ (pyscripts/ser/folds.py) with features
 ser_targets=exp/ser/targets      # fold<k>/{train,valid,test} frame targets (local/ser_make_folds.sh)
@@ -64,6 +68,8 @@ Options (defaults in brackets):
   --timit-data DIR                 [$timit_data]
   --asr-train-targets DIR / --asr-dev-targets DIR / --asr-test-targets DIR
                                    [$asr_train_targets, $asr_dev_targets, $asr_test_targets]
+  --asr-cmvn-stats FILE            global CMVN stats of the SER -> ASR trainings, as the ASR Baseline's
+                                   ('': their own frames' statistics) [$asr_cmvn_stats]
   --graph-dir DIR                  decoding graph [$graph_dir]
   --ser-data DIR / --ser-targets DIR   [$ser_data, $ser_targets]
   --asr-baseline DIR / --ser-baseline DIR   reuse these baselines (trained with the same configs)
@@ -84,36 +90,43 @@ Options (defaults in brackets):
 . ./cmd.sh
 . utils/parse_options.sh
 . utils/stage.sh
-. local/transfer_job.sh
 if [[ $# -ne 0 ]]; then echo -e "$help_message" >&2; exit 1; fi
 suffix=; [[ $reinit_unfrozen == true ]] && suffix=_reinit
 exp_root=${exp_root:-exp/transfer$suffix}
 report_dir=${report_dir:-exp/report$suffix}
 plan_opts=(--exp-root "$exp_root" --asr-train-data "$timit_data/train" --asr-dev-data "$timit_data/dev"
            --asr-train-targets "$asr_train_targets" --asr-dev-targets "$asr_dev_targets"
-           --ser-folds-dir "$ser_data/folds" --ser-targets-dir "$ser_targets"
+           --asr-cmvn-stats "$asr_cmvn_stats" --ser-folds-dir "$ser_data/folds" --ser-targets-dir "$ser_targets"
            --asr-source "$asr_source" --ser-source "$ser_source" --ser-source-fold "$ser_source_fold"
            --folds "$folds" --layers "$layers" --seeds "$seeds")
 [[ $reinit_unfrozen == true ]] && plan_opts+=(--reinit-unfrozen)
 limit_opts=()
 (( max_jobs_run > 0 )) && limit_opts=(--max-jobs-run "$max_jobs_run")
 
-# train_jobs DIRECTION WHICH CONFIG [PLAN OPTION]: plans the jobs, runs them as one job array (one
-# job per group of trainings that share frozen layers, see pyscripts/transfer/plan.py), reports their times.
+# plan_fields ARRAY [fields options] PLAN KEY: sets the array named ARRAY to the answers of
+# pyscripts/transfer/plan.py fields, one element per line (it alone parses the plans).
+plan_fields() {
+  local -n _values=$1
+  local answer; answer=$(python3 -m pyscripts.transfer.plan fields "${@:2}")
+  _values=()
+  [[ -z $answer ]] || mapfile -t _values <<< "$answer"
+}
+
+# train_jobs DIRECTION WHICH CONFIG [--linked-baseline]: runs the plan's WHICH trainings as one job array
+# (one job per group of trainings that share frozen layers, see pyscripts/transfer/plan.py), reports their times.
 train_jobs() {
   local direction=$1 which=$2 config=$3 dir=$exp_root/$1
-  python3 -m pyscripts.transfer.plan --direction "$direction" --which "$which" "${plan_opts[@]}" \
-    "${@:4}" --groups "$dir/groups.$which" "$dir/jobs.$which"
+  python3 -m pyscripts.transfer.plan groups --which "$which" "${@:4}" "$dir/plan" "$dir/groups.$which"
   local n; n=$(wc -l < "$dir/groups.$which")
   if (( n == 0 )); then return 0; fi
-  log "$direction $which: $(wc -l < "$dir/jobs.$which") trainings in $n jobs with $config" \
+  log "$direction $which: $(wc -w < "$dir/groups.$which") trainings in $n jobs with $config" \
       "(logs: $dir/log/train.$which.*.log)"
   local res_opts=(--num-threads "$num_threads")   # CPUs per job; GPUs as --device says
   case $device in cuda) res_opts+=(--gpu 1) ;; cpu) res_opts+=(--gpu 0) ;; esac
   $cuda_cmd "${limit_opts[@]}" "${res_opts[@]}" JOB=1:"$n" "$dir/log/train.$which.JOB.log" \
-    local/transfer_train_job.sh --train-config "$config" --overrides "$overrides" \
-      --num-threads "$num_threads" --device "$device" --groups "$dir/groups.$which" "$dir/jobs.$which" JOB
-  local exp_dirs=(); job_exp_dirs "$dir/jobs.$which" exp_dirs
+    local/transfer_job.sh --train-config "$config" --overrides "$overrides" --num-threads "$num_threads" \
+      --device "$device" train "$dir/plan" "$dir/groups.$which" JOB
+  local exp_dirs=(); plan_fields exp_dirs --lines "$(< "$dir/groups.$which")" "$dir/plan" exp_dir
   utils/train_summary.sh "${exp_dirs[@]}"
 }
 
@@ -124,6 +137,10 @@ link_baseline() {
   mkdir -p "$(dirname "$2")"
   ln -sfnr "$1" "$2"
 }
+
+for direction in ser2asr asr2ser; do
+  python3 -m pyscripts.transfer.plan write --direction "$direction" "${plan_opts[@]}" "$exp_root/$direction/plan"
+done
 
 if stage_selected 1 "baselines from scratch: ASR, and SER on every fold"; then
   # A linked baseline is a finished model of another stage: never trained (or re-trained) here.
@@ -141,8 +158,7 @@ if stage_selected 2 "SER -> ASR transfer, l = ${layers:-5..0}"; then
 fi
 
 if stage_selected 3 "decode and score the SER -> ASR models (FER, PER; test at dev's best LM weight)"; then
-  python3 -m pyscripts.transfer.plan --direction ser2asr --which all "${plan_opts[@]}" "$exp_root/ser2asr/jobs.all"
-  exp_dirs=(); job_exp_dirs "$exp_root/ser2asr/jobs.all" exp_dirs
+  exp_dirs=(); plan_fields exp_dirs "$exp_root/ser2asr/plan" exp_dir
   for d in "${exp_dirs[@]}"; do
     if [[ $d/decode_test/scoring/best_wer -nt $d/final.pt && $d/decode_dev/scoring/best_wer -nt $d/final.pt ]]; then
       log "$d already decoded and scored"; continue
@@ -162,16 +178,15 @@ if stage_selected 4 "ASR -> SER transfer, l = ${layers:-5..0}, on ${folds:-every
 fi
 
 if stage_selected 5 "E and UE of the ASR -> SER models"; then
-  python3 -m pyscripts.transfer.plan --direction asr2ser --which all "${plan_opts[@]}" "$exp_root/asr2ser/jobs.all"
-  folds=(); job_folds "$exp_root/asr2ser/jobs.all" folds
+  folds=(); plan_fields folds --unique "$exp_root/asr2ser/plan" fold
   log "scoring the models of each of ${#folds[@]} folds in one job (logs: $exp_root/asr2ser/log/eval.*.log)"
   $train_cmd "${limit_opts[@]}" JOB=1:"${#folds[@]}" "$exp_root/asr2ser/log/eval.JOB.log" \
-    local/transfer_eval_job.sh --rule "$rule" --num-threads "$num_threads" "$exp_root/asr2ser/jobs.all" JOB
+    local/transfer_job.sh --rule "$rule" --num-threads "$num_threads" eval "$exp_root/asr2ser/plan" JOB
 fi
 
 if stage_selected 6 "report"; then
   # shellcheck disable=SC2086  # report_opts: several options, split on purpose
-  local/make_report.sh --exp-root "$exp_root" --ser-folds-dir "$ser_data/folds" --seeds "$seeds" \
+  local/make_report.sh --exp-root "$exp_root" --ser-folds-dir "$ser_data/folds" \
     --timit-data "$timit_data" --asr-train-targets "$asr_train_targets" --asr-dev-targets "$asr_dev_targets" \
     --ser-targets "$ser_targets" --probe-fold "$ser_source_fold" \
     --cka-data "$timit_data/dev $ser_data/folds/$ser_source_fold/valid" --asr-model "${asr_source:-$exp_root/ser2asr/baseline/final.pt}" \

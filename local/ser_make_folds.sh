@@ -9,14 +9,14 @@
 # DATA_DIR/folds/leakage, with a warning.
 set -euo pipefail
 
-fold_conf=conf/iemocap_folds.conf
+fold_conf=   # default: pyscripts/ser/folds.py's (the paper's protocol, conf/iemocap_folds.conf)
 
 help_message="Usage: $0 [options] DATA_DIR TARGETS_DIR
   e.g. $0 data/iemocap exp/ser/targets
 DATA_DIR/all needs feats.scp (steps/make_fbank.sh); TARGETS_DIR/all the frame targets
 (local/ser_frame_labels.sh).
 Options:
-  --fold-conf FILE   the fold plan's protocol, e.g. conf/iemocap_folds_loso10.conf (default $fold_conf)"
+  --fold-conf FILE   the fold plan's protocol, e.g. conf/iemocap_folds_loso10.conf (default: the paper's, pyscripts/ser/folds.py)"
 
 . ./path.sh
 . utils/parse_options.sh
@@ -24,12 +24,13 @@ if [[ $# -ne 2 ]]; then echo -e "$help_message" >&2; exit 1; fi
 data=$1
 targets=$2
 
-for f in "$data/all/feats.scp" "$targets/all/targets.scp" "$fold_conf"; do
+for f in "$data/all/feats.scp" "$targets/all/targets.scp" ${fold_conf:+"$fold_conf"}; do
   [[ -f $f ]] || die "no such file $f"
 done
+fold_opt=(); [[ -n $fold_conf ]] && fold_opt=(--fold-conf "$fold_conf")
 
 # Re-made from the full data dir so that every fold's subsets carry feats.scp and utt2num_frames.
-python3 -m pyscripts.ser.folds --fold-conf "$fold_conf" "$data/all" "$data/folds" 2> "$targets/all/log/folds.log" \
+python3 -m pyscripts.ser.folds "${fold_opt[@]}" "$data/all" "$data/folds" 2> "$targets/all/log/folds.log" \
   || { cat "$targets/all/log/folds.log" >&2; exit 1; }
 python3 -m pyscripts.ser.labels subset-folds "$targets/all" "$data/folds" "$targets" 2>> "$targets/all/log/folds.log" \
   || { cat "$targets/all/log/folds.log" >&2; exit 1; }
@@ -39,7 +40,7 @@ for dir in "$targets"/fold*; do
   fold=${dir##*/}
   grep -q "^$fold " "$data/folds/plan" || rm -r "$dir"
 done
-log "$(wc -l < "$data/folds/plan") folds of $fold_conf in $data/folds with targets in $targets:"
+log "$(wc -l < "$data/folds/plan") folds of ${fold_conf:-the default fold conf} in $data/folds with targets in $targets:"
 sed 's/^/  /' "$data/folds/plan"
 leaky=$(grep -vc ' shared_sentences=0 ' "$data/folds/leakage" || true)
 if (( leaky > 0 )); then

@@ -38,45 +38,27 @@ than a p-value under H0, and it rejects a true H0 more often than the randomizat
 Maxwell 2005). The difference B - A also gets its paired
 bootstrap interval (the same resamples for both systems; within speakers for E and UE).
 
-Per-utterance files (Kaldi tables after one `#` header line):
-  DECODE_DIR/scoring/per_by_utt  `utt errors ref_phones sub del ins` at the setting of best_wer
-                                 (pyscripts/asr/scoring.py best)
-  DECODE_DIR/scoring/fer_by_utt  `utt frame_errors frames` (pyscripts/asr/hybrid.py fer)
-  EVAL_DIR/decisions             `utt ref hyp scores...` with the data dir's utt2spk (pyscripts/ser/evaluate.py)
-
-Command line:
-  python3 -m pyscripts.stats asr [--setting LMWT_WIP] DECODE_DIR...  -> DECODE_DIR/scoring/intervals.json
-  python3 -m pyscripts.stats ser EVAL_DIR...                         -> EVAL_DIR/intervals.json
-  python3 -m pyscripts.stats compare asr|ser --a DIR... --b DIR...   (paired test; ser: folds in order)
-Options --resamples, --seed, --level everywhere.
+The files these numbers come from, and the command line, are the recipe's:
+  pyscripts/asr/utt_errors.py   per_by_utt, fer_by_utt and DECODE_DIR/scoring/intervals.json
+  pyscripts/ser/intervals.py    EVAL_DIR/decisions and EVAL_DIR/intervals.json
+  pyscripts/intervals.py        python3 -m pyscripts.intervals asr|ser|compare ...
+This module imports nothing of the recipe: numpy, the errors and the C order of ids (kaldi/tables.py).
 """
-import argparse
-import json
-import logging
 import math
-import re
 import zlib
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
-from pyscripts.errors import DataError, cli_main
-from pyscripts.kaldi.datadir import read_table
+from pyscripts.errors import DataError
 from pyscripts.kaldi.tables import c_sorted
-from pyscripts.ser.labels import EMOTIONS
-
-log = logging.getLogger(__name__)
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
 DEFAULT_LEVEL = 0.95
-INTERVALS_JSON = "intervals.json"
-PER_BY_UTT = "per_by_utt"
-FER_BY_UTT = "fer_by_utt"
-ASR_METRICS = ("FER", "PER")
-SER_METRICS = ("E", "UE")
+INTERVALS_JSON = "intervals.json"   # the JSON form of a set's intervals (method_fields, ser_block)
+ASR_METRICS = ("FER", "PER")        # ratios of sums over utterances
+SER_METRICS = ("E", "UE")           # class error rates
 _CHUNK = 256   # randomization rounds per batch (bounds the memory of a large pooled set)
 
 
@@ -149,11 +131,14 @@ def ratio_interval(errors, totals, strata=None, resamples=DEFAULT_RESAMPLES, see
 
 
 # -- classification (E, UE) -------------------------------------------------------------------------
-def class_rates(refs, correct, counts, num_classes=len(EMOTIONS)):
+def class_rates(refs, correct, counts, num_classes: int | None = None) -> tuple:
     """(E, UE, missing) per row of counts: E = 1 - accuracy, UE = 1 - mean recall over the classes
-    present in that row, missing = whether a class of the data is absent from that row."""
+    present in that row, missing = whether a class of the data is absent from that row. Classes are
+    ids 0..num_classes-1 (default: up to the largest reference)."""
     refs, correct = np.asarray(refs), np.asarray(correct, dtype=np.float64)
     counts = np.asarray(counts, dtype=np.float64)
+    if num_classes is None:
+        num_classes = int(refs.max()) + 1 if refs.size else 0
     e = 1.0 - (counts @ correct) / counts.sum(axis=1)
     recalls = np.full((len(counts), num_classes), np.nan)
     present = []
@@ -186,10 +171,11 @@ class SerSet:
         return (self.refs == self.hyps).astype(np.float64)
 
 
-def ser_set(utts, speakers, refs, hyps, source="", stratified=True):
-    """A SerSet in C order of the ids; refs/hyps as class ids or emotion names."""
+def ser_set(utts: list, speakers, refs, hyps, source: str = "", stratified: bool = True) -> SerSet:
+    """A SerSet in C order of the ids; refs/hyps as class ids (pyscripts/ser/intervals.py maps emotion
+    names to them)."""
     def ids(xs):
-        return np.array([EMOTIONS.index(x) if isinstance(x, str) else int(x) for x in xs], dtype=np.int64)
+        return np.array([int(x) for x in xs], dtype=np.int64)
     order = sorted(range(len(utts)), key=lambda i: utts[i].encode("utf-8"))
     return SerSet([utts[i] for i in order], np.array([str(speakers[i]) for i in order], dtype=str),
                   ids(refs)[order] if len(utts) else ids([]), ids(hyps)[order] if len(utts) else ids([]),
@@ -336,285 +322,22 @@ def paired_test_ser(sets_a, sets_b, resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SE
     return out
 
 
-# -- per-utterance files ----------------------------------------------------------------------------
-@dataclass
-class RatioUtts:
-    """Per utterance (C order) its errors and total (reference phones or frames)."""
-    utts: list
-    errors: np.ndarray
-    totals: np.ndarray
-    source: str = ""
-    setting: str | None = None
-
-
-def write_by_utt(path, rows, header):
-    """A per-utterance table: `# header` then `utt v1 v2 ...` in C order of the ids."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(f"# {header}\n")
-        for utt in c_sorted(rows):
-            f.write(" ".join([utt] + [str(v) for v in rows[utt]]) + "\n")
-
-
-def read_by_utt(path):
-    """RatioUtts of a per_by_utt / fer_by_utt file (columns 2 and 3: errors, total)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: not found; re-run the scoring (local/score.sh; FER: pyscripts.asr.hybrid fer)")
-    utts, errors, totals, setting = [], [], [], None
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.startswith("#"):
-            m = re.search(r"setting ([^\s:]+)", line)
-            setting = m.group(1) if m else setting
-            continue
-        cols = line.split()
-        try:
-            utts.append(cols[0])
-            errors.append(float(cols[1]))
-            totals.append(float(cols[2]))
-        except (IndexError, ValueError):
-            raise DataError(f"{path}:{lineno}: not `utt errors total ...`; re-run the scoring") from None
-    if not utts:
-        raise DataError(f"{path}: no utterances; re-run the scoring")
-    return RatioUtts(utts, np.array(errors), np.array(totals), str(path), setting)
-
-
-def asr_utts(decode_dir, metric="PER", setting=None):
-    """RatioUtts of a decode dir: PER at `setting` (default: best_wer's, the per_by_utt file; another
-    setting is aligned again from scoring/ref.trn and hyp_SETTING.trn), or FER."""
-    sc = Path(decode_dir) / "scoring"
-    if metric == "FER":
-        return read_by_utt(sc / FER_BY_UTT)
-    if metric != "PER":
-        raise ValueError(f"metric {metric!r}: use one of {ASR_METRICS}")
-    if (sc / PER_BY_UTT).is_file():
-        utts = read_by_utt(sc / PER_BY_UTT)
-        if setting is None or utts.setting == setting:
-            return utts
-    if setting is None:
-        raise DataError(f"{sc / PER_BY_UTT}: not found; re-run local/score.sh (or pyscripts.asr.scoring best)")
-    from pyscripts.asr.scoring import per_utt_counts
-    rows = per_utt_counts(decode_dir, setting)
-    return RatioUtts(list(rows), np.array([r[0] for r in rows.values()], np.float64),
-                     np.array([r[1] for r in rows.values()], np.float64), str(sc / f"hyp_{setting}.trn"), setting)
-
-
-def read_ser_set(eval_dir):
-    """SerSet of an eval dir (decisions, and the speakers of the data dir its metrics.json names; without
-    that utt2spk the set is one stratum, and the log says so)."""
-    eval_dir = Path(eval_dir)
-    decisions = read_table(eval_dir / "decisions") if (eval_dir / "decisions").is_file() else None
-    if decisions is None:
-        raise DataError(f"{eval_dir / 'decisions'}: not found; score the set first "
-                        "(python3 -m pyscripts.ser.evaluate score|fold)")
-    utts, refs, hyps = [], [], []
-    for utt, value in decisions.items():
-        cols = value.split()
-        if len(cols) < 2 or cols[0] not in EMOTIONS or cols[1] not in EMOTIONS:
-            raise DataError(f"{eval_dir / 'decisions'}: {utt}: not `utt ref hyp scores`; score the set again")
-        utts.append(utt)
-        refs.append(cols[0])
-        hyps.append(cols[1])
-    speakers, stratified = None, False
-    metrics = eval_dir / "metrics.json"
-    if metrics.is_file():
-        utt2spk = Path(json.loads(metrics.read_text()).get("data", "")) / "utt2spk"
-        if utt2spk.is_file():
-            table = read_table(utt2spk)
-            missing = [u for u in utts if u not in table]
-            if missing:
-                raise DataError(f"{utt2spk}: no speaker for {missing[0]} ({len(missing)} such) of {eval_dir}; "
-                                "the decisions come from another data dir: score the set again")
-            speakers, stratified = [table[u] for u in utts], True
-    if speakers is None:
-        log.warning("%s: no utt2spk of its data dir (metrics.json 'data'); resampling utterances without "
-                    "speaker strata", eval_dir)
-        speakers = [""] * len(utts)
-    return ser_set(utts, speakers, refs, hyps, str(eval_dir), stratified)
-
-
-# -- intervals of a decode dir / eval dir -----------------------------------------------------------
-def _method(kind, resamples, seed, level):
+# -- JSON form ------------------------------------------------------------------------------------
+def method_fields(kind: str, resamples: int, seed: int, level: float) -> dict:
+    """The method, level, resamples and seed of an intervals.json (kind: asr | ser)."""
     unit = "utterances within speakers" if kind == "ser" else "utterances"
     return {"method": f"percentile bootstrap over {unit} (pyscripts/stats.py)", "level": level,
             "resamples": int(resamples), "seed": int(seed)}
 
 
-def asr_intervals(decode_dir, setting=None, resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED, level=DEFAULT_LEVEL):
-    """{metric: (Interval, RatioUtts)} for the PER (at `setting`, default best_wer's) and FER that the
-    decode dir has per-utterance results for."""
-    out = {}
-    sc = Path(decode_dir) / "scoring"
-    for metric in ASR_METRICS:
-        if metric == "FER" and not (sc / FER_BY_UTT).is_file():
-            continue
-        if metric == "PER" and setting is None and not (sc / PER_BY_UTT).is_file():
-            continue
-        utts = asr_utts(decode_dir, metric, setting)
-        out[metric] = (ratio_interval(utts.errors, utts.totals, None, resamples, seed, level), utts)
-    return out
-
-
-def write_asr_intervals(decode_dir, setting=None, resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED,
-                        level=DEFAULT_LEVEL):
-    """DECODE_DIR/scoring/intervals.json (percent); returns its dict."""
-    found = asr_intervals(decode_dir, setting, resamples, seed, level)
-    if not found:
-        raise DataError(f"{Path(decode_dir) / 'scoring'}: no {PER_BY_UTT} or {FER_BY_UTT}; re-run local/score.sh "
-                        "(and pyscripts.asr.hybrid fer)")
-    result = {**_method("asr", resamples, seed, level), "unit": "%"}
-    for metric, (iv, utts) in found.items():
-        result[metric] = {"estimate": 100 * iv.estimate, "low": _json_number(100 * iv.low),
-                          "high": _json_number(100 * iv.high),
-                          "utterances": len(utts.utts), "errors": float(utts.errors.sum()),
-                          "total": float(utts.totals.sum()), "from": Path(utts.source).name}
-        if metric == "PER":
-            result[metric]["setting"] = utts.setting
-    path = Path(decode_dir) / "scoring" / INTERVALS_JSON
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    return result
-
-
-def _json_number(x):
+def json_number(x):
     """NaN (no interval) as JSON null."""
     return None if isinstance(x, float) and math.isnan(x) else x
 
 
 def ser_block(block):
     """JSON form of one set's (or the mean's) intervals, fractions."""
-    out = {m: {k: _json_number(v) for k, v in asdict(block[m]).items() if k not in ("level", "resamples")}
+    out = {m: {k: json_number(v) for k, v in asdict(block[m]).items() if k not in ("level", "resamples")}
            for m in SER_METRICS}
     out["resamples_missing_class"] = block["resamples_missing_class"]
     return out
-
-
-def write_ser_intervals(eval_dir, resamples=DEFAULT_RESAMPLES, seed=DEFAULT_SEED, level=DEFAULT_LEVEL):
-    """EVAL_DIR/intervals.json (fractions, like metrics.json); returns its dict."""
-    s = read_ser_set(eval_dir)
-    block = ser_intervals([s], resamples, seed, level)["sets"][0]
-    result = {**_method("ser", resamples, seed, level), "unit": "fraction", "stratified_by_speaker": s.stratified,
-              "utterances": len(s.utts), "speakers": len(set(s.speakers.tolist())), **ser_block(block)}
-    (Path(eval_dir) / INTERVALS_JSON).write_text(json.dumps(result, indent=1) + "\n")
-    return result
-
-
-# -- transfer rows ----------------------------------------------------------------------------------
-def mean_over_runs(runs):
-    """RatioUtts whose errors are the mean over runs on the same utterances (a row's mean over runs)."""
-    first = runs[0]
-    for r in runs[1:]:
-        if r.utts != first.utts or not np.array_equal(r.totals, first.totals):
-            raise DataError(f"{r.source} and {first.source}: not the same utterances and totals; the runs of a "
-                            "row must be scored on the same set")
-    return RatioUtts(first.utts, np.mean([r.errors for r in runs], axis=0), first.totals,
-                     ",".join(r.source for r in runs), first.setting)
-
-
-def _paired_runs(baseline, row):
-    """Pairs of run dirs: by key for mappings (fold -> dir), else by the dirs' names."""
-    def named(runs):
-        if isinstance(runs, Mapping):
-            return {str(k): Path(v) for k, v in runs.items()}
-        return {Path(r).name: Path(r) for r in runs}
-    b, r = named(baseline), named(row)
-    keys = [k for k in c_sorted(r) if k in b]
-    if not keys:
-        raise DataError(f"no fold in common between the baseline runs ({', '.join(c_sorted(b))}) and the row's "
-                        f"({', '.join(c_sorted(r))}); pass {{fold: exp_dir}} mappings")
-    return [(b[k], r[k]) for k in keys]
-
-
-def transfer_row_test(direction, baseline_runs, row_runs, subset="test", resamples=DEFAULT_RESAMPLES,
-                      seed=DEFAULT_SEED, level=DEFAULT_LEVEL):
-    """Paired test of a transfer table row against its Baseline on one set (dev | test): {metric: PairedTest}.
-    ser2asr: runs are ASR exp dirs (EXP/decode_SUBSET/scoring per_by_utt, fer_by_utt); each side's
-    per-utterance errors are the mean over its runs, as its cell is the mean of theirs.
-    asr2ser: runs are SER fold exp dirs (EXP/eval/{valid,test}), {fold: dir} or dirs named by their
-    fold; the folds both sides have are paired, the statistic is their mean."""
-    if subset not in ("dev", "test"):
-        raise ValueError(f"subset {subset!r}: dev or test")
-    if direction == "ser2asr":
-        def decode_dirs(runs):
-            return [Path(d) / f"decode_{subset}" for d in (runs.values() if isinstance(runs, Mapping) else runs)]
-        base, trans = decode_dirs(baseline_runs), decode_dirs(row_runs)
-        out = {}
-        for metric in ASR_METRICS:
-            name = FER_BY_UTT if metric == "FER" else PER_BY_UTT
-            if not all((d / "scoring" / name).is_file() for d in base + trans):
-                continue
-            a = mean_over_runs([asr_utts(d, metric) for d in base])
-            b = mean_over_runs([asr_utts(d, metric) for d in trans])
-            if a.utts != b.utts:
-                raise DataError(f"{a.source} and {b.source}: not the same utterances; score both on the same set")
-            out[metric] = paired_test_ratio(a.errors, b.errors, a.totals, resamples, seed, level)
-        return out
-    if direction == "asr2ser":
-        eval_subset = "valid" if subset == "dev" else "test"
-        pairs = _paired_runs(baseline_runs, row_runs)
-        sets_a = [read_ser_set(Path(b) / "eval" / eval_subset) for b, _ in pairs]
-        sets_b = [read_ser_set(Path(r) / "eval" / eval_subset) for _, r in pairs]
-        return paired_test_ser(sets_a, sets_b, resamples, seed, level)
-    raise ValueError(f"direction {direction!r}: ser2asr or asr2ser")
-
-
-# -- command line -----------------------------------------------------------------------------------
-def _print_asr(decode_dir, result):
-    for metric in ASR_METRICS:
-        if metric in result:
-            r = result[metric]
-            at = f" at {r['setting']}" if r.get("setting") else ""
-            print(f"{decode_dir}: %{metric}{at} {r['estimate']:.2f} [{r['low']:.2f}, {r['high']:.2f}] "
-                  f"({100 * result['level']:g}% CI, {r['utterances']} utterances)")
-
-
-def _print_ser(eval_dir, result):
-    cells = " ".join(f"{m} {100 * result[m]['estimate']:.1f} [{100 * result[m]['low']:.1f}, "
-                     f"{100 * result[m]['high']:.1f}]" for m in SER_METRICS)
-    print(f"{eval_dir}: {cells} % ({100 * result['level']:g}% CI, {result['utterances']} utterances, "
-          f"speakers: {result['speakers']})")
-
-
-@cli_main
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples / rounds")
-    common.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    common.add_argument("--level", type=float, default=DEFAULT_LEVEL, help="confidence level (default 0.95)")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("asr", parents=[common], help="PER/FER intervals -> DECODE_DIR/scoring/intervals.json")
-    a.add_argument("--setting", help="LMWT_WIP of the PER (default: best_wer's, the per_by_utt file)")
-    a.add_argument("decode_dirs", nargs="+")
-    s = sub.add_parser("ser", parents=[common], help="E/UE intervals -> EVAL_DIR/intervals.json")
-    s.add_argument("eval_dirs", nargs="+")
-    c = sub.add_parser("compare", parents=[common], help="paired randomization test of B against A")
-    c.add_argument("kind", choices=("asr", "ser"))
-    c.add_argument("--a", nargs="+", required=True, help="A's decode dirs (asr: runs, errors averaged) or "
-                   "eval dirs (ser: one per fold)")
-    c.add_argument("--b", nargs="+", required=True, help="B's, in the same order as A's for ser")
-    c.add_argument("--metric", choices=ASR_METRICS, default="PER", help="asr: PER or FER")
-    args = parser.parse_args(argv)
-    if not 0 < args.level < 1 or args.resamples < 1:
-        raise DataError("--level must lie in (0, 1) and --resamples be positive")
-    opts = (args.resamples, args.seed, args.level)
-    if args.cmd == "asr":
-        for d in args.decode_dirs:
-            _print_asr(d, write_asr_intervals(d, args.setting, *opts))
-    elif args.cmd == "ser":
-        for d in args.eval_dirs:
-            _print_ser(d, write_ser_intervals(d, *opts))
-    elif args.kind == "asr":
-        a_runs = mean_over_runs([asr_utts(d, args.metric) for d in args.a])
-        b_runs = mean_over_runs([asr_utts(d, args.metric) for d in args.b])
-        if a_runs.utts != b_runs.utts:
-            raise DataError(f"{args.a[0]} and {args.b[0]}: not the same utterances; score both on the same set")
-        print(f"{args.metric}: " + paired_test_ratio(a_runs.errors, b_runs.errors, a_runs.totals, *opts).summary())
-    else:
-        tests = paired_test_ser([read_ser_set(d) for d in args.a], [read_ser_set(d) for d in args.b], *opts)
-        for metric, t in tests.items():
-            print(f"{metric}: {t.summary()}")
-
-
-if __name__ == "__main__":
-    main()

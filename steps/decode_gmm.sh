@@ -9,10 +9,11 @@
 set -euo pipefail
 nj=4
 cmd=${decode_cmd:-run.pl}
-beam=13.0
-max_active=7000
-lattice_beam=6.0
-acwt=0.083333           # acoustic scale of the search and the lattices (Kaldi's default for GMMs)
+decode_conf=conf/decode.conf  # decoding and scoring settings (pyscripts/asr/decode_conf.py); options here win
+beam=                   # the search: empty = the decode conf's (beam, max-active, gmm-lattice-beam)
+max_active=
+lattice_beam=
+acwt=                   # acoustic scale of the search and the lattices (empty: the decode conf's gmm-acwt)
 scoring_opts=           # options of local/score.sh, e.g. "--min-lmwt 1 --max-lmwt 10"
 conf=conf/mono.conf
 tune_dir=
@@ -21,8 +22,9 @@ help_message="Usage: $0 [options] GRAPH_DIR DATA_DIR DECODE_DIR
 Options:
   --nj N                parallel jobs (default $nj; data split by speaker)
   --cmd CMD             job runner (default \$decode_cmd)
-  --beam B --max-active N --lattice-beam B   decoder settings (Kaldi's defaults; max-active: Kaldi only)
-  --acwt S              acoustic scale of the search and the lattices (default $acwt)
+  --decode-conf FILE    decoding and scoring settings (default $decode_conf; the options below win)
+  --beam B --max-active N --lattice-beam B   decoder settings (default: the decode conf's; max-active: Kaldi only)
+  --acwt S              acoustic scale of the search and the lattices (default: the decode conf's --gmm-acwt)
   --scoring-opts 'OPTS' options of local/score.sh (LM weights, penalties, phone map)
   --conf FILE           the training conf, for the feature options (default $conf)
   --tune-dir DIR        dev decode dir: report this set at the setting best on dev"
@@ -30,6 +32,9 @@ Options:
 . utils/parse_options.sh
 if [[ $# -ne 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
 graphdir=$1; data=$2; dir=$3
+conf_values=$(python3 -m pyscripts.asr.decode_conf shell --part gmm "$decode_conf" acwt="$acwt" beam="$beam" \
+  lattice_beam="$lattice_beam" max_active="$max_active") || exit 1
+eval "$conf_values"   # acwt beam lattice_beam max_active, checked
 srcdir=$(dirname "$dir")
 for f in "$graphdir/HCLG.fst" "$graphdir/words.txt" "$data/feats.scp" "$data/cmvn.scp" "$data/text" \
          "$srcdir/final.mdl" "$conf"; do
@@ -65,4 +70,4 @@ if (( frames > 0 )); then
 fi
 if [[ -n $tune_dir ]]; then scoring_opts+=" --tune-dir $tune_dir"; fi
 # shellcheck disable=SC2086  # scoring_opts: several options, split on purpose
-local/score.sh --cmd "$cmd" $scoring_opts "$data" "$graphdir" "$dir"
+local/score.sh --cmd "$cmd" --decode-conf "$decode_conf" $scoring_opts "$data" "$graphdir" "$dir"

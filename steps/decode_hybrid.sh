@@ -16,11 +16,12 @@ prior_counts=          # default: prior_counts beside the network (its training 
 prior_scale=1.0
 device=cpu             # forward pass: cpu | cuda | auto (auto: a GPU when --cmd gives the job one)
 num_threads=1          # torch threads per forward job
-acwt=0.1               # acoustic scale (Kaldi's default for hybrid decoding)
-beam=13.0
-lattice_beam=8.0
-max_active=7000
-min_active=200
+decode_conf=conf/decode.conf  # decoding and scoring settings (pyscripts/asr/decode_conf.py); options here win
+acwt=                  # the search: empty = the decode conf's (acwt, beam, lattice-beam, max-active, min-active)
+beam=
+lattice_beam=
+max_active=
+min_active=
 determinize_lattice=false  # Kaldi backend: raw lattices, as the embedded decoder writes (see below)
 max_mem=50000000       # Kaldi backend with --determinize-lattice true: determinization memory (bytes)
 decoder=lattice        # embedded backend: lattice | faster (see pyscripts/asr/decode.py)
@@ -42,8 +43,9 @@ Options:
   --device DEV           cpu|cuda|auto for the forward pass (default $device; cuda: each job asks
                          the runner for a GPU, auto: whatever --cmd gives it)
   --num-threads N        torch threads per forward job (default $num_threads)
-  --acwt X               acoustic scale (default $acwt)
-  --beam X --lattice-beam X --max-active N --min-active N   decoder pruning ($beam, $lattice_beam, $max_active, $min_active)
+  --decode-conf FILE     decoding and scoring settings (default $decode_conf; the options below win)
+  --acwt X               acoustic scale (default: the decode conf's)
+  --beam X --lattice-beam X --max-active N --min-active N   decoder pruning (default: the decode conf's)
   --determinize-lattice BOOL  Kaldi backend: determinize the lattices (default $determinize_lattice)
   --max-mem BYTES        Kaldi backend: memory limit of lattice determinization (default $max_mem)
   --decoder NAME         embedded decoder: lattice|faster (default $decoder)
@@ -56,6 +58,9 @@ Options:
 . utils/parse_options.sh
 if [[ $# -ne 3 ]]; then echo -e "$help_message" >&2; exit 1; fi
 graphdir=$1 data=$2 dir=$3
+conf_values=$(python3 -m pyscripts.asr.decode_conf shell --part hybrid "$decode_conf" acwt="$acwt" beam="$beam" \
+  lattice_beam="$lattice_beam" max_active="$max_active" min_active="$min_active") || exit 1
+eval "$conf_values"   # acwt beam lattice_beam max_active min_active, checked
 srcdir=$(dirname "$dir")
 model=${model:-$srcdir/final.pt}
 if [[ -z $trans_mdl ]]; then
@@ -166,6 +171,6 @@ if (( stage <= 2 )); then
   fi
   if [[ $skip_scoring != true ]]; then
     # shellcheck disable=SC2086  # scoring_opts: several options, split on purpose
-    local/score.sh --cmd "$cmd" $scoring_opts "$data" "$graphdir" "$dir"
+    local/score.sh --cmd "$cmd" --decode-conf "$decode_conf" $scoring_opts "$data" "$graphdir" "$dir"
   fi
 fi

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Trains the paper's ConvNet on frame targets (pyscripts/nnet/train.py) through $cuda_cmd.
+# Trains the paper's ConvNet on frame targets (pyscripts/nnet/train.py, the one training entry) through
+# $cuda_cmd: one network (5 arguments), or the joint ASR-SER model with a joint config (9 arguments:
+# the ASR and the SER train/dev data and targets dirs, then EXP_DIR; local/run_joint.sh).
 # Skips the job when EXP_DIR/final.pt is up to date (EXP_DIR/final.stamp: checksums of the config,
 # features, targets, CMVN stats and source model it was trained on), trains it again when one of them
 # changed; a killed job resumes from EXP_DIR/checkpoint.pt.
@@ -15,10 +17,12 @@ init_from=                # transfer: a final.pt whose layers 1..5 initialise th
 freeze_layers=            # keep layers 1..l of --init-from fixed (empty: the config's init.freeze_layers)
 reinit_unfrozen=false     # true: draw layers l+1..5 afresh instead of fine-tuning them
 seed_offset=0             # K: train with the config's training.seed + K (another draw of the same training)
-cmvn_stats=               # Kaldi global CMVN stats; empty: normalise with the training frames' mean/variance
+cmvn_stats=               # Kaldi global CMVN stats (joint: of the ASR input); empty: the training frames' mean/variance
 force=false               # true: train afresh even when final.pt is up to date
 
 help_message="Usage: $0 [options] TRAIN_DATA DEV_DATA TRAIN_TARGETS DEV_TARGETS EXP_DIR
+       $0 --train-config JOINT_CONFIG [options] ASR_TRAIN_DATA ASR_DEV_DATA ASR_TRAIN_TARGETS ASR_DEV_TARGETS \\
+         SER_TRAIN_DATA SER_DEV_DATA SER_TRAIN_TARGETS SER_DEV_TARGETS EXP_DIR
   e.g. $0 data/timit/train data/timit/dev exp/timit/mono_ali_train exp/timit/mono_ali_dev exp/timit/convnet
 Data dirs need feats.scp; targets dirs need targets.scp (int32 frame-target vectors) and num_targets.
 Options:
@@ -37,13 +41,16 @@ Options:
 
 . ./path.sh
 . utils/parse_options.sh
-if [[ $# -ne 5 ]]; then echo -e "$help_message" >&2; exit 1; fi
-train_data=$1 dev_data=$2 train_targets=$3 dev_targets=$4 dir=$5
+if [[ $# -ne 5 && $# -ne 9 ]]; then echo -e "$help_message" >&2; exit 1; fi
+inputs=("${@:1:$#-1}") dir=${!#}   # the data and targets dirs (4, or 8 for the joint model), then EXP_DIR
 
-for f in "$train_data/feats.scp" "$dev_data/feats.scp" "$train_targets/targets.scp" \
-         "$train_targets/num_targets" "$dev_targets/targets.scp" "$dev_targets/num_targets" "$train_config"; do
-  [[ -f $f ]] || die "no such file $f"
+for (( i = 0; i < ${#inputs[@]}; i += 4 )); do
+  data_files=("${inputs[i]}/feats.scp" "${inputs[i+1]}/feats.scp")
+  for targets in "${inputs[i+2]}" "${inputs[i+3]}"; do data_files+=("$targets/targets.scp" "$targets/num_targets"); done
+  for f in "${data_files[@]}"; do [[ -f $f ]] || die "no such file $f"; done
 done
+[[ -f $train_config ]] || die "no such file $train_config"
+[[ -z $cmvn_stats || -f $cmvn_stats ]] || die "no such file $cmvn_stats (--cmvn-stats)"
 [[ -z $init_from || -f $init_from ]] || die "no such model $init_from (--init-from)"
 
 args=(--config "$train_config" --device "$device")
@@ -54,7 +61,7 @@ for kv in $overrides; do args+=(--set "$kv"); done
 (( seed_offset != 0 )) && args+=(--seed-offset "$seed_offset")
 [[ -n $cmvn_stats ]] && args+=(--cmvn-stats "$cmvn_stats")
 [[ $num_threads -gt 0 ]] && args+=(--num-threads "$num_threads")
-args+=("$train_data" "$dev_data" "$train_targets" "$dev_targets" "$dir")
+args+=("${inputs[@]}" "$dir")
 
 if [[ $force == true ]]; then
   args=(--force "${args[@]}")
@@ -92,5 +99,8 @@ if [[ -f $train_log.earlier ]]; then
 fi
 # Dropped utterances: say so here, not only in the log (train_summary does not count them).
 grep -E "have no targets" "$train_log" | tail -n 2 >&2 || true
-if [[ $rc -eq 0 ]]; then utils/train_summary.sh "$dir"; fi   # what train.py wrote beside final.pt
+# what train.py wrote beside final.pt (the joint model's summary is local/run_joint.sh's)
+if [[ $rc -eq 0 && ${#inputs[@]} -eq 4 ]]; then utils/train_summary.sh "$dir"; fi
+# A picture of the curves (history.tsv -> curves.png); a failure to draw does not fail the training.
+if [[ $rc -eq 0 ]]; then python3 -m pyscripts.nnet.curves "$dir" 2> "$dir/log/curves.log" || error "no $dir/curves.png: see $dir/log/curves.log"; fi
 exit $rc

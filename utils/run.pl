@@ -39,6 +39,11 @@
 # says so). A run.pl inside a job shares out that job's GPUs instead (below). On a cluster, a --gpu N
 # job keeps the CUDA_VISIBLE_DEVICES its scheduler set (Slurm: from --gres). Each log's header says
 # which GPUs its job got ("# GPUs: 2,3", "# GPUs: none").
+#
+# Heartbeat: while it waits for its jobs the runner prints, every RUN_PL_HEARTBEAT seconds (default 60;
+# 0: never), one line on stderr: how long it has waited, how many jobs are done of all, and the last
+# progress line in the log of each job still running (pyscripts/progress.py's "... 1200 of 4000
+# utterances (30%), 52.1 utterances/s, 54 s left"; training's per-epoch lines alike).
 use strict;
 use warnings;
 use File::Path qw(make_path);
@@ -212,6 +217,54 @@ sub fail {
   exit 1;
 }
 
+# ---------------------------------------------------------------- heartbeat
+my $beat_every = $ENV{RUN_PL_HEARTBEAT} // 60;
+die "$me: RUN_PL_HEARTBEAT='$beat_every': give seconds between heartbeat lines (0: none)\n"
+  unless $beat_every =~ /^\d+(\.\d*)?$/;
+my $wait_start = time();
+my $next_beat = $beat_every > 0 ? $wait_start + $beat_every : undef;
+
+sub span {
+  my $s = int(shift);
+  return "$s s" if $s < 120;
+  return int($s / 60) . " min" if $s < 3600;
+  return sprintf("%d h %02d min", $s / 3600, ($s % 3600) / 60);
+}
+
+# The last progress line ("N UNIT/s") in the end of a job's log, its logger's date and name left out.
+sub last_progress {
+  my $log = shift;
+  open(my $fh, '<', $log) or return undef;
+  my $size = -s $fh;
+  seek($fh, $size > 65536 ? $size - 65536 : 0, 0);
+  my $found;
+  while (my $line = <$fh>) { $found = $line if $line =~ m{\d \S+/s\b}; }
+  close $fh;
+  return undef unless defined $found;
+  chomp $found;
+  $found =~ s/^\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d)\S* \S+ [A-Z]+: /$1 /;   # pyscripts' log format
+  return length($found) > 200 ? substr($found, 0, 197) . '...' : $found;
+}
+
+# One line on stderr when a heartbeat is due: the jobs done of all, and the unfinished ones' progress.
+sub heartbeat {
+  my ($done, @waiting) = @_;
+  return unless defined $next_beat && time() >= $next_beat;
+  $next_beat = time() + $beat_every;
+  my $all = $last - $first + 1;
+  my @shown = @waiting > 3 ? @waiting[0 .. 2] : @waiting;
+  my @parts = map { tag($_) . ': ' . (last_progress(logof($_)) // 'no progress line yet') } @shown;
+  push @parts, '... (' . (@waiting - 3) . ' more)' if @waiting > 3;
+  my $waited = span(time() - $wait_start);
+  if ($all == 1) {
+    print STDERR "$me: $waited: " . (last_progress(logof($first)) // 'no progress line yet')
+      . " (log " . logof($first) . ")\n";
+    return;
+  }
+  print STDERR "$me: $waited: $done of $all jobs done$range, logs like " . logof($first)
+    . (@parts ? '; ' . join('; ', @parts) : '') . "\n";
+}
+
 # ---------------------------------------------------------------- local back-end
 # The signals that stop a runner and its jobs (exit code 128 + the signal's number).
 my %signum = (HUP => 1, INT => 2, QUIT => 3, TERM => 15);
@@ -323,6 +376,7 @@ if ($backend eq 'local') {
   # and each watcher closes its copy), so the read end sees end-of-file once this process is gone.
   pipe(my $alive_r, my $alive_w) or die "$me: cannot make a pipe for the job watchers: $!\n";
   my %why;
+  my $done = 0;
   # Reaps one ended job (waiting for one when $block) and frees its GPUs; false when none ended.
   my $reap = sub {
     my $block = shift;
@@ -337,10 +391,22 @@ if ($backend eq 'local') {
                      : tag($j) . ($status ? ": killed (exit status $status)" : ": exited 0, but its log was cut short or removed")
                        . ", no '# Ended' line in " . logof($j);
     }
+    $done++;
     return 1;
   };
+  # Waits for one job to end: a blocking wait, which a SIGALRM at each heartbeat due interrupts for its
+  # line (perl's wait() goes on waiting after the handler).
+  my $arm = sub { my $left = $next_beat - time(); Time::HiRes::alarm($left > 0.01 ? $left : 0.01); };
+  my $wait_one = sub {
+    return $reap->(1) unless defined $next_beat;
+    local $SIG{ALRM} = sub { heartbeat($done, sort { $a <=> $b } values %running); $arm->(); };
+    $arm->();
+    my $reaped = $reap->(1);
+    Time::HiRes::alarm(0);
+    return $reaped;
+  };
   for my $j ($first .. $last) {
-    $reap->(1) while $opt{'max-jobs-run'} > 0 && keys(%running) >= $opt{'max-jobs-run'};
+    $wait_one->() while $opt{'max-jobs-run'} > 0 && keys(%running) >= $opt{'max-jobs-run'};
     my $got = [];
     if (@gpus) {
       my $said = 0;
@@ -348,6 +414,7 @@ if ($backend eq 'local') {
         next if $reap->(0);   # a job of ours ended: its GPUs are free now
         print STDERR "$me: all GPUs (" . join(',', @gpus) . ") are taken by other run.pl jobs of this user "
           . "(locks in $lockdir): waiting for $gpu of them\n" if !%running && !$said++;
+        heartbeat($done, sort { $a <=> $b } values %running);
         sleep 0.2;
       }
     }
@@ -369,7 +436,7 @@ if ($backend eq 'local') {
     $gpus_of{$pid} = [map { $_->[0] } @$got];
     $held{$_->[0]} = $_->[1] for @$got;
   }
-  $reap->(1) while keys %running;
+  $wait_one->() while keys %running;
   fail(%why) if %why;
   exit 0;
 }
@@ -493,6 +560,7 @@ while (%pending) {
     $next_query = time() + 5;
     next if $gone;
   }
+  heartbeat(($last - $first + 1) - keys(%pending), sort { $a <=> $b } keys %pending);
   sleep 0.5;
 }
 fail(%why) if %why;

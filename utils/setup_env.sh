@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Creates (or reuses) the virtual environment .venv with the pinned requirements and installs the
-# Debian packages the demo corpora and tests need. Idempotent: a second run installs nothing.
+# Creates (or reuses) the virtual environment .venv (or $VENV) with the pinned requirements and installs
+# the Debian packages the demo corpora and tests need. Idempotent: a second run installs nothing.
+#   VENV=DIR          one venv for several recipe copies: export VENV=DIR for them too (path.sh uses it)
+#   TORCH_BUILD=auto|cpu|cuda   the torch build (auto: CUDA where nvidia-smi -L lists a GPU, else CPU)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Not path.sh: the environment it activates is what this script makes.
 # shellcheck source=utils/log.sh
 . "$root/utils/log.sh"
+# VENV=DIR: a venv outside the recipe, shared by several copies of it (path.sh activates $VENV when set).
 venv=${VENV:-$root/.venv}
+[[ $venv == /* ]] || venv=$PWD/$venv   # path.sh sources it from other directories: make it absolute
 stamp=$venv/.requirements.sha1
 
 missing_debs=()

@@ -1,13 +1,16 @@
 # Sourced by run.sh and the multi-stage scripts (local/run_ser.sh, local/run_transfer.sh,
 # local/run_joint.sh), after their options:
-#   stage_selected N [TITLE]   true when --stage <= N <= --stop-stage; with TITLE, logs "stage N: TITLE".
+#   stage_selected N [TITLE]   true when --stage <= N <= --stop-stage; with TITLE, logs "[N/LAST] TITLE"
+#                              where the script sets last_stage (run.sh: 13), else "stage N: TITLE".
 #                              The first call takes the recipe dir's lock (below) unless this run holds it.
 #   lock_recipe_dir            one run at a time in this recipe dir (run.sh takes it before its set-up)
 # shellcheck shell=bash
 stage_selected() {
   lock_recipe_dir
   (( ${stage:?} <= $1 && $1 <= ${stop_stage:?} )) || return 1
-  if [[ $# -gt 1 ]]; then log "stage $1: $2"; fi
+  if [[ $# -gt 1 ]]; then
+    if [[ -n ${last_stage:-} ]]; then log "[$1/$last_stage] $2"; else log "stage $1: $2"; fi
+  fi
 }
 
 # Two runs in one directory would write the same files at once (two trainings resuming one checkpoint).

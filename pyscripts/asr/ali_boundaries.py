@@ -11,16 +11,18 @@ import argparse
 import logging
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import kaldialign
 import numpy as np
 
 from pyscripts.errors import DataError, cli_main
+from pyscripts.kaldi.features import FRAME_SHIFT
 
 log = logging.getLogger(__name__)
 
 
-def read_ctm(path):
+def read_ctm(path: Path | str) -> dict[str, list[tuple[str, float, float]]]:
     """{utt: [(phone, start, end)]} in time order."""
     path = Path(path)
     if not path.is_file():
@@ -37,12 +39,13 @@ def read_ctm(path):
     return {u: sorted(s, key=lambda x: x[1]) for u, s in segs.items()}
 
 
-def boundary_offsets(ref, hyp):
+def boundary_offsets(ref: list, hyp: list) -> tuple[list[float], int]:
     """(offsets hyp - ref in seconds of the paired boundaries, number of reference boundaries)."""
     n_ref = len(ref) - 1
     if [p for p, _, _ in ref] == [p for p, _, _ in hyp]:
         return [h[1] - r[1] for r, h in zip(ref[1:], hyp[1:])], n_ref
     # Pair phones through an alignment of the two label sequences.
+    pairs: list[tuple[Any, Any, bool]]
     ri, hi, pairs = 0, 0, []
     for a, b in kaldialign.align([p for p, _, _ in ref], [p for p, _, _ in hyp], "*"):
         pairs.append((ri if a != "*" else None, hi if b != "*" else None, a == b))
@@ -55,7 +58,7 @@ def boundary_offsets(ref, hyp):
     return offsets, n_ref
 
 
-def frame_agreement(ref, hyp, shift=0.01):
+def frame_agreement(ref: list, hyp: list, shift: float = FRAME_SHIFT) -> tuple[int, int]:
     """(frames with the same phone, frames) on a 10 ms grid over the reference's span."""
     end = ref[-1][2]
     times = np.arange(0.0, end, shift) + shift / 2
@@ -70,7 +73,7 @@ def frame_agreement(ref, hyp, shift=0.01):
     return int(((r == h) & valid).sum()), int(valid.sum())
 
 
-def evaluate(ref_ctm, hyp_ctm, collar=0.02):
+def evaluate(ref_ctm: Path | str, hyp_ctm: Path | str, collar: float = 0.02) -> dict[str, Any]:
     refs, hyps = read_ctm(ref_ctm), read_ctm(hyp_ctm)
     common = sorted(set(refs) & set(hyps))
     if not common:
@@ -97,7 +100,7 @@ def evaluate(ref_ctm, hyp_ctm, collar=0.02):
     return result
 
 
-def report(result, collar):
+def report(result: dict[str, Any], collar: float) -> str:
     return (f"boundaries within {collar * 1000:.0f} ms: {100 * result['within_collar']:.1f}% of "
             f"{result['boundaries']} ({result['utterances']} utterances, "
             f"{result['utterances_without_alignment']} without alignment); mean offset "
@@ -108,7 +111,7 @@ def report(result, collar):
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collar", type=float, default=0.02, help="seconds")

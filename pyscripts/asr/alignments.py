@@ -10,11 +10,13 @@ import gzip
 import logging
 import struct
 from pathlib import Path
+from typing import Any, Iterable, Iterator
 
 import kaldiio
 import numpy as np
 
 from pyscripts.kaldi.datadir import read_table
+from pyscripts.kaldi.features import FRAME_SHIFT
 from pyscripts.errors import DataError, cli_main
 from pyscripts.kaldi.model import load_transition_model
 from pyscripts.kaldi.tables import c_sorted, read_id2symbol, write_kaldi_vector
@@ -32,7 +34,7 @@ def _open_maybe_gz(path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
-def read_int_vector_ark(path):
+def read_int_vector_ark(path: Path | str) -> Iterator[tuple[str, np.ndarray]]:
     """Yields (key, int32 array) from a Kaldi int-vector archive, binary or text, gzipped or not."""
     with _open_maybe_gz(path) as f:
         data = f.read()
@@ -70,7 +72,7 @@ def read_int_vector_ark(path):
             pos = end + 1
 
 
-def write_int_vector_ark(path, items):
+def write_int_vector_ark(path: Path | str, items: Iterable[tuple[str, np.ndarray]]) -> None:
     """Writes {key: int vector} as a binary Kaldi archive (gzipped if path ends in .gz)."""
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "wb") as f:
@@ -81,7 +83,7 @@ def write_int_vector_ark(path, items):
             f.write(key.encode("utf-8") + b" \0B\x04" + struct.pack("<i", len(vec)) + body.tobytes())
 
 
-def alignment_files(ali_dir):
+def alignment_files(ali_dir: Path | str) -> list[Path]:
     """The ali.N.gz files of an alignment dir, in job order (num_jobs when present)."""
     ali_dir = Path(ali_dir)
     nj_file = ali_dir / "num_jobs"
@@ -98,7 +100,7 @@ def alignment_files(ali_dir):
     return files
 
 
-def read_alignments(ali_dir):
+def read_alignments(ali_dir: Path | str) -> dict[str, np.ndarray]:
     """{utt: transition-id array} over all jobs of an alignment dir."""
     alis = {}
     for path in alignment_files(ali_dir):
@@ -117,7 +119,7 @@ def _check_ids(tm, tids, utt):
                         f"1..{tm.num_transition_ids}; the alignment does not belong to this final.mdl")
 
 
-def ali_to_pdf(tm, tids, utt="?"):
+def ali_to_pdf(tm: Any, tids: np.ndarray, utt: str = "?") -> np.ndarray:
     """Per-frame pdf ids (Kaldi's ali-to-pdf)."""
     tids = np.asarray(tids)
     _check_ids(tm, tids, utt)
@@ -135,7 +137,7 @@ def _is_reordered(tm, tids):
     return False
 
 
-def ali_to_phone_segments(tm, tids, utt="?"):
+def ali_to_phone_segments(tm: Any, tids: np.ndarray, utt: str = "?") -> list[tuple[int, int, int]]:
     """[(phone, first frame, num frames)] of one alignment, split at phone ends as Kaldi's
     SplitToPhones does (handles reordered and non-reordered self-loops)."""
     tids = np.asarray(tids)
@@ -161,13 +163,8 @@ def ali_to_phone_segments(tm, tids, utt="?"):
     return segments
 
 
-def ali_to_phones(tm, tids, utt="?"):
-    """The phone sequence of an alignment (Kaldi's ali-to-phones)."""
-    return [p for p, _, _ in ali_to_phone_segments(tm, tids, utt)]
-
-
 # -- frame counts --------------------------------------------------------------------------------
-def data_num_frames(data_dir):
+def data_num_frames(data_dir: Path | str) -> dict[str, int]:
     """{utt: frames} from utt2num_frames, else from the matrices in feats.scp."""
     d = Path(data_dir)
     if (d / "utt2num_frames").is_file():
@@ -182,7 +179,7 @@ def data_num_frames(data_dir):
 
 
 # -- targets dir ---------------------------------------------------------------------------------
-def ali_dir_to_targets(ali_dir, data_dir, targets_dir):
+def ali_dir_to_targets(ali_dir: Path | str, data_dir: Path | str, targets_dir: Path | str) -> tuple[int, int]:
     """Writes targets.{ark,scp}, num_targets and pdf_counts; returns (utterances, frames)."""
     ali_dir, targets_dir = Path(ali_dir), Path(targets_dir)
     tm = load_transition_model(ali_dir / "final.mdl")
@@ -225,7 +222,7 @@ def ali_dir_to_targets(ali_dir, data_dir, targets_dir):
     return len(targets), n_frames
 
 
-def write_unaligned(data_dir, ali_dir):
+def write_unaligned(data_dir: Path | str, ali_dir: Path | str) -> int:
     """ALI_DIR/unaligned: the utterances of DATA_DIR without an alignment (they failed to align), one
     per line, so that later stages count them from a file; returns how many."""
     missing = c_sorted(set(read_table(Path(data_dir) / "utt2spk")) - set(read_alignments(ali_dir)))
@@ -233,7 +230,7 @@ def write_unaligned(data_dir, ali_dir):
     return len(missing)
 
 
-def ali_dir_to_ctm(ali_dir, ctm, frame_shift=0.01):
+def ali_dir_to_ctm(ali_dir: Path | str, ctm: Path | str, frame_shift: float = FRAME_SHIFT) -> None:
     """Phone-level CTM (utt 1 start duration phone) of an alignment dir's alignments."""
     ali_dir = Path(ali_dir)
     tm = load_transition_model(ali_dir / "final.mdl")
@@ -246,7 +243,7 @@ def ali_dir_to_ctm(ali_dir, ctm, frame_shift=0.01):
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -255,7 +252,7 @@ def main():
     t.add_argument("data_dir", help="data dir whose features the targets are for (frame counts)")
     t.add_argument("targets_dir")
     c = sub.add_parser("to-ctm", help="phone CTM of an alignment dir (ali-to-phones --ctm-output)")
-    c.add_argument("--frame-shift", type=float, default=0.01)
+    c.add_argument("--frame-shift", type=float, default=FRAME_SHIFT)
     c.add_argument("ali_dir")
     c.add_argument("ctm")
     u = sub.add_parser("unaligned", help="ALI_DIR/unaligned: DATA_DIR's utterances without an alignment; "

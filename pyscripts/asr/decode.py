@@ -43,6 +43,7 @@ import time
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, Iterator
 
 import kaldi_hmm_gmm  # noqa: F401  (import before kaldifst and kaldi_decoder, see the wheel notes)
 import kaldi_decoder
@@ -50,29 +51,39 @@ import kaldifst
 import kaldiio
 import numpy as np
 
+from pyscripts.asr.decode_conf import DecodeConf
 from pyscripts.errors import DataError, check_finite, cli_main
 from pyscripts.kaldi.features import FRAME_SHIFT
 from pyscripts.kaldi.tables import c_sorted, read_id2symbol
+from pyscripts.progress import Progress
 
 log = logging.getLogger(__name__)
 
 DECODERS = ("lattice", "faster")
 
 
+_CONF = DecodeConf()
+
+
 @dataclass
 class DecoderOptions:
-    """The decoding search: its defaults are the recipe's (Kaldi's latgen-faster-mapped's, with
-    lattice-beam 8 as in Kaldi's decode.sh)."""
-    acoustic_scale: float = 0.1
-    beam: float = 13.0
-    lattice_beam: float = 8.0
-    max_active: int = 7000
-    min_active: int = 200
+    """The decoding search of the hybrid; its defaults are the decode conf's (pyscripts/asr/decode_conf.py
+    DecodeConf, conf/decode.conf)."""
+    acoustic_scale: float = _CONF.acwt
+    beam: float = _CONF.beam
+    lattice_beam: float = _CONF.lattice_beam
+    max_active: int = _CONF.max_active
+    min_active: int = _CONF.min_active
     decoder: str = "lattice"  # one of DECODERS
+
+    @classmethod
+    def from_conf(cls, conf: DecodeConf, decoder: str = "lattice") -> "DecoderOptions":
+        """The hybrid search of a decode conf (read_decode_conf)."""
+        return cls(conf.acwt, conf.beam, conf.lattice_beam, conf.max_active, conf.min_active, decoder)
 
 
 # -- transition-ids -> pdfs -----------------------------------------------------------------------
-def load_tid2pdf(trans_mdl):
+def load_tid2pdf(trans_mdl: Path | str) -> np.ndarray:
     """pdf of transition-id 1..N as an array of length N (entry k is pdf(k+1)), from a final.mdl
     (Kaldi binary or text, read by pyscripts.kaldi.model)."""
     from pyscripts.kaldi.model import load_transition_model
@@ -80,7 +91,7 @@ def load_tid2pdf(trans_mdl):
     return np.asarray(tm.id2pdf[1:], dtype=np.int64)  # drop the placeholder for transition-id 0
 
 
-def expand_to_tids(loglikes, tid2pdf, acoustic_scale):
+def expand_to_tids(loglikes: np.ndarray, tid2pdf: np.ndarray, acoustic_scale: float) -> np.ndarray:
     """(frames x pdfs) -> (frames x transition-ids): column tid-1 = acoustic_scale * loglike[pdf(tid)]."""
     loglikes = np.asarray(loglikes, dtype=np.float32)
     if loglikes.ndim != 2:
@@ -101,7 +112,7 @@ class DecodeResult:
     acoustic_cost: float   # unscaled (acoustic log-likelihood of the best path is minus this)
 
 
-def read_graph(path):
+def read_graph(path: Path | str) -> Any:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: decoding graph not found; build it first (HCLG.fst in the graph dir)")
@@ -114,7 +125,7 @@ def read_graph(path):
 class GraphDecoder:
     """One decoder over one graph, reused for every utterance."""
 
-    def __init__(self, graph, tid2pdf, opts=DecoderOptions()):
+    def __init__(self, graph: Any, tid2pdf: np.ndarray, opts: DecoderOptions = DecoderOptions()) -> None:
         if opts.decoder not in DECODERS:
             raise DataError(f"unknown decoder {opts.decoder!r}; choose one of {', '.join(DECODERS)}")
         self.graph = read_graph(graph) if isinstance(graph, (str, Path)) else graph
@@ -129,7 +140,7 @@ class GraphDecoder:
                                                         min_active=opts.min_active)
             self.decoder = kaldi_decoder.FasterDecoder(self.graph, faster)
 
-    def decode(self, loglikes, utt="utt"):
+    def decode(self, loglikes: np.ndarray, utt: str = "utt") -> DecodeResult:
         matrix = expand_to_tids(loglikes, self.tid2pdf, self.acoustic_scale)
         if len(matrix) == 0:
             return DecodeResult([], False, None, 0.0, 0.0)
@@ -166,19 +177,11 @@ _ARC = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("graph", "<f4"), ("acous
 _ARC_TYPES = ("lattice4", "compactlattice44")
 
 
-def lattice_to_bytes(lattice, tmp_path):
+def lattice_to_bytes(lattice: Any, tmp_path: Path | str) -> bytes:
     """OpenFst binary of a kaldifst.Lattice (what Kaldi writes after `key `)."""
     if not lattice.write(str(tmp_path)):
         raise DataError(f"{tmp_path}: cannot write a temporary lattice file")
     return Path(tmp_path).read_bytes()
-
-
-def lattice_from_bytes(data, tmp_path):
-    Path(tmp_path).write_bytes(data)
-    lattice = kaldifst.Lattice.read(str(tmp_path))
-    if lattice is None:
-        raise DataError("corrupt lattice in archive")
-    return lattice
 
 
 def _read_string(data, pos):
@@ -196,7 +199,7 @@ class RawLattice:
     arcs: np.ndarray    # (arcs,) _ARC records: ilabel, olabel, graph, acoustic, nextstate
 
     @property
-    def num_states(self):
+    def num_states(self) -> int:
         return len(self.final)
 
 
@@ -235,7 +238,7 @@ def _read_states_compact(data, p, num_states):
     return p, final, narcs, np.array(arcs, dtype=_ARC)
 
 
-def parse_lattice_binary(data, pos=0, where="lattice"):
+def parse_lattice_binary(data: bytes, pos: int = 0, where: str = "lattice") -> tuple[int, RawLattice]:
     """Reads an OpenFst VectorFst binary with Kaldi lattice arcs (raw or compact) at data[pos:] ->
     (end position, RawLattice). Raises DataError for other FST types and for truncated data."""
     try:
@@ -264,12 +267,12 @@ def parse_lattice_binary(data, pos=0, where="lattice"):
     return p, RawLattice(int(start), final, np.repeat(np.arange(num_states), narcs), arcs)
 
 
-def write_lattice_entry(f, utt, lattice_bytes):
+def write_lattice_entry(f: IO[bytes] | gzip.GzipFile, utt: str, lattice_bytes: bytes) -> None:
     """One archive entry as Kaldi's LatticeHolder writes it: `key ` then the FST binary."""
     f.write(utt.encode("utf-8") + b" " + lattice_bytes)
 
 
-def read_lattice_ark(path):
+def read_lattice_ark(path: Path | str) -> Iterator[tuple[str, bytes, RawLattice]]:
     """Yields (utt, OpenFst bytes, RawLattice) from a binary Kaldi lattice archive, gzipped or not,
     written by Kaldi (raw or compact lattices) or by this recipe. Entries with a `\0B` marker
     before the FST (archives of earlier versions of this recipe) are read too."""
@@ -297,18 +300,6 @@ def read_lattice_ark(path):
         pos = stop
 
 
-def best_path_words(lattice, lmwt):
-    """Word ids of the best path of a kaldifst.Lattice under graph + acoustic / lmwt, by OpenFst's
-    shortest path (the lattice is not changed). sweep_lattice does this for many settings at once."""
-    scaled = lattice.copy()
-    kaldifst.scale_lattice([[1.0, 0.0], [0.0, 1.0 / lmwt]], scaled)
-    best = kaldifst.shortest_path(scaled)
-    if best.num_states == 0:
-        return None
-    ok, _, words, _ = kaldifst.get_linear_symbol_sequence(best)
-    return list(words) if ok else None
-
-
 def _ranges(starts, counts):
     """Concatenation of arange(s, s + c) for every (s, c)."""
     total = int(counts.sum())
@@ -318,7 +309,7 @@ def _ranges(starts, counts):
     return shift + np.arange(total)
 
 
-def sweep_lattice(lat, settings):
+def sweep_lattice(lat: RawLattice, settings: list[tuple[int, float]]) -> list[list[int] | None]:
     """Best path of a raw lattice for every (lmwt, wip) in settings at once, the cost of a path being
     graph + wip * words + acoustic / lmwt (Kaldi's lattice-scale --inv-acoustic-scale |
     lattice-add-penalty | lattice-best-path). A shortest-path DP over the acyclic lattice in
@@ -365,7 +356,7 @@ def sweep_lattice(lat, settings):
     final = lat.final.astype(np.float64)
     total = cost + final[:, :1] + final[:, 1:] / lm[None, :]
     end = np.argmin(total, axis=0)
-    words = []
+    words: list[list[int] | None] = []
     for j in range(k):
         if not np.isfinite(total[end[j], j]):
             words.append(None)
@@ -380,14 +371,15 @@ def sweep_lattice(lat, settings):
     return words
 
 
-def lattice_files(decode_dir):
+def lattice_files(decode_dir: Path | str) -> list[Path]:
     files = sorted(Path(decode_dir).glob("lat.*.gz"), key=lambda p: int(p.name.split(".")[1]))
     if not files:
         raise DataError(f"{decode_dir}: no lat.*.gz lattices")
     return files
 
 
-def sweep_best_paths(lattice_paths, lmwts, wips):
+def sweep_best_paths(lattice_paths: list[Path], lmwts: list[int],
+                     wips: list[float]) -> dict[tuple[int, float], dict[str, list[int]]]:
     """{(lmwt, wip): {utt: word ids}} over all lattices. An utterance whose lattice has no complete
     path gets an empty hypothesis (counted in the log)."""
     settings = [(l, w) for l in lmwts for w in wips]
@@ -406,7 +398,7 @@ def sweep_best_paths(lattice_paths, lmwts, wips):
 
 
 # -- writing tables -------------------------------------------------------------------------------
-def write_word_table(path, table, id2word=None):
+def write_word_table(path: Path | str, table: dict[str, list[int]], id2word: dict[int, str] | None = None) -> None:
     """`utt w1 w2 ...` per utterance in C order; integer ids, or symbols when id2word is given."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -416,7 +408,7 @@ def write_word_table(path, table, id2word=None):
             f.write(" ".join([utt] + [str(w) for w in words]) + "\n")
 
 
-def parse_lmwts(spec):
+def parse_lmwts(spec: str) -> list[int]:
     """'1:20' -> [1..20]; '4 6 8' -> [4, 6, 8] (integers, as Kaldi's LMWT)."""
     try:
         if ":" in spec:
@@ -431,7 +423,7 @@ def parse_lmwts(spec):
     return values
 
 
-def parse_wips(spec):
+def parse_wips(spec: str) -> list[tuple[str, float]]:
     """'0.0 0.5 1.0' -> [('0.0', 0.0), ...]: the text names the setting (as in Kaldi's wer_LMWT_WIP)."""
     try:
         values = [(x, float(x)) for x in spec.replace(",", " ").split()]
@@ -442,20 +434,23 @@ def parse_wips(spec):
     return values
 
 
-def setting_name(lmwt, wip_text):
+def setting_name(lmwt: int, wip_text: str) -> str:
     """Kaldi's naming of a scoring setting: LMWT_WIP, e.g. 10_0.0."""
     return f"{lmwt}_{wip_text}"
 
 
 # -- the decode job -------------------------------------------------------------------------------
-def decode_ark(graph, trans_mdl, loglikes_ark, decode_dir, job, opts=DecoderOptions(), words_txt=None):
+def decode_ark(graph: Path | str, trans_mdl: Path | str, loglikes_ark: Path | str, decode_dir: Path | str,
+               job: int | str, opts: DecoderOptions = DecoderOptions(),
+               words_txt: Path | str | None = None) -> dict[str, list[int]]:
     """Decodes every utterance of LOGLIKES_ARK (see decode_matrices)."""
     return decode_matrices(graph, trans_mdl, kaldiio.load_ark(str(loglikes_ark)), decode_dir, job, opts,
                            words_txt, source=loglikes_ark)
 
 
-def decode_matrices(graph, trans_mdl, matrices, decode_dir, job, opts=DecoderOptions(), words_txt=None,
-                    source="the input"):
+def decode_matrices(graph: Path | str, trans_mdl: Path | str, matrices: Any,
+                    decode_dir: Path | str, job: int | str, opts: DecoderOptions = DecoderOptions(),
+                    words_txt: Path | str | None = None, source: Path | str = "the input") -> dict[str, list[int]]:
     """Decodes (utt, frames x pdfs log-likelihoods) pairs with the search of `opts` (DecoderOptions);
     writes DECODE_DIR/hyp.JOB (words, or ids without words_txt), lat.JOB.gz (decoder `lattice`) and
     timing/decode.JOB."""
@@ -475,6 +470,8 @@ def decode_matrices(graph, trans_mdl, matrices, decode_dir, job, opts=DecoderOpt
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tmp_path = Path(tmp) / "lat.fst"
+            progress = Progress(f"decode job {job}", len(matrices) if hasattr(matrices, "__len__") else None,
+                                logger=log)
             for utt, loglikes in matrices:
                 check_finite(loglikes, f"{source}: log-likelihoods of utterance {utt}")
                 start = time.perf_counter()  # decoding and writing the lattice, as Kaldi's RTF
@@ -484,6 +481,7 @@ def decode_matrices(graph, trans_mdl, matrices, decode_dir, job, opts=DecoderOpt
                 seconds += time.perf_counter() - start
                 frames += len(loglikes)
                 hyps[utt] = result.words
+                progress.update(len(hyps), f"{frames} frames, RTF {seconds / max(frames * FRAME_SHIFT, 1e-9):.4f}")
                 if not result.words and not result.reached_final:
                     failed += 1
                     log.warning("utterance %s: no path through the graph; empty hypothesis", utt)
@@ -505,7 +503,7 @@ def decode_matrices(graph, trans_mdl, matrices, decode_dir, job, opts=DecoderOpt
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("decode", help="decode a loglikes ark with HCLG (one job)")
@@ -520,8 +518,10 @@ def main():
     d.add_argument("decode_dir")
     d.add_argument("job")
     b = sub.add_parser("best-paths", help="LMWT x WIP sweep over lat.*.gz -> OUT/LMWT_WIP.tra")
-    b.add_argument("--lmwt", default="1:20", help="LM weights, 'lo:hi' or a list (default 1:20)")
-    b.add_argument("--wip", default="0.0,0.5,1.0", help="word insertion penalties (default 0.0,0.5,1.0)")
+    lmwts = f"{_CONF.min_lmwt}:{_CONF.max_lmwt}"
+    b.add_argument("--lmwt", default=lmwts, help=f"LM weights, 'lo:hi' or a list (default {lmwts})")
+    b.add_argument("--wip", default=_CONF.word_ins_penalty,
+                   help=f"word insertion penalties (default {_CONF.word_ins_penalty})")
     b.add_argument("decode_dir")
     b.add_argument("out_dir")
     args = parser.parse_args()

@@ -27,6 +27,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import kaldiio
 import numpy as np
@@ -34,7 +35,7 @@ import numpy as np
 from pyscripts.errors import DataError, check_finite, cli_main
 from pyscripts.kaldi.features import FRAME_SHIFT, data_feature_record
 from pyscripts.kaldi.tables import read_kaldi_vector, write_kaldi_vector
-from pyscripts.stats import FER_BY_UTT, write_by_utt
+from pyscripts.asr.utt_errors import FER_BY_UTT, write_by_utt
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ DEFAULT_PRIOR_FLOOR = 1e-10
 
 
 # -- priors ---------------------------------------------------------------------------------------
-def find_prior_counts(model_path, prior_counts=None):
+def find_prior_counts(model_path: Path | str, prior_counts: Path | str | None = None) -> tuple[np.ndarray, str]:
     """(counts, where they came from): an explicit file, else `prior_counts` beside the model, else
     the counts stored in the model package."""
     if prior_counts:
@@ -60,7 +61,7 @@ def find_prior_counts(model_path, prior_counts=None):
     return np.asarray(counts, dtype=np.float64), f"{model_path} (prior_counts)"
 
 
-def log_priors_from_counts(counts, prior_floor=DEFAULT_PRIOR_FLOOR):
+def log_priors_from_counts(counts: np.ndarray, prior_floor: float = DEFAULT_PRIOR_FLOOR) -> tuple[np.ndarray, int]:
     """log p(s) from frame counts; pdfs below the floor get log(FLT_MAX / total) (see the module doc).
     The one prior rule of hybrid decoding (decode stage and pyscripts.infer alike).
     Returns (log priors float64, number of floored pdfs)."""
@@ -76,7 +77,7 @@ def log_priors_from_counts(counts, prior_floor=DEFAULT_PRIOR_FLOOR):
     return log_priors, int(floored.sum())
 
 
-def pseudo_loglikes(log_post, log_priors, prior_scale=1.0):
+def pseudo_loglikes(log_post: np.ndarray, log_priors: np.ndarray, prior_scale: float = 1.0) -> np.ndarray:
     """Scaled pseudo log-likelihoods: log p(s|x) - prior_scale * log p(s), float32."""
     log_post = np.asarray(log_post)
     if log_post.ndim != 2 or log_post.shape[1] != len(log_priors):
@@ -97,7 +98,7 @@ class ForwardOptions:
     batch_size: int = 0      # frames per forward batch; 0: the device's default (pyscripts.nnet.forward.infer_batch)
 
 
-def device_label(device):
+def device_label(device: Any) -> str:
     """'cpu', or 'cuda:0 (NVIDIA H100 80GB HBM3)': the device a forward pass ran on, for the RTF."""
     import torch
     device = torch.device(device)
@@ -107,7 +108,9 @@ def device_label(device):
     return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
-def compute_loglikes(model_path, feats_scp, out_ark, opts=ForwardOptions(), log_priors_out=None, timing_out=None):
+def compute_loglikes(model_path: Path | str, feats_scp: Path | str, out_ark: Path | str,
+                     opts: ForwardOptions = ForwardOptions(), log_priors_out: Path | str | None = None,
+                     timing_out: Path | str | None = None) -> tuple[int, float]:
     """Runs the network over FEATS_SCP and writes pseudo log-likelihoods to OUT_ARK (+ .scp)."""
     import torch
     from pyscripts.nnet.forward import check_trained_features, load_model, log_posteriors
@@ -168,7 +171,7 @@ def compute_loglikes(model_path, feats_scp, out_ark, opts=ForwardOptions(), log_
 
 
 # -- frame error rate -----------------------------------------------------------------------------
-def frame_errors(loglikes, log_priors, targets, utt="?"):
+def frame_errors(loglikes: np.ndarray, log_priors: np.ndarray, targets: np.ndarray, utt: str = "?") -> tuple[int, int]:
     """(errors, frames) of the network's frame decisions: argmax of the posteriors, recovered from
     the pseudo log-likelihoods by adding the (scaled) log priors back."""
     if len(loglikes) != len(targets):
@@ -178,14 +181,14 @@ def frame_errors(loglikes, log_priors, targets, utt="?"):
     return int((decisions != np.asarray(targets)).sum()), len(targets)
 
 
-def loglike_arks(decode_dir):
+def loglike_arks(decode_dir: Path | str) -> list[Path]:
     arks = sorted(Path(decode_dir).glob("loglikes.*.ark"), key=lambda p: int(p.name.split(".")[1]))
     if not arks:
         raise DataError(f"{decode_dir}: no loglikes.*.ark; run the forward pass first")
     return arks
 
 
-def compute_fer(decode_dir, targets_dir):
+def compute_fer(decode_dir: Path | str, targets_dir: Path | str) -> float:
     """FER of the network alone over the decode dir's utterances against a targets dir (pdf ids from
     an alignment). Writes DECODE_DIR/scoring/fer, and scoring/fer_by_utt (`utt frame_errors frames`,
     for the confidence intervals of pyscripts/stats.py); utterances without targets are counted, not hidden."""
@@ -225,7 +228,7 @@ def compute_fer(decode_dir, targets_dir):
 
 
 # -- real-time factors ----------------------------------------------------------------------------
-def read_timing(path):
+def read_timing(path: Path | str) -> dict[str, Any]:
     """The `key=value` fields of a timing file; a word without '=' continues the value before it
     (device=cuda:0 (NVIDIA H100 80GB HBM3))."""
     fields, key = {}, None
@@ -239,7 +242,7 @@ def read_timing(path):
             for k, v in fields.items()}
 
 
-def summarize_rtf(decode_dir):
+def summarize_rtf(decode_dir: Path | str) -> None:
     """DECODE_DIR/rtf from timing/: per stage, the RTF of the work itself (seconds summed over the
     jobs, over the audio duration: the RTF of one process with the jobs' thread count, `1-thread`
     for the default single-threaded jobs, `1-gpu` for jobs that ran on a GPU) and the wall-clock RTF
@@ -280,7 +283,7 @@ def summarize_rtf(decode_dir):
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("loglikes", help="network forward pass -> pseudo log-likelihood ark")

@@ -10,6 +10,7 @@ prepare_lang.sh --position-dependent-phones false --sil-prob 0.0).
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 from pyscripts.asr.phones import read_map39
 from pyscripts.errors import DataError, cli_main
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 # -- int lists --------------------------------------------------------------------------------------
-def read_int_list(path):
+def read_int_list(path: Path) -> list[int]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: not found; is it a Kaldi lang dir made by utils/prepare_lang.sh?")
@@ -36,7 +37,8 @@ def _read_phone_lines(path, required=True):
     return [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def read_dict_dir(dict_dir):
+def read_dict_dir(dict_dir: Path | str) -> tuple[list[tuple[str, list[str]]], list[list[str]], list[list[str]], str,
+                                                 list[list[str]]]:
     """(lexicon [(word, [phones])], silence phone lines, nonsilence phone lines, optional silence,
     extra question lines), checked for the mistakes prepare_lang.sh rejects."""
     d = Path(dict_dir)
@@ -82,7 +84,7 @@ def read_dict_dir(dict_dir):
     return lexicon, sil_lines, nonsil_lines, opt[0][0], extra
 
 
-def add_lex_disambig(lexicon):
+def add_lex_disambig(lexicon: list[tuple[str, list[str]]]) -> tuple[list[tuple[str, list[str]]], int]:
     """Appends #1, #2... to pronunciations that are repeated or prefixes of others, as Kaldi's
     add_lex_disambig.pl does. Returns (new lexicon, highest disambig index used)."""
     count, prefixes = {}, set()
@@ -104,7 +106,7 @@ def add_lex_disambig(lexicon):
 
 
 # -- topology and FSTs ---------------------------------------------------------------------------
-def left_to_right_topo(entries):
+def left_to_right_topo(entries: list[tuple[list[int], int]]) -> str:
     """Kaldi text topology: entries = [(phone ids, number of emitting states)], each phone a
     left-to-right HMM with self-loops (0.75) and forward transitions (0.25)."""
     lines = ["<Topology>"]
@@ -118,7 +120,8 @@ def left_to_right_topo(entries):
     return "\n".join(lines) + "\n"
 
 
-def make_lexicon_fst(lexicon, phone2id, word2id, loop_disambig=None):
+def make_lexicon_fst(lexicon: list[tuple[str, list[str]]], phone2id: dict[str, int], word2id: dict[str, int],
+                     loop_disambig: tuple[int, int] | None = None) -> Any:
     """Lexicon transducer (phones in, words out) without optional silence: one start/final state
     that every pronunciation leaves and returns to. loop_disambig=(phone #0 id, word #0 id) adds the
     self-loop that lets G's #0 back-off symbol through (L_disambig)."""
@@ -141,7 +144,8 @@ def make_lexicon_fst(lexicon, phone2id, word2id, loop_disambig=None):
 
 
 # -- lang dir ------------------------------------------------------------------------------------
-def prepare_lang(dict_dir, oov_word, lang_dir, num_sil_states=3, num_nonsil_states=3):
+def prepare_lang(dict_dir: Path | str, oov_word: str, lang_dir: Path | str, num_sil_states: int = 3,
+                 num_nonsil_states: int = 3) -> None:
     lexicon, sil_lines, nonsil_lines, opt_sil, extra = read_dict_dir(dict_dir)
     words = c_sorted({w for w, _ in lexicon})
     if oov_word not in words:
@@ -201,7 +205,7 @@ def prepare_lang(dict_dir, oov_word, lang_dir, num_sil_states=3, num_nonsil_stat
              len(sil) + len(nonsil), len(sil), len(disambig), len(words))
 
 
-def make_phone_dict(phone_map, dict_dir, silence="sil"):
+def make_phone_dict(phone_map: Path | str, dict_dir: Path | str, silence: str = "sil") -> None:
     """Phone-level dict dir: every training phone (column 2 of the 60-48-39 map) is a word whose
     pronunciation is itself; `silence` is the silence and optional-silence phone."""
     phones = set(read_map39(phone_map))
@@ -220,7 +224,7 @@ def make_phone_dict(phone_map, dict_dir, silence="sil"):
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 from pyscripts.kaldi.datadir import read_list_table
 from pyscripts.errors import DataError, cli_main
@@ -21,12 +22,12 @@ log = logging.getLogger(__name__)
 class ArpaLM:
     """An ARPA back-off n-gram model: {ngram tuple: (log10 prob, log10 back-off weight)}."""
 
-    def __init__(self, ngrams, order):
+    def __init__(self, ngrams: dict[tuple[str, ...], tuple[float, float]], order: int) -> None:
         self.ngrams = ngrams
         self.order = order
         self.vocab = {ng[0] for ng in ngrams if len(ng) == 1}
 
-    def log10_prob(self, history, word):
+    def log10_prob(self, history: Sequence[str], word: str) -> float:
         """log10 P(word | history) with Katz-style back-off through the ARPA back-off weights."""
         history = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
         backoff = 0.0
@@ -41,7 +42,7 @@ class ArpaLM:
             history = history[1:]
 
 
-def read_arpa(path):
+def read_arpa(path: Path | str) -> ArpaLM:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: ARPA LM not found")
@@ -79,7 +80,7 @@ def read_arpa(path):
     return ArpaLM(ngrams, max(counts))
 
 
-def perplexity(lm, sentences):
+def perplexity(lm: ArpaLM, sentences: list[list[str]]) -> tuple[float, float, int, int, int]:
     """(ppl, log10 prob, words, OOVs, sentences) of token lists, SRILM style."""
     total, n_words, n_oov = 0.0, 0, 0
     for sent in sentences:
@@ -99,7 +100,7 @@ def perplexity(lm, sentences):
     return 10 ** (-total / denom), total, n_words, n_oov, len(sentences)
 
 
-def transcripts(text_file):
+def transcripts(text_file: Path | str) -> list[list[str]]:
     """Token lists of a Kaldi text file (utterance id dropped)."""
     table = read_list_table(text_file)
     empty = [u for u, t in table.items() if not t]
@@ -108,7 +109,7 @@ def transcripts(text_file):
     return list(table.values())
 
 
-def check_phones(text_file, words_txt):
+def check_phones(text_file: Path | str, words_txt: Path | str) -> None:
     """Every token of the transcripts is a word of the lang dir (its phones): an unknown phone is named here
     with its utterance and file, not later as a disagreement of the LM and the lang dir."""
     words = set(read_symbols(words_txt)) - {"<eps>", "<s>", "</s>"}
@@ -120,7 +121,7 @@ def check_phones(text_file, words_txt):
                             "phone to conf/phones.60-48-39.map and redo the data preparation and the lang dir")
 
 
-def train_arpa(text_file, arpa, order=2):
+def train_arpa(text_file: Path | str, arpa: Path | str, order: int = 2) -> None:
     """Kneser-Ney ARPA LM with kaldingram on the transcripts of a Kaldi text file."""
     exe = shutil.which("kaldingram")
     if exe is None:
@@ -140,7 +141,7 @@ def train_arpa(text_file, arpa, order=2):
              sum(len(s) for s in sents), arpa)
 
 
-def arpa_to_g_fst(arpa, words_txt, g_fst):
+def arpa_to_g_fst(arpa: Path | str, words_txt: Path | str, g_fst: Path | str) -> None:
     """G.fst (binary OpenFst, arcs sorted on input) from an ARPA LM, #0 on the back-off arcs."""
     import kaldi_hmm_gmm  # noqa: F401  (must be imported before kaldifst/kaldilm)
     import kaldifst
@@ -164,7 +165,7 @@ def arpa_to_g_fst(arpa, words_txt, g_fst):
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)

@@ -9,11 +9,13 @@ from pathlib import Path
 from pyscripts.errors import DataError
 
 
-def read_phone_map(path):
+def read_phone_map(path: Path | str) -> tuple[dict[str, str | None], dict[str, str]]:
     """Reads the 60-48-39 map: {timit61: phone48 or None (deleted, i.e. q)}, {phone48: phone39}."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: phone map not found (conf/phones.60-48-39.map)")
+    to48: dict[str, str | None]
+    to39: dict[str, str]
     to48, to39 = {}, {}
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         fields = line.split()
@@ -33,6 +35,6 @@ def read_phone_map(path):
     return to48, to39
 
 
-def read_map39(path):
+def read_map39(path: Path | str) -> dict[str, str]:
     """{48-phone: 39-phone}, the folding of scoring; its keys are the 48 training phones."""
     return read_phone_map(path)[1]

@@ -16,19 +16,26 @@ Levenshtein count). PER = (S + D + I) / N, N the reference phones. Comparison is
 as in sclite; with `-i rm` an utterance's speaker is its id up to the first '-' (else '_').
 
 Layout of a scored decode dir (Kaldi's): DECODE_DIR/wer_NAME per setting (NAME = LMWT_WIP, or LMWT),
-DECODE_DIR/scoring/{ref.trn, hyp_NAME.trn, best_wer}; the reports of the best setting next to its
-hyp_NAME.trn; scoring/per_by_utt, the errors of each utterance at best_wer's setting (`best`), for the
-confidence intervals of pyscripts/stats.py. Every reference needs a hypothesis and vice versa (a
+with Kaldi's `%WER` token for these phone error rates; DECODE_DIR/scoring/{ref.trn, hyp_NAME.trn};
+the chosen setting in scoring/result.json (the record every program reads, pyscripts/asr/result.py)
+and scoring/best_wer (its `%WER` line, for people and utils/best_wer.sh); the reports of that setting
+next to its hyp_NAME.trn; scoring/per_by_utt, the errors of each utterance at that setting, for the
+confidence intervals (pyscripts/asr/utt_errors.py). Every reference needs a hypothesis and vice versa (a
 decode that lost an utterance writes an empty hypothesis, which counts as deletions); a mismatch is an
 error naming the utterance.
 
 Command line:
-  python3 -m pyscripts.asr.scoring score-dir --phone-map MAP --ref TEXT [--words words.txt] DECODE_DIR
-      scores DECODE_DIR/scoring/NAME.tra (word ids) and NAME.txt (symbols)
-  python3 -m pyscripts.asr.scoring best [--tune-dir DEV_DECODE_DIR] DECODE_DIR   (prints the setting)
+  python3 -m pyscripts.asr.scoring score-dir --phone-map MAP --ref TEXT [--words words.txt]
+      [--tune-dir DEV_DECODE_DIR] DECODE_DIR
+      scores DECODE_DIR/scoring/NAME.tra (word ids) and NAME.txt (symbols), chooses the setting (with
+      --tune-dir: the dev set's best) and writes its record; prints the setting
+  python3 -m pyscripts.asr.scoring best [--tune-dir DEV_DECODE_DIR] DECODE_DIR
+      chooses the setting again from the trn files (prints it)
   python3 -m pyscripts.asr.scoring reports --ref-trn REF --hyp-trn HYP          (built-in sclite reports)
   python3 -m pyscripts.asr.scoring results [--dev dev --test test] EXP_DIR...   (Markdown table)
 """
+from __future__ import annotations
+
 import argparse
 import logging
 import math
@@ -37,7 +44,9 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
+from pyscripts.asr import result, utt_errors
 from pyscripts.asr.phones import read_map39
 from pyscripts.kaldi.datadir import read_list_table
 from pyscripts.kaldi.tables import c_sorted, read_id2symbol
@@ -51,7 +60,7 @@ COST_CORRECT, COST_SUB, COST_INS, COST_DEL = 0, 4, 3, 3
 
 
 # -- phone folding -----------------------------------------------------------------------------------
-def fold_phones(seq, map39, utt=None):
+def fold_phones(seq: list[str] | str, map39: dict[str, str], utt: str | None = None) -> list[str]:
     """Maps a phone sequence (list or space-separated string) through map39 (48 -> 39); an unknown
     phone is an error naming it (and the utterance, when given)."""
     if isinstance(seq, str):
@@ -66,12 +75,12 @@ def fold_phones(seq, map39, utt=None):
     return out
 
 
-def fold_table(table, map39):
+def fold_table(table: dict[str, list[str] | str], map39: dict[str, str]) -> dict[str, list[str]]:
     return {utt: fold_phones(seq, map39, utt) for utt, seq in table.items()}
 
 
 # -- alignment ------------------------------------------------------------------------------------
-def align(ref, hyp):
+def align(ref: list[str], hyp: list[str]) -> list[tuple[str, str | None, str | None]]:
     """sclite's DP alignment of two token lists -> [(op, ref token or None, hyp token or None)],
     op C (correct), S, D or I; tokens lower-cased."""
     ref = [r.lower() for r in ref]
@@ -95,6 +104,7 @@ def align(ref, hyp):
                 cost[i][j], back[i][j] = dele, "D"
             else:
                 cost[i][j], back[i][j] = ins, "I"
+    ops: list[tuple[str, str | None, str | None]]
     ops, i, j = [], n, m
     while i > 0 or j > 0:
         op = back[i][j]
@@ -125,27 +135,28 @@ class ErrorCounts:
     utts_with_errors: int = 0
 
     @property
-    def errors(self):
+    def errors(self) -> int:
         return self.sub + self.dele + self.ins
 
     @property
-    def per(self):
+    def per(self) -> float:
         if self.ref == 0:
             return 0.0 if self.errors == 0 else math.inf
         return 100.0 * self.errors / self.ref
 
-    def add(self, other):
+    def add(self, other: ErrorCounts) -> ErrorCounts:
         for name in ("ref", "hyp", "corr", "sub", "dele", "ins", "utts", "utts_with_errors"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
-    def kaldi_line(self, label="PER"):
-        """Kaldi's compute-wer line, e.g. `%PER 21.43 [ 3 / 14, 1 ins, 1 del, 1 sub ]`."""
+    def kaldi_line(self, label: str = "WER") -> str:
+        """Kaldi's compute-wer line, e.g. `%WER 21.43 [ 3 / 14, 1 ins, 1 del, 1 sub ]`: Kaldi's token for
+        phone error rates too (its TIMIT recipe's), so that `grep WER .../wer_* | utils/best_wer.sh` works."""
         return (f"%{label} {self.per:.2f} [ {self.errors} / {self.ref}, {self.ins} ins, "
                 f"{self.dele} del, {self.sub} sub ]")
 
 
-def count_ops(ops):
+def count_ops(ops: list[tuple[str, str | None, str | None]]) -> ErrorCounts:
     c = ErrorCounts(utts=1)
     for op, r, h in ops:
         c.ref += r is not None
@@ -162,7 +173,7 @@ def _as_tokens(table):
     return {u: (v.split() if isinstance(v, str) else list(v)) for u, v in table.items()}
 
 
-def check_same_utts(refs, hyps, ref_name="references", hyp_name="hypotheses"):
+def check_same_utts(refs: dict, hyps: dict, ref_name: str = "references", hyp_name: str = "hypotheses") -> None:
     no_ref = sorted(set(hyps) - set(refs))
     if no_ref:
         raise DataError(f"utterance {no_ref[0]} is in the {hyp_name} but not in the {ref_name} "
@@ -173,14 +184,14 @@ def check_same_utts(refs, hyps, ref_name="references", hyp_name="hypotheses"):
                         f"{hyp_name} ({len(no_hyp)} such); the decode is incomplete (check its logs)")
 
 
-def align_all(refs, hyps):
+def align_all(refs: dict, hyps: dict) -> dict[str, list[tuple[str, str | None, str | None]]]:
     """{utt: alignment} after checking that both cover the same utterances."""
     refs, hyps = _as_tokens(refs), _as_tokens(hyps)
     check_same_utts(refs, hyps)
     return {utt: align(refs[utt], hyps[utt]) for utt in refs}
 
 
-def per(refs, hyps):
+def per(refs: dict, hyps: dict) -> ErrorCounts:
     """Scores {utt: phones} hypotheses against references (lists or strings, already folded):
     returns ErrorCounts (.per is the PER in percent, .sub/.dele/.ins/.ref the counts)."""
     total = ErrorCounts()
@@ -190,7 +201,7 @@ def per(refs, hyps):
 
 
 # -- trn files ------------------------------------------------------------------------------------
-def write_trn(path, transcripts):
+def write_trn(path: Path | str, transcripts: Mapping[str, list[str] | str]) -> None:
     """sclite trn: `tok tok ... (utt-id)` per utterance, in C order of the ids."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +217,7 @@ def write_trn(path, transcripts):
 _TRN_LINE = re.compile(r"^(.*?)\s*\(([^()\s]+)\)\s*$")
 
 
-def read_trn(path):
+def read_trn(path: Path | str) -> dict[str, list[str]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: trn file not found")
@@ -223,7 +234,7 @@ def read_trn(path):
     return table
 
 
-def speaker_of(utt):
+def speaker_of(utt: str) -> str:
     """sclite `-i rm`: the id up to the first '-', else the first '_'."""
     for sep in ("-", "_"):
         if sep in utt:
@@ -236,7 +247,7 @@ def _pct(x, n):
     return 100.0 * x / n if n else 0.0
 
 
-def sys_report(alignments, title):
+def sys_report(alignments: dict[str, list[tuple[str, str | None, str | None]]], title: str) -> tuple[str, ErrorCounts]:
     """A `.sys`-like table: one row per speaker, then Sum/Avg, Mean, S.D., Median (as sclite's sum)."""
     by_spk = {}
     for utt, ops in alignments.items():
@@ -274,7 +285,7 @@ def sys_report(alignments, title):
     return "\n".join(lines) + "\n", total
 
 
-def pralign_report(alignments):
+def pralign_report(alignments: dict[str, list[tuple[str, Any, Any]]]) -> str:
     """Per-utterance alignments as sclite's pralign: REF/HYP with *** for gaps, errors upper-cased."""
     out = []
     for utt in c_sorted(alignments):
@@ -294,7 +305,7 @@ def pralign_report(alignments):
     return "\n".join(out)
 
 
-def dtl_report(alignments, title):
+def dtl_report(alignments: dict[str, list[tuple[str, str | None, str | None]]], title: str) -> str:
     """Totals, then confusion pairs, insertions, deletions and substitutions by frequency."""
     total = ErrorCounts()
     pairs, ins, dels, subs = Counter(), Counter(), Counter(), Counter()
@@ -333,7 +344,7 @@ def dtl_report(alignments, title):
     return "\n".join(lines)
 
 
-def write_reports(ref_trn, hyp_trn):
+def write_reports(ref_trn: Path | str, hyp_trn: Path | str) -> ErrorCounts:
     """The built-in scorer on two trn files: HYP.sys, HYP.pra, HYP.dtl next to the hypothesis file
     (sclite's naming). Returns the totals."""
     alignments = align_all(read_trn(ref_trn), read_trn(hyp_trn))
@@ -346,7 +357,7 @@ def write_reports(ref_trn, hyp_trn):
 
 
 # -- hypotheses of a decode -----------------------------------------------------------------------
-def read_tra(path, id2word=None):
+def read_tra(path: Path | str, id2word: dict[int, str] | None = None) -> dict[str, list[str]]:
     """A Kaldi transcription table (`utt w1 w2 ...`; integer ids when id2word is given, as Kaldi's
     .tra). An utterance with nothing after its id has an empty hypothesis."""
     path = Path(path)
@@ -373,7 +384,8 @@ def read_tra(path, id2word=None):
 NON_PHONE_WORDS = {"<eps>", "<s>", "</s>", "#0"}
 
 
-def score_tables(refs48, hyps48, map39, decode_dir, name):
+def score_tables(refs48: dict, hyps48: dict, map39: dict[str, str], decode_dir: Path | str,
+                 name: str) -> ErrorCounts:
     """Folds to 39; writes DECODE_DIR/scoring/ref.trn, scoring/hyp_NAME.trn and DECODE_DIR/wer_NAME.
     Returns ErrorCounts."""
     decode_dir = Path(decode_dir)
@@ -389,7 +401,8 @@ def score_tables(refs48, hyps48, map39, decode_dir, name):
     return counts
 
 
-def score_dir(decode_dir, ref_text, map39, words_txt=None):
+def score_dir(decode_dir: Path | str, ref_text: Path | str, map39: dict[str, str],
+              words_txt: Path | str | None = None) -> dict[str, ErrorCounts]:
     """Scores every hypothesis table DECODE_DIR/scoring/NAME.tra (integer ids; needs words.txt) and
     NAME.txt (symbols). Returns {name: ErrorCounts}."""
     decode_dir = Path(decode_dir)
@@ -410,57 +423,68 @@ def score_dir(decode_dir, ref_text, map39, words_txt=None):
 
 
 # -- best setting ---------------------------------------------------------------------------------
-def read_wer_file(path):
-    """(PER, errors, reference phones) of a wer_* file."""
-    text = Path(path).read_text()
-    m = re.search(r"%(?:WER|PER) ([0-9.]+|inf) \[ (\d+) / (\d+)", text)
-    if not m:
-        raise DataError(f"{path}: no '%PER x [ e / n' line; re-run the scoring")
-    return float(m.group(1)), int(m.group(2)), int(m.group(3))
+def setting_counts(decode_dir: str | Path) -> dict[str, ErrorCounts]:
+    """{NAME: ErrorCounts} of every scored setting of a decode dir, aligned again from its trn files
+    (scoring/ref.trn, hyp_NAME.trn), for choosing a setting without scoring again."""
+    sc = Path(decode_dir) / "scoring"
+    hyp_files = sorted(sc.glob("hyp_*.trn"))
+    if not hyp_files or not (sc / "ref.trn").is_file():
+        raise DataError(f"{sc}: no ref.trn and hyp_NAME.trn files; run local/score.sh first")
+    refs = read_trn(sc / "ref.trn")
+    return {p.name[len("hyp_"):-len(".trn")]: per(refs, read_trn(p)) for p in hyp_files}
 
 
-def setting_of(name):
+def setting_of(name: str) -> tuple[str, str]:
     """`LMWT_WIP` (or `LMWT`) -> (lmwt, wip) as text."""
     lmwt, _, wip = name.partition("_")
     return lmwt, wip or "0.0"
 
 
-def best_setting(decode_dir):
-    """(name, PER) of the decode dir's lowest wer_NAME (ties: the first name in sorted order)."""
-    files = sorted(Path(decode_dir).glob("wer_*"), key=lambda p: p.name)
-    if not files:
-        raise DataError(f"{decode_dir}: no wer_* files; run local/score.sh first")
-    return min(((p.name[len("wer_"):], read_wer_file(p)[0]) for p in files), key=lambda x: x[1])
+def best_of(rates: dict[str, float]) -> tuple[str, float]:
+    """(name, rate) of the lowest rate; rates compare at the 2 decimals the wer_* files print (as Kaldi's
+    utils/best_wer.sh sorts them), ties to the first name in sorted order."""
+    if not rates:
+        raise DataError("no scored settings to choose from; run local/score.sh first")
+    return min(((name, result.rounded_percent(rates[name])) for name in sorted(rates)), key=lambda x: x[1])
 
 
-def write_best(decode_dir, tune_dir=None):
-    """Writes DECODE_DIR/scoring/best_wer: the best setting of this dir, or, with tune_dir (the dev
-    set's decode dir), this dir's result at the dev set's best setting. Returns (setting, PER)."""
+def best_setting(decode_dir: str | Path) -> tuple[str, float]:
+    """(name, PER) of the decode dir's best scored setting, from its result record."""
+    settings = result.read_result(decode_dir)["settings"]
+    return best_of({name: s["percent"] for name, s in settings.items()})
+
+
+def _chosen_setting(decode_dir, results, tune_dir):
+    """(setting, where it was chosen) of write_best."""
+    if tune_dir is None:
+        return best_of({name: c.per for name, c in results.items()})[0], "best on this set"
+    setting, _ = best_setting(tune_dir)
+    if setting not in results:
+        raise DataError(f"{Path(decode_dir) / f'wer_{setting}'}: missing; the setting chosen on {tune_dir} "
+                        "was not scored here (use the same LM weights and penalties)")
+    return setting, f"setting chosen on {tune_dir}"
+
+
+def write_best(decode_dir: str | Path, tune_dir: str | Path | None = None,
+               results: dict[str, ErrorCounts] | None = None) -> tuple[str, float]:
+    """Chooses the setting of a scored decode dir, its best, or, with tune_dir (the dev set's decode
+    dir), the dev set's best, and writes its record scoring/result.json, scoring/best_wer (for people and
+    utils/best_wer.sh) and scoring/per_by_utt. results: {NAME: ErrorCounts} of score_dir (default:
+    aligned again from the trn files). Returns (setting, PER)."""
     decode_dir = Path(decode_dir)
-    if tune_dir is not None:
-        setting, _ = best_setting(tune_dir)
-        source = f"setting chosen on {tune_dir}"
-        if not (decode_dir / f"wer_{setting}").is_file():
-            raise DataError(f"{decode_dir / f'wer_{setting}'}: missing; the setting chosen on {tune_dir} "
-                            "was not scored here (use the same LM weights and penalties)")
-    else:
-        setting, _ = best_setting(decode_dir)
-        source = "best on this set"
-    path = decode_dir / f"wer_{setting}"
-    rate = read_wer_file(path)[0]
-    lmwt, wip = setting_of(setting)
-    try:
-        acwt = f"{1.0 / float(lmwt):.4g}"
-    except (ValueError, ZeroDivisionError):
-        acwt = "?"
+    results = setting_counts(decode_dir) if results is None else results
+    setting, source = _chosen_setting(decode_dir, results, tune_dir)
+    record = result.make_result(decode_dir, setting, results[setting], results, tune_dir)
     (decode_dir / "scoring").mkdir(exist_ok=True)
     (decode_dir / "scoring" / "best_wer").write_text(
-        f"{path.read_text().splitlines()[0]} {path}\nlmwt={lmwt} acwt={acwt} wip={wip} ({source})\n")
+        f"{results[setting].kaldi_line()} {decode_dir / f'wer_{setting}'}\n"
+        f"lmwt={setting_of(setting)[0]} acwt={record['acwt']:.4g} wip={setting_of(setting)[1]} ({source})\n")
     write_per_by_utt(decode_dir, setting)
-    return setting, rate
+    result.write_result(decode_dir, record)
+    return setting, record["per"]["percent"]
 
 
-def per_utt_counts(decode_dir, setting):
+def per_utt_counts(decode_dir: Path | str, setting: str) -> dict[str, tuple[int, int, int, int, int]]:
     """{utt: (errors, ref phones, sub, del, ins)} of one scored setting, from scoring/ref.trn and
     scoring/hyp_SETTING.trn."""
     sc = Path(decode_dir) / "scoring"
@@ -469,71 +493,69 @@ def per_utt_counts(decode_dir, setting):
     return {utt: (c.errors, c.ref, c.sub, c.dele, c.ins) for utt, c in counts.items()}
 
 
-def write_per_by_utt(decode_dir, setting):
+def write_per_by_utt(decode_dir: Path | str, setting: str) -> dict | None:
     """DECODE_DIR/scoring/per_by_utt: the per-utterance errors of the best_wer setting, for the
     confidence intervals and paired tests (pyscripts/stats.py). Left out (and a stale one removed) when
     the setting's trn files are not there."""
     sc = Path(decode_dir) / "scoring"
-    (sc / stats.PER_BY_UTT).unlink(missing_ok=True)
+    (sc / utt_errors.PER_BY_UTT).unlink(missing_ok=True)
     if not ((sc / "ref.trn").is_file() and (sc / f"hyp_{setting}.trn").is_file()):
         return None
     rows = per_utt_counts(decode_dir, setting)
-    stats.write_by_utt(sc / stats.PER_BY_UTT, rows,
-                       f"PER per utterance at setting {setting}: utt errors ref_phones sub del ins")
+    utt_errors.write_by_utt(sc / utt_errors.PER_BY_UTT, rows,
+                            f"PER per utterance at setting {setting}: utt errors ref_phones sub del ins")
     return rows
 
 
 # -- results table --------------------------------------------------------------------------------
-def _first_percent(path, label):
-    if not Path(path).is_file():
+def _record_or_none(decode_dir):
+    """The result record of a decode dir; None when the dir was not scored (no scoring/ at all)."""
+    if not (Path(decode_dir) / "scoring").is_dir():
         return None
-    m = re.search(rf"%{label} ([0-9.]+|inf)", Path(path).read_text())
-    return float(m.group(1)) if m else None
+    return result.read_result(decode_dir)
 
 
-def model_results(model_dir, dev="dev", test="test"):
-    """FER/PER dev/test, the dev-chosen setting and the RTFs of one model dir (exp/<model>)."""
+def model_results(model_dir: str | Path, dev: str = "dev", test: str = "test") -> dict:
+    """FER/PER dev/test, the dev-chosen setting and the RTFs of one model dir (exp/<model>), from the
+    result records of its decode_{dev,test} dirs."""
     model_dir = Path(model_dir)
-    dev_dir, test_dir = model_dir / f"decode_{dev}", model_dir / f"decode_{test}"
-    dev_sc, test_sc = dev_dir / "scoring", test_dir / "scoring"
-    row = {"model": str(model_dir)}
-    for name, sc in ((dev, dev_sc), (test, test_sc)):
-        row[f"FER {name}"] = _first_percent(sc / "fer", "FER")
-    row[f"PER {dev}"] = _first_percent(dev_sc / "best_wer", "(?:PER|WER)")
-    row["setting"] = None
-    if list(dev_dir.glob("wer_*")):
-        setting, rate = best_setting(dev_dir)
-        row[f"PER {dev}"], row["setting"] = rate, setting
+    records = {name: _record_or_none(model_dir / f"decode_{name}") for name in (dev, test)}
+    row: dict[str, Any] = {"model": str(model_dir)}
+    for name, rec in records.items():
+        row[f"FER {name}"] = rec["fer"]["percent"] if rec and rec["fer"] else None
+        row[f"rtf {name}"] = rec["rtf"] if rec else None
+    row[f"PER {dev}"], row["setting"] = None, None
+    if records[dev]:
+        row["setting"], row[f"PER {dev}"] = best_setting(model_dir / f"decode_{dev}")
     # Test at the setting chosen on dev; the test set's own best only when dev was not scored.
     row[f"PER {test}"], row["test_own_best"] = None, False
-    if row["setting"] and (test_dir / f"wer_{row['setting']}").is_file():
-        row[f"PER {test}"] = read_wer_file(test_dir / f"wer_{row['setting']}")[0]
-    elif (test_sc / "best_wer").is_file():
-        row[f"PER {test}"] = _first_percent(test_sc / "best_wer", "(?:PER|WER)")
-        row["test_own_best"] = True
-    for name in (dev, test):
-        rtf = model_dir / f"decode_{name}" / "rtf"
-        row[f"rtf {name}"] = rtf.read_text().strip().splitlines() if rtf.is_file() else []
+    test_rec = records[test]
+    if test_rec and row["setting"] in test_rec["settings"]:
+        row[f"PER {test}"] = test_rec["settings"][row["setting"]]["percent"]
+    elif test_rec:
+        row[f"PER {test}"], row["test_own_best"] = test_rec["per"]["percent"], True
     return row
 
 
-def _rtf_cells(rtf_lines):
-    """{'forward': '0.51 / 0.31 (nj=2)', 'decode': ...} from the lines of a decode dir's rtf file
-    (pyscripts/asr/hybrid.py summarize_rtf); a figure not from CPU threads says so: '0.02 (1-gpu)'."""
+def _rtf_cells(rtf: dict | None) -> dict[str, str]:
+    """{'forward': '0.51 / 0.31 (nj=2)', 'decode': ...} from a result record's rtf; a figure not from CPU
+    threads says so: '0.02 (1-gpu)'."""
     cells = {"forward": "–", "decode": "–"}
-    for line in rtf_lines:
-        stage = line.split(":", 1)[0]
-        one = re.search(r"RTF (\S+-(?:thread|gpu|device)) ([0-9.]+)", line)
-        wall = re.search(r"RTF wall \(nj=(\d+)\) ([0-9.]+)", line)
-        if stage in cells:
-            own = "–"
-            if one:
-                own = one.group(2) if one.group(1).endswith("-thread") else f"{one.group(2)} ({one.group(1)})"
-            cells[stage] = " / ".join([own] + ([f"{wall.group(2)} (nj={wall.group(1)})"] if wall else []))
+    for stage in cells:
+        timed = (rtf or {}).get(stage)
+        if not timed:
+            continue
+        own = "–"
+        if timed["rtf"] is not None:
+            own = f"{timed['rtf']:.4f}"
+            if not timed["label"].endswith("-thread"):
+                own += f" ({timed['label']})"
+        wall = [f"{timed['wall_rtf']:.4f} (nj={timed['nj']})"] if timed["wall_rtf"] is not None else []
+        cells[stage] = " / ".join([own] + wall)
     return cells
 
 
-def find_model_dirs(exp_roots):
+def find_model_dirs(exp_roots: Iterable[Path | str]) -> list[Path]:
     """Dirs holding decode_*/scoring (exp/<model>, also nested like exp/timit/<model>)."""
     dirs = set()
     for root in exp_roots:
@@ -542,7 +564,7 @@ def find_model_dirs(exp_roots):
     return sorted(dirs, key=lambda p: str(p))
 
 
-def model_intervals(row, dev="dev", test="test"):
+def model_intervals(row: dict[str, Any], dev: str = "dev", test: str = "test") -> dict[str, Any]:
     """{column: Interval or None}: the bootstrap intervals (pyscripts/stats.py) of a results row's FER
     and PER, PER at the row's setting; None where the per-utterance results are not there."""
     out = {}
@@ -556,14 +578,14 @@ def model_intervals(row, dev="dev", test="test"):
             if row[column] is None:
                 continue
             try:
-                utts = stats.asr_utts(decode_dir, metric, setting)
+                utts = utt_errors.asr_utts(decode_dir, metric, setting, per_utt_counts)
             except DataError:
                 continue
             out[column] = stats.ratio_interval(utts.errors, utts.totals)
     return out
 
 
-def interval_table(rows, dev="dev", test="test"):
+def interval_table(rows: list[dict[str, Any]], dev: str = "dev", test: str = "test") -> list[str]:
     """Markdown lines: the results table's FER and PER with their 95% intervals, `value [low, high]`."""
     columns = [f"{m} {name}" for m in ("FER", "PER") for name in (dev, test)]
     lines = [f"95% confidence intervals: percentile bootstrap over utterances ({stats.DEFAULT_RESAMPLES} resamples, "
@@ -586,7 +608,7 @@ def interval_table(rows, dev="dev", test="test"):
     return lines + [""]
 
 
-def results_markdown(exp_roots, dev="dev", test="test"):
+def results_markdown(exp_roots: Iterable[Path | str], dev: str = "dev", test: str = "test") -> str:
     rows = [model_results(d, dev, test) for d in find_model_dirs(exp_roots)]
     if not rows:
         raise DataError(f"no decode_*/scoring dirs under {' '.join(map(str, exp_roots))}; decode and score first")
@@ -610,11 +632,7 @@ def results_markdown(exp_roots, dev="dev", test="test"):
     for r in rows:
         setting = "–"
         if r["setting"]:
-            lmwt, _ = setting_of(r["setting"])
-            try:
-                setting = f"{r['setting']} (acwt {1.0 / float(lmwt):.3g})"
-            except (ValueError, ZeroDivisionError):
-                setting = r["setting"]
+            setting = f"{r['setting']} (acwt {1.0 / result.setting_numbers(r['setting'])[0]:.3g})"
         rtf = _rtf_cells(r[f"rtf {test}"] or r[f"rtf {dev}"])
         lines.append(f"| {r['model']} | {setting} | {rtf['forward']} | {rtf['decode']} |")
     lines.append("")
@@ -625,15 +643,18 @@ def results_markdown(exp_roots, dev="dev", test="test"):
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("score-dir", help="score every scoring/NAME.tra|txt of a decode dir -> wer_NAME")
+    d = sub.add_parser("score-dir", help="score every scoring/NAME.tra|txt of a decode dir -> wer_NAME, choose "
+                       "the setting -> scoring/result.json and best_wer; prints the setting")
     d.add_argument("--phone-map", required=True, help="the 60-48-39 phone map")
     d.add_argument("--ref", required=True, help="reference text (utt + 48 phones), e.g. data/timit/test/text")
     d.add_argument("--words", help="words.txt, for the integer .tra files")
+    d.add_argument("--tune-dir", help="the dev set's decode dir: use its best setting here")
     d.add_argument("decode_dir")
-    b = sub.add_parser("best", help="write scoring/best_wer; prints the setting")
+    b = sub.add_parser("best", help="choose the setting again from the trn files -> scoring/result.json and "
+                       "best_wer; prints the setting")
     b.add_argument("--tune-dir", help="the dev set's decode dir: use its best setting here")
     b.add_argument("decode_dir")
     r = sub.add_parser("reports", help="built-in sclite stand-in: HYP.sys/.pra/.dtl from two trn files")
@@ -649,6 +670,7 @@ def main():
         name = min(results, key=lambda k: results[k].per)
         log.info("%s: %d settings scored; lowest %s at %s", args.decode_dir, len(results),
                  results[name].kaldi_line(), name)
+        print(write_best(args.decode_dir, args.tune_dir, results)[0])
     elif args.cmd == "best":
         print(write_best(args.decode_dir, args.tune_dir)[0])
     elif args.cmd == "reports":

@@ -25,12 +25,19 @@ from pyscripts.errors import DataError, cli_main
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-# IEMOCAP's majority labels, and the SER classes the kept ones map to.
+# The SER classes (IEMOCAP's four-class protocol, in class-id order; pyscripts/ser/labels.py uses them),
+# IEMOCAP's majority labels, and the classes the kept ones map to.
+EMOTIONS = ("ang", "hap", "neu", "sad")
 ALL_LABELS = ("ang", "hap", "exc", "neu", "sad", "fru", "sur", "fea", "dis", "oth", "xxx")
-EMOTION_MAP = {"ang": "ang", "hap": "hap", "exc": "hap", "neu": "neu", "sad": "sad"}
+EMOTION_MAP = {**{e: e for e in EMOTIONS}, "exc": "hap"}   # excited counts as happy (the paper's four)
 
 _LABEL_LINE = re.compile(r"^\[\s*(\d+(?:\.\d*)?)\s*-\s*(\d+(?:\.\d*)?)\s*\]\s+(\S+)\s+(\S+)\s+\[")
+# The corpus' names: speaker Ses01F (session 1, the female actor), utterance Ses01F_impro01_M003 (the
+# male actor's 4th turn of a dialog the female actor's recording holds), script lines Ses01F_script01_1_F000.
 _UTT_NAME = re.compile(r"^(Ses\d\d)[FM]_\S+_([FM])\d+$")
+_SPEAKER = re.compile(r"^(Ses\d\d)[FM]$")
+_IMPROVISED = re.compile(r"^Ses\d\d[FM]_impro")
+_SCRIPT_LINE = re.compile(r"^Ses\d\d[FM]_(script\d+_\d+[a-z]*)_([FM]\d+)$")
 
 
 def speaker_of(utt, where):
@@ -39,6 +46,27 @@ def speaker_of(utt, where):
     if not m:
         raise DataError(f"{where}: utterance name {utt!r} is not IEMOCAP's SesNN[FM]_<dialog>_[FM]NNN")
     return m.group(1) + m.group(2)
+
+
+def session_of(speaker: str, conf: str = "the fold conf") -> str:
+    """Ses01F -> Ses01: the session an IEMOCAP speaker recorded in. `conf` names the file for the error."""
+    m = _SPEAKER.match(speaker)
+    if not m:
+        raise DataError(f"{conf}: speaker {speaker!r} is not IEMOCAP's SesNN[FM], so it has no session; "
+                        f"--test-unit=session and --validation=session-partner need IEMOCAP's speakers")
+    return m.group(1)
+
+
+def is_improvised(utt_name: str) -> bool:
+    """Whether an utterance name (without a speaker prefix) is from an improvised dialog (_impro)."""
+    return bool(_IMPROVISED.match(utt_name))
+
+
+def script_line(utt_name: str) -> tuple[str, str] | None:
+    """(script dialog, line) of a scripted utterance name, e.g. ("script01_1", "F000") for
+    Ses01F_script01_1_F000 and Ses03M_script01_1_F000 alike; None for an improvised one."""
+    m = _SCRIPT_LINE.match(utt_name)
+    return (m.group(1), m.group(2)) if m else None
 
 
 def read_emo_evaluation(path):

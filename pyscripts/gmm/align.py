@@ -13,6 +13,7 @@ from pyscripts.errors import DataError, cli_main
 from pyscripts.gmm.data import load_feats, load_transcripts, silence_pdfs, training_graph_compiler
 from pyscripts.gmm.model import load_model
 from pyscripts.gmm.options import add_mono_options, parse_with_config
+from pyscripts.kaldi.features import FRAME_SHIFT
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,8 @@ def align_data(model_dir, lang_dir, data_dir, ali_out, opts):
     log.info("%s: %s", data_dir, aligner.summary())
     if failed:
         log.warning("%d utterances failed to align (no alignment written): %s", len(failed), failed[:10])
-    log.info("aligned %.1f s of audio (%d frames at 10 ms) in %.1f s", n_frames / 100.0, n_frames,
-             time.time() - start)
+    log.info("aligned %.1f s of audio (%d frames at %g ms) in %.1f s", n_frames * FRAME_SHIFT, n_frames,
+             1000 * FRAME_SHIFT, time.time() - start)
     if not alis:
         # Not fatal for one job (its speakers may all be hard); steps/ali_to_targets.sh fails when
         # too few utterances of the whole set have alignments.

@@ -14,6 +14,7 @@ Text objects ("[ ... ]") have no size in their header; they are checked for thei
 import re
 import struct
 from pathlib import Path
+from typing import Mapping
 
 from pyscripts.errors import DataError
 
@@ -21,7 +22,7 @@ ARK_OFFSET = re.compile(r"^(.*):(\d+)$")  # the `ark:offset` of an scp line
 _VALUE_BYTES = {b"FM": 4, b"DM": 8, b"FV": 4, b"DV": 8}
 
 
-def scp_entries(scp):
+def scp_entries(scp: Path | str) -> list[tuple[str, str, int]]:
     """[(key, ark path, offset)] of the `key ark:offset` lines of an scp (others, e.g. pipes, are left out)."""
     entries = []
     for line in Path(scp).read_text().splitlines():
@@ -39,7 +40,7 @@ def _int32(head, pos):
     return struct.unpack("<i", head[pos + 1:pos + 5])[0]
 
 
-def object_extent(head):
+def object_extent(head: bytes) -> tuple[int | None, int | None] | None:
     """(bytes, rows) of the binary Kaldi object whose first bytes are `head` (at least 32 of them when
     the file has them); None for a text object or a type this does not know; (None, None) when `head`
     ends inside the header."""
@@ -67,7 +68,8 @@ def object_extent(head):
     return None
 
 
-def check_archives(scp, num_rows=None, fix="make it again"):
+def check_archives(scp: Path | str, num_rows: Mapping[str, int | str] | None = None,
+                   fix: str = "make it again") -> None:
     """Raises DataError naming the scp, the utterance and the ark when an entry's object does not lie
     whole inside its ark (truncated or overwritten), or when its rows differ from num_rows[key] (e.g.
     utt2num_frames). `fix`: what to do about it, for the message."""

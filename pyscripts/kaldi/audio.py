@@ -4,7 +4,16 @@ reads them; other sample formats (24-bit, float, ...) are refused with the sox c
 (Kaldi refuses 24-bit and float too, and reads 8/32-bit samples unscaled).
 
 read_audio() takes a path or a wav.scp value (a path, or a shell command ending in '|' that writes a
-RIFF or SPHERE file to stdout) and tells the format by its magic bytes. Command line:
+RIFF or SPHERE file to stdout) and tells the format by its magic bytes.
+
+Inference (read_audio_as) reads more, as users have files: besides SPHERE and the RIFF encodings above,
+every format the soundfile package (libsndfile) reads: FLAC, OGG/Vorbis, MP3, A-law and mu-law wav, ...
+soundfile is imported only for those (data prep and the GPU image do without it). Several channels are
+averaged into one (the mean of the channels, sample by sample); another sample rate is resampled by
+scipy.signal.resample_poly with a Hann-windowed sinc filter (8 zero crossings each side, cut-off at
+0.97 of the lower Nyquist frequency), the filter of the hand-written resampler it replaced: on speech
+the two agree within a relative RMS difference of 1e-3 (the tests check it), at a fraction of the time.
+Command line:
 
   python3 -m pyscripts.kaldi.audio to-wav FILE    # RIFF wav on stdout, for wav.scp pipes
   python3 -m pyscripts.kaldi.audio info FILE...   # format, rate, channels, samples
@@ -18,6 +27,7 @@ import struct
 import subprocess
 import sys
 import wave
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +41,12 @@ SPHERE_HEADER_BYTES = 1024
 WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT, WAVE_FORMAT_EXTENSIBLE = 1, 3, 0xFFFE
 # The sub-format GUID of WAVE_FORMAT_EXTENSIBLE is the format tag (2 bytes) followed by these 14 bytes.
 GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
+SOUNDFILE_PIN = "soundfile==0.14.0"  # as in requirements.txt
+RESAMPLE_ZEROS, RESAMPLE_CUTOFF = 8, 0.97  # zero crossings each side; cut-off / lower Nyquist frequency
+
+
+class UnsupportedEncoding(DataError):
+    """A RIFF wav whose sample encoding this module does not decode itself (A-law, ADPCM, ...)."""
 
 
 def _sphere_fields(head, name):
@@ -112,8 +128,8 @@ def _riff_encoding(tag, bits, name):
     if tag == WAVE_FORMAT_IEEE_FLOAT and bits in (32, 64):
         return f"<f{bits // 8}"
     what = f"{bits}-bit PCM" if tag == WAVE_FORMAT_PCM else f"{bits}-bit samples of format {tag}"
-    raise DataError(f"{name}: {what} is not a sample encoding this recipe reads (PCM of 8-32 bits or float): "
-                    f"convert it, e.g. sox {shlex.quote(name)} -b 16 -e signed-integer out.wav")
+    raise UnsupportedEncoding(f"{name}: {what} is not a sample encoding this recipe reads (PCM of 8-32 bits or "
+                              f"float): convert it, e.g. sox {shlex.quote(name)} -b 16 -e signed-integer out.wav")
 
 
 def _riff_format(data, name):
@@ -204,7 +220,7 @@ def _decode_riff(data, name):
     return rate, _to_int16(frames, dtype, name).reshape(-1, channels)
 
 
-def decode_channels(data, name="<bytes>"):
+def decode_channels(data: bytes, name: str = "<bytes>") -> tuple[int, np.ndarray]:
     """Decodes SPHERE or RIFF bytes to (rate, int16 samples, one column per channel); name is used in
     error messages."""
     if data.startswith(SPHERE_MAGIC):
@@ -214,7 +230,7 @@ def decode_channels(data, name="<bytes>"):
     raise DataError(f"{name}: neither NIST SPHERE (NIST_1A) nor RIFF wav (magic bytes {data[:8]!r})")
 
 
-def decode_audio(data, name="<bytes>"):
+def decode_audio(data: bytes, name: str = "<bytes>") -> tuple[int, np.ndarray]:
     """Decodes SPHERE or RIFF bytes of mono audio to (rate, int16 samples)."""
     return _only_channel(*decode_channels(data, name), name)
 
@@ -251,22 +267,56 @@ def _read_bytes(entry):
         return f.read(), entry
 
 
-def read_audio(entry):
+def read_audio(entry: Path | str) -> tuple[int, np.ndarray]:
     """Reads a path or a wav.scp value ('cmd ... |') and returns (rate, int16 mono samples)."""
     data, name = _read_bytes(entry)
     return decode_audio(data, name)
 
 
-def read_audio_as(entry, rate):
-    """int16 mono samples of any readable file at `rate`: several channels are averaged and another
-    sample rate is resampled, each saying so (for inference on files as users have them; data prep
-    refuses them instead, so that a corpus is never converted silently)."""
+def _soundfile_channels(data, name):
+    """(rate, float64 samples on the int16 scale, one column per channel) of any format libsndfile
+    reads, through the soundfile package, imported here only: the rest of the recipe does without it."""
+    try:
+        import soundfile
+    except ImportError:
+        raise DataError(f"{name}: neither NIST SPHERE nor a RIFF wav this recipe decodes itself (magic bytes "
+                        f"{data[:8]!r}); other formats (FLAC, OGG, MP3, A-law, ...) need the soundfile package: "
+                        f".venv/bin/pip install {SOUNDFILE_PIN}, or convert the file first "
+                        f"(sox {shlex.quote(name)} -b 16 out.wav)") from None
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float64", always_2d=True)
+    except (RuntimeError, TypeError, ValueError) as err:  # soundfile.LibsndfileError is a RuntimeError
+        raise DataError(f"{name}: not an audio file soundfile (libsndfile) reads ({err}); convert it to a "
+                        f"16-bit wav, e.g. with sox or ffmpeg") from None
+    # soundfile scales 16-bit PCM by 1/32768: this undoes it exactly.
+    return rate, _finite_samples(samples, name) * 32768.0
+
+
+def decode_any(data: bytes, name: str = "<bytes>") -> tuple:
+    """(rate, float64 samples on the int16 scale, one column per channel) of SPHERE, the RIFF wavs
+    decode_channels reads, and every other format soundfile reads."""
+    if data.startswith(SPHERE_MAGIC):
+        rate, samples = _decode_sphere(data, name)
+        return rate, samples.astype(np.float64)
+    if data.startswith(RIFF_MAGIC):
+        try:
+            rate, samples = _decode_riff(data, name)
+            return rate, samples.astype(np.float64)
+        except UnsupportedEncoding:
+            pass  # A-law, mu-law, ADPCM, ...: libsndfile decodes them
+    return _soundfile_channels(data, name)
+
+
+def read_audio_as(entry: Path | str, rate: float) -> np.ndarray:
+    """int16 mono samples of any readable file (decode_any) at `rate`: several channels are averaged and
+    another sample rate is resampled, each saying so (for inference on files as users have them; data
+    prep refuses them instead, so that a corpus is never converted silently)."""
     data, name = _read_bytes(entry)
-    file_rate, samples = decode_channels(data, name)
+    file_rate, samples = decode_any(data, name)
     done = []
     if samples.shape[1] != 1:
-        done.append(f"{samples.shape[1]} channels mixed down to one")
-    values = samples.astype(np.float64).mean(axis=1)
+        done.append(f"{samples.shape[1]} channels mixed down to one (their mean)")
+    values = samples.mean(axis=1)
     if file_rate != rate:
         done.append(f"resampled from {file_rate} to {rate:g} Hz")
         values = resample(values, file_rate, rate)
@@ -275,28 +325,33 @@ def read_audio_as(entry, rate):
     return np.clip(np.round(values), -32768, 32767).astype(np.int16)
 
 
-def resample(values, from_rate, to_rate, zeros=8):
-    """Band-limited resampling: each output sample is a Hann-windowed sinc interpolation of the input
-    (`zeros` zero crossings each side), with the cut-off below both Nyquist frequencies."""
-    from_rate, to_rate = float(from_rate), float(to_rate)
-    cutoff = 0.97 * min(from_rate, to_rate) / 2  # Hz, a little below the lower Nyquist frequency
-    half_width = zeros / (2 * cutoff)            # seconds
-    num_out = int(np.floor(len(values) * to_rate / from_rate))
-    out = np.empty(num_out)
-    taps = np.arange(-int(np.ceil(half_width * from_rate)), int(np.ceil(half_width * from_rate)) + 1)
-    for start in range(0, num_out, 4096):  # blocks keep the (outputs x taps) matrix small
-        t = np.arange(start, min(start + 4096, num_out)) / to_rate
-        nearest = np.floor(t * from_rate).astype(np.int64)
-        idx = nearest[:, None] + taps[None, :]
-        dt = t[:, None] - idx / from_rate
-        window = np.where(np.abs(dt) < half_width, 0.5 + 0.5 * np.cos(np.pi * dt / half_width), 0.0)
-        weights = 2 * cutoff / from_rate * np.sinc(2 * cutoff * dt) * window
-        inside = (idx >= 0) & (idx < len(values))
-        out[start:start + len(t)] = (weights * np.where(inside, values[np.clip(idx, 0, len(values) - 1)], 0)).sum(1)
-    return out
+def _integer_rate(rate, what):
+    if rate <= 0 or float(rate) != int(rate):
+        raise DataError(f"{what} sample rate {rate} Hz is not a positive whole number of Hz; resampling needs one")
+    return int(rate)
 
 
-def audio_info(path):
+def resample(values: np.ndarray, from_rate: float, to_rate: float, zeros: int = RESAMPLE_ZEROS) -> np.ndarray:
+    """Band-limited resampling by scipy.signal.resample_poly: a Hann-windowed sinc filter with `zeros`
+    zero crossings each side and the cut-off a little below both Nyquist frequencies. Returns
+    floor(len * to_rate / from_rate) samples, the first aligned with the input's first."""
+    from fractions import Fraction
+
+    from scipy.signal import firwin, resample_poly
+    ratio = Fraction(_integer_rate(to_rate, "target"), _integer_rate(from_rate, "input"))
+    up, down = ratio.numerator, ratio.denominator
+    num_out = len(values) * up // down
+    if len(values) == 0 or num_out == 0:
+        return np.zeros(num_out)
+    # In units of the upsampled rate: cut-off RESAMPLE_CUTOFF / max(up, down) of its Nyquist frequency,
+    # and the taps out to `zeros` zero crossings of that sinc.
+    stretch = max(up, down)
+    half = int(np.ceil(zeros * stretch / RESAMPLE_CUTOFF))
+    taps = firwin(2 * half + 1, RESAMPLE_CUTOFF / stretch, window="hann")
+    return resample_poly(np.asarray(values, dtype=np.float64), up, down, window=taps)[:num_out]
+
+
+def audio_info(path: Path | str) -> tuple[str, int, int, int]:
     """Reads only the header: returns (format, rate, channels, num_samples); format is 'sphere', 'riff'
     (16-bit PCM, which Kaldi reads) or 'riff/<dtype>' (another encoding, read through wav_scp_entry's pipe)."""
     path = str(path)
@@ -326,7 +381,7 @@ def audio_info(path):
     raise DataError(f"{path}: neither NIST SPHERE (NIST_1A) nor RIFF wav (magic bytes {head[:8]!r})")
 
 
-def wav_scp_entry(path, fmt):
+def wav_scp_entry(path: Path | str, fmt: str) -> str:
     """The wav.scp value of an audio file of format `fmt` (audio_info's): its path where Kaldi reads it
     as it is (16-bit PCM RIFF), else this module's conversion to such a wav as a pipe."""
     path = os.path.abspath(path)
@@ -335,7 +390,7 @@ def wav_scp_entry(path, fmt):
     return f"python3 -m pyscripts.kaldi.audio to-wav {shlex.quote(path)} |"
 
 
-def sphere_bytes(rate, samples):
+def sphere_bytes(rate: int, samples: np.ndarray) -> bytes:
     """Encodes int16 mono samples as a NIST SPHERE file with a 1024-byte header like LDC TIMIT's."""
     samples = np.asarray(samples)
     if samples.dtype != np.int16 or samples.ndim != 1:
@@ -351,12 +406,12 @@ def sphere_bytes(rate, samples):
     return head + b" " * (SPHERE_HEADER_BYTES - len(head)) + samples.astype("<i2").tobytes()
 
 
-def write_sphere(path, rate, samples):
+def write_sphere(path: Path | str, rate: int, samples: np.ndarray) -> None:
     with open(path, "wb") as f:
         f.write(sphere_bytes(rate, samples))
 
 
-def wav_bytes(rate, samples):
+def wav_bytes(rate: int, samples: np.ndarray) -> bytes:
     """Encodes int16 mono samples as a RIFF wav file."""
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
@@ -367,13 +422,13 @@ def wav_bytes(rate, samples):
     return buf.getvalue()
 
 
-def write_wav(path, rate, samples):
+def write_wav(path: Path | str, rate: int, samples: np.ndarray) -> None:
     with open(path, "wb") as f:
         f.write(wav_bytes(rate, samples))
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("to-wav", help="write FILE (SPHERE or RIFF) as RIFF wav to stdout")

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Iterable
 
 from pyscripts.errors import DataError, cli_main
 from pyscripts.kaldi.archives import check_archives
@@ -25,7 +26,7 @@ SPK_TABLES = ("spk2utt", "spk2gender", "cmvn.scp")
 FEATURE_CONFS = ("conf/fbank.conf", "conf/mfcc.conf")
 
 
-def read_table(path):
+def read_table(path: Path | str) -> dict[str, str]:
     """Reads a Kaldi table file into {key: rest of line}. Errors on empty keys and duplicates."""
     path = Path(path)
     if not path.is_file():
@@ -43,12 +44,12 @@ def read_table(path):
     return table
 
 
-def read_list_table(path):
+def read_list_table(path: Path | str) -> dict[str, list[str]]:
     """Reads a table whose values are token lists (text, spk2utt)."""
     return {k: v.split() for k, v in read_table(path).items()}
 
 
-def write_table(path, table):
+def write_table(path: Path | str, table: dict) -> None:
     """Writes {key: value} (value a string or a list of tokens) sorted in C order."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,7 @@ def write_table(path, table):
     os.replace(tmp, path)
 
 
-def new_data_dir(path):
+def new_data_dir(path: Path | str) -> Path:
     """The data dir a preparation stage writes, emptied of what an earlier run left: its tables, the
     features and CMVN a later stage added, its split dirs. A preparation owns the whole dir, so a changed
     set of utterances can never meet the old features (other sub-dirs are left alone)."""
@@ -80,7 +81,7 @@ def new_data_dir(path):
     return path
 
 
-def feature_conf(data_dir):
+def feature_conf(data_dir: Path | str) -> Path | None:
     """The conf file feats.scp of a data dir was made with (DATA_DIR/conf/fbank.conf or mfcc.conf, written
     by steps/make_feats.sh), or None for a data dir made before they were recorded."""
     found = [Path(data_dir) / name for name in FEATURE_CONFS if (Path(data_dir) / name).is_file()]
@@ -90,7 +91,7 @@ def feature_conf(data_dir):
     return found[0] if found else None
 
 
-def check_features(data_dir):
+def check_features(data_dir: Path | str) -> None:
     """Every feats.scp entry lies whole in its ark, with the frame count of utt2num_frames: a truncated
     ark (full disk, killed job) is an error naming the utterance and the ark (headers only are read)."""
     d = Path(data_dir)
@@ -99,7 +100,7 @@ def check_features(data_dir):
                    "stage 4 with --force true)")
 
 
-def utt2spk_to_spk2utt(utt2spk):
+def utt2spk_to_spk2utt(utt2spk: dict[str, str]) -> dict[str, list[str]]:
     """Inverts utt2spk into {spk: [utts in C order]}."""
     spk2utt = {}
     for utt in c_sorted(utt2spk):
@@ -107,7 +108,7 @@ def utt2spk_to_spk2utt(utt2spk):
     return spk2utt
 
 
-def validate_data_dir(data_dir, need_feats=False, need_text=False):
+def validate_data_dir(data_dir: Path | str, need_feats: bool = False, need_text: bool = False) -> None:
     """Checks a data dir for the mistakes that break Kaldi tools. Raises DataError naming the file."""
     d = Path(data_dir)
     if not d.is_dir():
@@ -185,7 +186,7 @@ def _check_segments(d):
             raise DataError(f"{d / 'segments'}: utterance {utt}: recording {fields[0]} is not in wav.scp")
 
 
-def subset_data_dir(src, utt_ids, dst):
+def subset_data_dir(src: Path | str, utt_ids: Iterable[str], dst: Path | str) -> Path:
     """Writes a data dir with only the utterances utt_ids (and their speakers)."""
     src, dst = Path(src), Path(dst)
     keep = set(utt_ids)
@@ -219,7 +220,7 @@ def subset_data_dir(src, utt_ids, dst):
     return dst
 
 
-def split_data(data_dir, num_jobs, per_speaker=True):
+def split_data(data_dir: Path | str, num_jobs: int, per_speaker: bool = True) -> list[Path]:
     """Splits a data dir into data_dir/splitN/{1..N}, keeping each speaker's utterances together
     (as Kaldi's split_data.sh does) unless per_speaker is False. Returns the split dirs."""
     d = Path(data_dir)
@@ -250,7 +251,7 @@ def split_data(data_dir, num_jobs, per_speaker=True):
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("validate", help="check a data dir")

@@ -4,6 +4,7 @@ CMVN and deltas (apply-cmvn, add-deltas)."""
 import argparse
 import logging
 from pathlib import Path
+from typing import Any, Iterable
 
 import kaldiio
 import numpy as np
@@ -42,12 +43,12 @@ def _parse_value(conf, name, text, kind):
         raise DataError(f"{conf}: --{name}={text} is not a valid {kind.__name__}") from None
 
 
-def make_options(kind, conf_path):
+def make_options(kind: str, conf_path: Path | str) -> Any:
     """kaldi-native-fbank options for kind 'fbank' or 'mfcc' from a Kaldi conf file."""
     return options_from(kind, read_kaldi_conf(conf_path), conf_path)
 
 
-def options_from(kind, items, conf_path):
+def options_from(kind: str, items: dict[str, str], conf_path: Path | str) -> Any:
     """kaldi-native-fbank options of kind 'fbank' or 'mfcc' from {option name: value text}; conf_path
     names where they come from, in errors."""
     import kaldi_native_fbank as knf
@@ -65,13 +66,13 @@ def options_from(kind, items, conf_path):
     return opts
 
 
-def feature_record(conf_path, kind):
+def feature_record(conf_path: Path | str, kind: str) -> dict[str, Any]:
     """What a model keeps of the features it was trained on: {"kind", "options": {name: value text},
     "conf": the file they were read from}."""
     return {"kind": kind, "options": read_kaldi_conf(conf_path), "conf": str(conf_path)}
 
 
-def data_feature_record(data_dir):
+def data_feature_record(data_dir: Path | str) -> dict[str, Any] | None:
     """feature_record of a data dir's features (its conf/KIND.conf), or None when it does not record them."""
     conf = feature_conf(data_dir)
     return None if conf is None else feature_record(conf, conf.stem)
@@ -89,7 +90,7 @@ def _effective(record):
     return values
 
 
-def feature_differences(a, b):
+def feature_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """How the features of records a and b differ, e.g. ['--num-mel-bins=40 vs 23'] (a's value first);
     [] when they are the same features."""
     if a["kind"] != b["kind"]:
@@ -102,28 +103,42 @@ def _text(value):
     return str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def compute_features(kind, opts, samples):
+def compute_features(kind: str, opts: Any, samples: np.ndarray) -> np.ndarray:
     """Feature matrix (frames x dim, float32) of int16-scale samples, as Kaldi computes it."""
     import kaldi_native_fbank as knf
     extractor = knf.OnlineFbank(opts) if kind == "fbank" else knf.OnlineMfcc(opts)
     extractor.accept_waveform(opts.frame_opts.samp_freq, samples.astype(np.float32).tolist())
     extractor.input_finished()
     n = extractor.num_frames_ready
-    return np.array([extractor.get_frame(i) for i in range(n)], dtype=np.float32).reshape(n, -1)
+    if n == 0:  # shorter than one window: an empty (0, dim) matrix, for the caller to name the file
+        return np.zeros((0, extractor.dim), dtype=np.float32)
+    return np.array([extractor.get_frame(i) for i in range(n)], dtype=np.float32)
 
 
-def wav_features(wav, conf, kind="fbank"):
+def window_samples(opts: Any) -> int:
+    """Samples of one analysis window (--frame-length at --sample-frequency): fewer give no frame."""
+    return int(opts.frame_opts.samp_freq * opts.frame_opts.frame_length_ms / 1000)
+
+
+def too_short_message(num_samples: int, opts: Any) -> str:
+    """Why a signal of num_samples gives no frame: its duration against one window's."""
+    rate = opts.frame_opts.samp_freq
+    return (f"too short: {num_samples} samples ({num_samples / rate:.3f} s) at {rate:g} Hz, shorter than one "
+            f"{opts.frame_opts.frame_length_ms / 1000:.3f} s analysis window ({window_samples(opts)} samples)")
+
+
+def wav_features(wav: Path | str, conf: Path | str, kind: str = "fbank") -> tuple[np.ndarray, np.ndarray]:
     """(samples, features) of one audio file for inference, with the options of `conf`. A file at
     another sample rate or with several channels is converted to the rate of `conf`, mono, saying so."""
     opts = make_options(kind, conf)
     samples = read_audio_as(wav, opts.frame_opts.samp_freq)
     feats = compute_features(kind, opts, samples)
     if len(feats) == 0:
-        raise DataError(f"{wav}: shorter than one frame ({len(samples)} samples)")
+        raise DataError(f"{wav}: {too_short_message(len(samples), opts)}")
     return samples, check_finite(feats, f"{wav}: features")
 
 
-def make_feats(kind, conf, data_dir, ark, scp):
+def make_feats(kind: str, conf: Path | str, data_dir: Path | str, ark: Path | str, scp: Path | str) -> dict[str, str]:
     """Computes features for every utterance of data_dir/wav.scp into ark + scp (and num frames)."""
     opts = make_options(kind, conf)
     wav_scp = Path(data_dir) / "wav.scp"
@@ -141,7 +156,8 @@ def make_feats(kind, conf, data_dir, ark, scp):
                                 f"says {rate:g} Hz; resample the audio (sox -R in.wav -r {rate:g} out.wav)")
             feats = compute_features(kind, opts, samples)
             if len(feats) == 0:
-                raise DataError(f"{wav_scp}: utterance {utt} is shorter than one frame")
+                raise DataError(f"{wav_scp}: utterance {utt} is {too_short_message(len(samples), opts)}; "
+                                "remove it from the data dir (or its recording is damaged)")
             writer(utt, check_finite(feats, f"{wav_scp}: features of utterance {utt}"))
             num_frames[utt] = str(len(feats))
             if (i + 1) % 100 == 0:
@@ -151,7 +167,7 @@ def make_feats(kind, conf, data_dir, ark, scp):
     return num_frames
 
 
-def accumulate_cmvn(matrices):
+def accumulate_cmvn(matrices: Iterable[np.ndarray]) -> np.ndarray:
     """Kaldi CMVN stats (2 x dim+1, float64): row 0 sums and frame count, row 1 sums of squares."""
     stats = None
     for m in matrices:
@@ -166,7 +182,7 @@ def accumulate_cmvn(matrices):
     return stats
 
 
-def cmvn_mean_std(stats, floor=1e-10):
+def cmvn_mean_std(stats: np.ndarray, floor: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation (variance floored at `floor`) from Kaldi CMVN stats; the one rule
     for apply-cmvn here and for the ConvNet's input normalisation (--cmvn-stats)."""
     count = stats[0, -1]
@@ -175,14 +191,14 @@ def cmvn_mean_std(stats, floor=1e-10):
     return mean, np.sqrt(var)
 
 
-def apply_cmvn(feats, stats, norm_vars=False):
+def apply_cmvn(feats: np.ndarray, stats: np.ndarray, norm_vars: bool = False) -> np.ndarray:
     """apply-cmvn: subtract the mean (and divide by the std when norm_vars)."""
     mean, std = cmvn_mean_std(stats)
     out = feats - mean
     return (out / std if norm_vars else out).astype(np.float32)
 
 
-def add_deltas(feats, order=2, window=2):
+def add_deltas(feats: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
     """add-deltas: appends delta features up to `order`. As in Kaldi, the order-k filter is the
     order-(k-1) filter convolved with the regression window over +-window frames, and it is applied to
     the input frames with the first and last frame repeated at the edges."""
@@ -199,7 +215,7 @@ def add_deltas(feats, order=2, window=2):
     return np.concatenate(out, axis=1)
 
 
-def compute_cmvn_stats(data_dir, out, per_speaker):
+def compute_cmvn_stats(data_dir: Path | str, out: Path | str, per_speaker: bool) -> None:
     """Global stats of all utterances into a matrix file, or per-speaker stats into ark+scp."""
     d = Path(data_dir)
     table = kaldiio.load_scp(str(d / "feats.scp"))
@@ -216,7 +232,7 @@ def compute_cmvn_stats(data_dir, out, per_speaker):
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("compute", help="features of a data dir's wav.scp into an ark and scp")

@@ -9,6 +9,7 @@ elements; a float vector is the token FV (DV for double) then a basic-type int32
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -18,14 +19,14 @@ from pyscripts.errors import DataError
 class KaldiObjectReader:
     """Sequential reader of Kaldi-serialised objects, binary or text."""
 
-    def __init__(self, data, name="<bytes>"):
+    def __init__(self, data: bytes, name: Path | str = "<bytes>") -> None:
         self.name = str(name)
         self.binary = data[:2] == b"\0B"
         self.data = data
         self.pos = 2 if self.binary else 0
 
     # -- low level -------------------------------------------------------------------------------
-    def _fail(self, what):
+    def _fail(self, what: str) -> NoReturn:
         raise DataError(f"{self.name}: not a valid Kaldi model ({what} at byte {self.pos}); "
                         "it must be a final.mdl written by Kaldi or by this recipe")
 
@@ -40,7 +41,7 @@ class KaldiObjectReader:
         self.pos += n
         return chunk
 
-    def read_token(self):
+    def read_token(self) -> str:
         self._skip_space()
         start = self.pos
         while self.pos < len(self.data) and not self.data[self.pos:self.pos + 1].isspace():
@@ -52,19 +53,19 @@ class KaldiObjectReader:
             self.pos += 1  # the single space that ends a binary token
         return token
 
-    def peek_token(self):
+    def peek_token(self) -> str:
         saved = self.pos
         try:
             return self.read_token()
         finally:
             self.pos = saved
 
-    def expect_token(self, expected):
+    def expect_token(self, expected: str) -> None:
         token = self.read_token()
         if token != expected:
             self._fail(f"expected {expected}, got {token!r}")
 
-    def read_int(self):
+    def read_int(self) -> int:
         if self.binary:
             size = self._take(1)[0]
             if size != 4:
@@ -76,7 +77,7 @@ class KaldiObjectReader:
         except ValueError:
             self._fail(f"expected an integer, got {token!r}")
 
-    def read_float(self):
+    def read_float(self) -> float:
         if self.binary:
             size = self._take(1)[0]
             if size == 4:
@@ -90,7 +91,7 @@ class KaldiObjectReader:
         except ValueError:
             self._fail(f"expected a number, got {token!r}")
 
-    def read_int_vector(self):
+    def read_int_vector(self) -> list[int]:
         """WriteIntegerVector's format; text form is `[ 1 2 3 ]`."""
         if self.binary:
             size = self._take(1)[0]
@@ -104,7 +105,7 @@ class KaldiObjectReader:
             out.append(int(token))
         return out
 
-    def read_vector(self):
+    def read_vector(self) -> np.ndarray:
         """Kaldi Vector<float|double>; text form is `[ 1.5 2 ]`."""
         if self.binary:
             kind = self.read_token()
@@ -119,7 +120,7 @@ class KaldiObjectReader:
             out.append(float(token))
         return np.array(out, dtype=np.float64)
 
-    def read_matrix(self):
+    def read_matrix(self) -> np.ndarray:
         """Kaldi Matrix<float|double>; text form is `[` then one row a line, `]` after the last."""
         if self.binary:
             kind = self.read_token()
@@ -166,7 +167,7 @@ class TransitionModel:
     id_is_self_loop: np.ndarray = field(init=False)
     id_is_final: np.ndarray = field(init=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         id2pdf, id2phone, id2hmm, id2ts, loop, final = [-1], [0], [-1], [0], [False], [False]
         for tstate, (phone, hmm_state, fwd_pdf, loop_pdf) in enumerate(self.tuples, 1):
             if phone not in self.phone2entry:
@@ -194,18 +195,18 @@ class TransitionModel:
                             f"{len(self.id2pdf) - 1} transition-ids")
 
     @property
-    def num_transition_ids(self):
+    def num_transition_ids(self) -> int:
         return len(self.id2pdf) - 1
 
     @property
-    def num_pdfs(self):
+    def num_pdfs(self) -> int:
         return 1 + max(max(t[2], t[3]) for t in self.tuples)
 
     @property
-    def phones(self):
+    def phones(self) -> list[int]:
         return sorted(self.phone2entry)
 
-    def topology_text(self):
+    def topology_text(self) -> str:
         """The topology in Kaldi's text format (readable by kaldi_hmm_gmm.HmmTopology.read)."""
         lines = ["<Topology>"]
         for idx, entry in enumerate(self.entries):
@@ -288,7 +289,7 @@ def _read_topology(r):
     return phone2entry, entries
 
 
-def read_transition_model(r):
+def read_transition_model(r: KaldiObjectReader) -> TransitionModel:
     """Reads a <TransitionModel> block at the reader's position."""
     r.expect_token("<TransitionModel>")
     phone2entry, entries = _read_topology(r)
@@ -317,7 +318,7 @@ class DiagGmmParams:
     inv_vars: np.ndarray
 
     @property
-    def means(self):
+    def means(self) -> np.ndarray:
         return self.means_invvars / self.inv_vars
 
 
@@ -342,7 +343,7 @@ def _read_diag_gmm(r):
     return DiagGmmParams(**fields)
 
 
-def read_am_diag_gmm(r):
+def read_am_diag_gmm(r: KaldiObjectReader) -> tuple[int, list[DiagGmmParams]]:
     """Reads the AmDiagGmm (<DIMENSION> <NUMPDFS> and one <DiagGMM> per pdf) at the reader's position."""
     r.expect_token("<DIMENSION>")
     dim = r.read_int()
@@ -355,19 +356,19 @@ def read_am_diag_gmm(r):
     return dim, gmms
 
 
-def open_model(path):
+def open_model(path: Path | str) -> KaldiObjectReader:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: model file not found")
     return KaldiObjectReader(path.read_bytes(), path)
 
 
-def load_transition_model(path):
+def load_transition_model(path: Path | str) -> TransitionModel:
     """The TransitionModel of a Kaldi model file (final.mdl of any kind), binary or text."""
     return read_transition_model(open_model(path))
 
 
-def load_gmm_model(path):
+def load_gmm_model(path: Path | str) -> tuple[TransitionModel, int, list[DiagGmmParams]]:
     """(TransitionModel, feature dim, [DiagGmmParams]) of a GMM final.mdl, binary or text."""
     r = open_model(path)
     tm = read_transition_model(r)
@@ -379,7 +380,7 @@ def load_gmm_model(path):
     return tm, dim, gmms
 
 
-def read_tree_context(path):
+def read_tree_context(path: Path | str) -> tuple[int, int]:
     """(context width N, central position P) from a Kaldi tree file, binary or text."""
     path = Path(path)
     if not path.is_file():

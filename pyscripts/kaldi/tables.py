@@ -5,6 +5,7 @@ writes and parses them here, the same way.
 """
 import os
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -12,13 +13,13 @@ from pyscripts.errors import DataError
 
 
 # -- C order --------------------------------------------------------------------------------------
-def c_sorted(keys):
+def c_sorted(keys: Iterable[str]) -> list[str]:
     """Sorts as `LC_ALL=C sort` does: by the bytes of the UTF-8 encoding (Kaldi's table order)."""
     return sorted(keys, key=lambda k: k.encode("utf-8"))
 
 
 # -- symbol tables --------------------------------------------------------------------------------
-def read_symbols(path):
+def read_symbols(path: Path | str) -> dict[str, int]:
     """{symbol: integer id} of a Kaldi/OpenFst symbol table (`symbol id` lines)."""
     path = Path(path)
     if not path.is_file():
@@ -34,23 +35,23 @@ def read_symbols(path):
     return table
 
 
-def read_id2symbol(path):
+def read_id2symbol(path: Path | str) -> dict[int, str]:
     """{integer id: symbol} of a symbol table, for turning decoder output back into symbols."""
     return {i: s for s, i in read_symbols(path).items()}
 
 
-def write_symbols(path, symbols):
+def write_symbols(path: Path | str, symbols: Iterable[str]) -> None:
     """A symbol table numbering `symbols` from 0 in the order given (<eps> first, as Kaldi's)."""
     Path(path).write_text("".join(f"{s} {i}\n" for i, s in enumerate(symbols)), encoding="utf-8")
 
 
 # -- text vectors ---------------------------------------------------------------------------------
-def format_kaldi_vector(values, fmt="{:.9g}"):
+def format_kaldi_vector(values: Iterable[float], fmt: str = "{:.9g}") -> str:
     """`[ a b c ]`, each value written with `fmt` ("{:d}" for counts); no newline."""
     return "[ " + " ".join(fmt.format(v) for v in values) + " ]"
 
 
-def write_kaldi_vector(path, values, fmt="{:.9g}"):
+def write_kaldi_vector(path: Path | str, values: Iterable[float], fmt: str = "{:.9g}") -> None:
     """A Kaldi text vector file (as analyze-counts writes ali_train_pdf.counts), written to a
     temporary name first so that a killed job never leaves half a file."""
     path = Path(path)
@@ -59,7 +60,7 @@ def write_kaldi_vector(path, values, fmt="{:.9g}"):
     os.replace(tmp, path)
 
 
-def read_kaldi_vector(path):
+def read_kaldi_vector(path: Path | str) -> np.ndarray:
     """A Kaldi text vector `[ 1 2 3 ]` (analyze-counts, pdf_counts, prior_counts) as float64."""
     path = Path(path)
     if not path.is_file():
@@ -74,7 +75,7 @@ def read_kaldi_vector(path):
 
 
 # -- conf files -----------------------------------------------------------------------------------
-def read_kaldi_conf(path):
+def read_kaldi_conf(path: Path | str) -> dict[str, str]:
     """Reads a Kaldi conf file (`--name=value` per line, `#` comments) into {name: value string}."""
     path = Path(path)
     if not path.is_file():
@@ -91,7 +92,7 @@ def read_kaldi_conf(path):
     return opts
 
 
-def parse_bool(text):
+def parse_bool(text: str) -> bool:
     """A Kaldi boolean option value: true/false or 1/0, in any case. ValueError otherwise."""
     value = {"true": True, "1": True, "false": False, "0": False}.get(text.lower())
     if value is None:
@@ -99,7 +100,7 @@ def parse_bool(text):
     return value
 
 
-def conf_bool(path, name, text):
+def conf_bool(path: Path | str, name: str, text: str) -> bool:
     """parse_bool for option --name of conf file `path`; a DataError naming both on a bad value."""
     try:
         return parse_bool(text)

@@ -7,8 +7,10 @@ frame, so a window of 2*context+1 frames is gathered as feats[clamp(t + offsets,
 repeat the utterance's first/last frame, and no window is ever stored.
 """
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import kaldiio
 import numpy as np
@@ -30,17 +32,17 @@ class FrameSet:
     offsets: np.ndarray            # (utts + 1,) utterance u spans frames offsets[u]:offsets[u+1]
 
     @property
-    def num_frames(self):
+    def num_frames(self) -> int:
         return self.feats.shape[0]
 
-    def to(self, device):
-        def move(t):
+    def to(self, device: torch.device | str) -> "FrameSet":
+        def move(t: torch.Tensor | None) -> Any:
             return None if t is None else t.to(device)
         return FrameSet(move(self.feats), move(self.targets), move(self.first), move(self.last),
                         self.utt_ids, self.offsets)
 
 
-def read_num_targets(targets_dir):
+def read_num_targets(targets_dir: str | Path) -> int:
     path = Path(targets_dir) / "num_targets"
     try:
         return int(path.read_text().split()[0])
@@ -49,7 +51,8 @@ def read_num_targets(targets_dir):
                         f"a text file with one integer") from None
 
 
-def frame_set_from_arrays(feats_list, targets_list=None, utt_ids=None):
+def frame_set_from_arrays(feats_list: Sequence[np.ndarray], targets_list: Sequence[np.ndarray] | None = None,
+                          utt_ids: Iterable[str] | None = None) -> FrameSet:
     """Builds a FrameSet (on the CPU) from per-utterance arrays."""
     lengths = np.array([len(f) for f in feats_list], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -63,7 +66,7 @@ def frame_set_from_arrays(feats_list, targets_list=None, utt_ids=None):
     return FrameSet(feats, targets, first, last, list(utt_ids), offsets)
 
 
-def load_frame_set(data_dir, targets_dir):
+def load_frame_set(data_dir: str | Path, targets_dir: str | Path) -> tuple[FrameSet, int]:
     """Reads a split; utterances without targets (alignment failures) are skipped and counted."""
     feats_scp = Path(data_dir) / "feats.scp"
     targets_scp = Path(targets_dir) / "targets.scp"
@@ -119,7 +122,7 @@ def _read_entry(table, utt, scp):
                         f"the archive it points to is missing or damaged - re-run the stage that wrote it") from None
 
 
-def norm_stats_from_frames(feats):
+def norm_stats_from_frames(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Global mean and standard deviation over all frames (float64 accumulation)."""
     x = feats.double()
     mean = x.mean(0)
@@ -127,7 +130,7 @@ def norm_stats_from_frames(feats):
     return mean.float(), std.float()
 
 
-def norm_stats_from_cmvn(path):
+def norm_stats_from_cmvn(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std from a Kaldi global CMVN stats matrix: row 0 sums + count, row 1 sums of squares."""
     try:
         stats = np.asarray(kaldiio.load_mat(str(path)), dtype=np.float64)
@@ -140,7 +143,8 @@ def norm_stats_from_cmvn(path):
     return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
 
 
-def gather_windows(feats, first, last, frames, context):
+def gather_windows(feats: torch.Tensor, first: torch.Tensor, last: torch.Tensor, frames: torch.Tensor,
+                   context: int) -> torch.Tensor:
     """Windows of 2*context+1 frames around `frames`, edges clamped to the utterance: (B, 1, W, dim)."""
     shifts = torch.arange(-context, context + 1, device=feats.device)
     index = frames[:, None] + shifts
@@ -148,7 +152,8 @@ def gather_windows(feats, first, last, frames, context):
     return feats[index].unsqueeze(1)
 
 
-def epoch_frame_order(num_frames, seed, epoch, rank=0, world_size=1, limit=None):
+def epoch_frame_order(num_frames: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
+                      limit: int | None = None) -> torch.Tensor:
     """This rank's frames for an epoch: a seeded shuffle over all frames, optionally cut to `limit`,
     sharded by rank into equal parts (so every rank runs the same number of batches)."""
     generator = torch.Generator().manual_seed(seed * 1000 + epoch)
@@ -159,6 +164,6 @@ def epoch_frame_order(num_frames, seed, epoch, rank=0, world_size=1, limit=None)
     return order[rank::world_size][:per_rank]
 
 
-def target_counts(targets, num_targets):
+def target_counts(targets: torch.Tensor, num_targets: int) -> torch.Tensor:
     """Frame counts per class, the priors for hybrid decoding (Kaldi's ali_train_pdf.counts)."""
     return torch.bincount(targets.cpu(), minlength=num_targets)

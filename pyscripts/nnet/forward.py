@@ -13,6 +13,9 @@ do not depend on the batch size (each frame's window goes through the same per-f
 """
 import functools
 import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,28 +23,28 @@ import torch
 from pyscripts.errors import DataError
 from pyscripts.kaldi.features import feature_differences
 from pyscripts.nnet.data import gather_windows
-from pyscripts.nnet.model import NUM_LAYERS, load_package
+from pyscripts.nnet.model import NUM_LAYERS, ConvNet, load_package
 
 log = logging.getLogger(__name__)
-_warned = set()  # (model, features) pairs already warned about: once each, not per utterance
+_warned: set[tuple[str, str | None]] = set()  # (model, features) pairs already warned about: once each, not per utterance
 
 INFER_BATCH = 64         # frames per forward batch on a CPU
 GPU_INFER_BATCH = 2048
 
 
-def infer_batch(device):
+def infer_batch(device: torch.device | str) -> int:
     """The default number of frames per forward batch on a device."""
     return GPU_INFER_BATCH if torch.device(device).type == "cuda" else INFER_BATCH
 
 
 @functools.lru_cache(maxsize=4)
-def load_model(model_path, device="cpu"):
+def load_model(model_path: str, device: torch.device | str = "cpu") -> ConvNet:
     """The model in eval mode on `device`, cached per path."""
     model, _ = load_package(model_path)
     return model.to(device)
 
 
-def check_trained_features(model, model_name, given, fix):
+def check_trained_features(model: Any, model_name: str | Path, given: dict | None, fix: str) -> None:
     """Refuses features made with other options than those `model` was trained on (model.trained_features,
     from final.pt): other mel bins fail on the input size, another window gives other posteriors silently.
     given: the feature record (pyscripts.kaldi.features.feature_record) of the features about to go
@@ -64,7 +67,8 @@ def check_trained_features(model, model_name, given, fix):
 
 
 @torch.no_grad()
-def log_posteriors(model_path, feats, batch_size=None, device="cpu"):
+def log_posteriors(model_path: str | Path, feats: np.ndarray, batch_size: int | None = None,
+                   device: torch.device | str = "cpu") -> Any:
     """feats: (frames, dim) raw fbank of one utterance -> (frames, num_targets) float32 log-posteriors.
     The model's stored normalisation is applied here. The log priors that turn these into the
     pseudo log-likelihoods of hybrid decoding come from pyscripts.asr.hybrid.log_priors_from_counts."""
@@ -72,16 +76,35 @@ def log_posteriors(model_path, feats, batch_size=None, device="cpu"):
 
 
 @torch.no_grad()
-def network_log_posteriors(model, feats, batch_size=None):
+def network_log_posteriors(model: Any, feats: np.ndarray, batch_size: int | None = None) -> Any:
     """log_posteriors of a loaded model (on its device). A network whose forward gives {head: logits}
-    (pyscripts/nnet/joint.py) gives {head: log-posteriors}, all heads from one pass."""
+    (pyscripts/nnet/joint.py) gives {head: log-posteriors}: the heads that share an input normalisation
+    from one pass, one pass per normalisation."""
     device = model.feat_mean.device
     x = torch.tensor(np.asarray(feats, dtype=np.float32), device=device)  # a copy: kaldiio arrays may be read-only
     _check_features(x, model.feat_dim)
-    out = [model(windows) for windows in _window_batches(model, x, batch_size or infer_batch(device))]
-    if isinstance(out[0], dict):
-        return {head: torch.log_softmax(torch.cat([o[head] for o in out]), dim=1).cpu().numpy() for head in out[0]}
-    return torch.log_softmax(torch.cat(out), dim=1).cpu().numpy()
+    batch_size = batch_size or infer_batch(device)
+    if model.feat_mean.dim() == 1:
+        out = [model(windows) for windows in _window_batches(model, x, batch_size)]
+        return torch.log_softmax(torch.cat(out), dim=1).cpu().numpy()
+    result = {}
+    for heads, (mean, std) in _heads_by_normalisation(model).items():
+        out = [model(windows) for windows in _window_batches(model, x, batch_size, mean, std)]
+        result.update({h: torch.log_softmax(torch.cat([o[h] for o in out]), dim=1).cpu().numpy() for h in heads})
+    return {head: result[head] for head in model.head_targets}
+
+
+def _heads_by_normalisation(model):
+    """{(heads...): (mean, std)} of a joint model: the heads grouped by equal input normalisation."""
+    groups = {}
+    for head in model.head_targets:
+        mean, std = model.normalisation(head)
+        same = next((k for k, (m, s) in groups.items() if torch.equal(m, mean) and torch.equal(s, std)), None)
+        if same is None:
+            groups[(head,)] = (mean, std)
+        else:
+            groups[same + (head,)] = groups.pop(same)
+    return groups
 
 
 def _check_features(x, feat_dim):
@@ -89,9 +112,10 @@ def _check_features(x, feat_dim):
         raise ValueError(f"features of shape {tuple(x.shape)}: the model expects (frames>0, {feat_dim})")
 
 
-def _window_batches(model, x, batch_size):
-    """The model's normalised input windows of every frame of x, batch_size frames at a time."""
-    x = (x - model.feat_mean) / model.feat_std
+def _window_batches(model, x, batch_size, mean=None, std=None):
+    """The model's normalised input windows of every frame of x (with mean, std: normalised with them
+    instead of the model's), batch_size frames at a time."""
+    x = (x - (model.feat_mean if mean is None else mean)) / (model.feat_std if std is None else std)
     n = len(x)
     first, last = torch.zeros(n, dtype=torch.long, device=x.device), torch.full((n,), n - 1, device=x.device)
     for start in range(0, n, batch_size):
@@ -112,7 +136,7 @@ class SharedForward:
     """Log-posteriors of several ConvNets on the same features, sharing the layers they have in common
     (see the module doc)."""
 
-    def __init__(self, models):
+    def __init__(self, models: Sequence[ConvNet]) -> None:
         if not models:
             raise ValueError("no model to run")
         self.models = list(models)
@@ -135,7 +159,7 @@ class SharedForward:
             for group in self.tree[(n, members)]:
                 self._split(group, n + 1, states)
 
-    def layer_runs(self):
+    def layer_runs(self) -> list[int]:
         """How many times each layer 1..6 runs per batch (len(models) each without sharing)."""
         return [sum(len(g) for (k, _), g in self.tree.items() if k == n) for n in range(1, NUM_LAYERS + 1)]
 
@@ -150,7 +174,7 @@ class SharedForward:
                 self._forward(y, n + 1, group, out)
 
     @torch.no_grad()
-    def log_posteriors(self, feats, batch_size=None):
+    def log_posteriors(self, feats: np.ndarray, batch_size: int | None = None) -> list[np.ndarray]:
         """feats: (frames, dim) raw fbank of one utterance -> [(frames, num_targets) log-posteriors] per model."""
         x = torch.tensor(np.asarray(feats, dtype=np.float32), device=self.models[0].feat_mean.device)
         batch_size = batch_size or infer_batch(x.device)

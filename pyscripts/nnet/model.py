@@ -22,21 +22,26 @@ mode even when the model is in train mode, so the running statistics do not move
 frozen layer (layers 3..5) stays active in training: it regularises the trainable layers above and
 changes no weight (as in Keras with trainable=False, or Caffe with lr_mult 0).
 """
+from pathlib import Path
+from typing import Self
+
 import torch
 from torch import nn
 
 from pyscripts.errors import DataError
+from pyscripts.nnet.layers import NUM_LAYERS, TRANSFERABLE_LAYERS
 
 PACKAGE_FORMAT = "pyscripts.nnet.ConvNet/1"
 JOINT_PACKAGE_FORMAT = "pyscripts.nnet.JointConvNet/1"  # two output layers: pyscripts/nnet/joint.py
 
-NUM_LAYERS = 6           # layer 6 is the task-specific output layer
-TRANSFERABLE_LAYERS = 5  # layers 1..5 can be copied between tasks
 
 
 class ConvNet(nn.Module):
-    def __init__(self, num_targets, feat_dim=40, context=15, conv1_channels=64, conv2_channels=128,
-                 fc_dim=1024, dropout=0.6):
+    feat_mean: torch.Tensor  # buffers, registered in __init__
+    feat_std: torch.Tensor
+
+    def __init__(self, num_targets: int, feat_dim: int = 40, context: int = 15, conv1_channels: int = 64,
+                 conv2_channels: int = 128, fc_dim: int = 1024, dropout: float = 0.6) -> None:
         super().__init__()
         self.num_targets = num_targets
         self.feat_dim = feat_dim
@@ -65,24 +70,27 @@ class ConvNet(nn.Module):
         for n in range(1, NUM_LAYERS + 1):
             reinit_layer(self.layer(n))
 
-    def layer(self, n):
-        """Layer n of the paper's table, 1-based."""
+    def layer(self, n: int) -> nn.Module:
+        """Layer n of the paper's table, 1-based (Python only: TorchScript cannot index modules by number)."""
         if not 1 <= n <= NUM_LAYERS:
             raise ValueError(f"layer number {n} is outside 1..{NUM_LAYERS}")
         return getattr(self, f"layer{n}")
 
-    def forward(self, windows):
-        """windows: (batch, 1, 2*context+1, feat_dim), already normalised. Returns logits."""
-        x = windows
-        for n in range(1, NUM_LAYERS + 1):
-            x = self.layer(n)(x)
-        return x
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        """windows: (batch, 1, 2*context+1, feat_dim), already normalised. Returns logits.
+        The layers are named one by one, not looked up by number, so that torch.jit.script compiles it."""
+        x = self.layer1(windows)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+        x = self.layer5(x)
+        return self.layer6(x)
 
-    def conv_kernels(self):
+    def conv_kernels(self) -> list:
         """The kernels the paper regularises with L2: the two conv layers' weights, unless frozen."""
         return [w for w in (self.layer1[0].weight, self.layer2[0].weight) if w.requires_grad]
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Self:
         super().train(mode)
         # Frozen layers keep their BatchNorm statistics fixed: normalise with the running stats.
         for n in range(1, self.frozen_layers + 1):
@@ -96,17 +104,17 @@ def _fc_block(n_in, n_out, dropout):
     return nn.Sequential(nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU(), nn.Dropout(dropout))
 
 
-def reinit_layer(layer):
+def reinit_layer(layer: nn.Module) -> None:
     """Fresh He-normal weights (std sqrt(2/fan_in)), zero biases, fresh BatchNorm (stats included)."""
     for m in layer.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            nn.init.zeros_(m.bias)  # type: ignore[arg-type]  # every layer of these networks has a bias
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_parameters()  # weight 1, bias 0, running stats reset
 
 
-def copy_layers(dst, src, num_layers):
+def copy_layers(dst: ConvNet, src: ConvNet, num_layers: int) -> None:
     """Copy layers 1..num_layers (parameters and BatchNorm buffers) from src into dst."""
     for n in range(1, num_layers + 1):
         src_state, dst_layer = src.layer(n).state_dict(), dst.layer(n)
@@ -117,7 +125,7 @@ def copy_layers(dst, src, num_layers):
         dst_layer.load_state_dict(src_state)
 
 
-def freeze_layers(model, num_layers):
+def freeze_layers(model: ConvNet, num_layers: int) -> None:
     """Keep layers 1..num_layers fixed: no gradients, BatchNorm in eval mode (see ConvNet.train)."""
     if not 0 <= num_layers <= TRANSFERABLE_LAYERS:
         raise ValueError(f"can freeze 0..{TRANSFERABLE_LAYERS} layers, not {num_layers}")
@@ -128,19 +136,19 @@ def freeze_layers(model, num_layers):
     model.train(model.training)
 
 
-def reinit_layers(model, first, last):
+def reinit_layers(model: ConvNet, first: int, last: int) -> None:
     """Draw layers first..last afresh (the Yosinski et al. reading of the transfer protocol)."""
     for n in range(first, last + 1):
         reinit_layer(model.layer(n))
 
 
-def build_model(num_targets, feat_dim, model_cfg):
+def build_model(num_targets: int, feat_dim: int, model_cfg: dict) -> ConvNet:
     return ConvNet(num_targets, feat_dim=feat_dim, context=model_cfg["context"],
                    conv1_channels=model_cfg["conv1_channels"], conv2_channels=model_cfg["conv2_channels"],
                    fc_dim=model_cfg["fc_dim"], dropout=model_cfg["dropout"])
 
 
-def load_package(path):
+def load_package(path: str | Path) -> tuple[ConvNet, dict]:
     """A saved model package (final.pt / best.pt) -> (ConvNet on the CPU, in eval mode; package dict)."""
     try:
         package = torch.load(path, map_location="cpu", weights_only=True)
@@ -154,11 +162,12 @@ def load_package(path):
         raise DataError(f"{path} is not a ConvNet model of pyscripts.nnet.train (expected final.pt)")
     model = ConvNet(**package["model_args"])
     model.load_state_dict(package["state_dict"])
-    model.trained_features = package.get("features")  # inference checks its features against them
+    model.trained_features = package.get("features")  # type: ignore[assignment]  # inference checks them
     return model.eval(), package
 
 
-def package_model(model, cfg, prior_counts, epoch, dev, history):
+def package_model(model: ConvNet, cfg: dict, prior_counts: torch.Tensor, epoch: int, dev: dict,
+                  history: list) -> dict:
     """What final.pt and best.pt hold: the weights, the arguments that rebuild the network, the prior
     counts of its targets (hybrid decoding), the training config and its history. final.pt also holds
     "features": the options of the features it was trained on (pyscripts.kaldi.features.feature_record),

@@ -32,14 +32,16 @@ deepest, l >= 3) keeps layer 2's outputs beside layer 3's when both fit, for the
 """
 import copy
 import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from pyscripts.nnet.data import gather_windows
+from pyscripts.nnet.data import FrameSet, gather_windows
+from pyscripts.nnet.layers import MIN_FROZEN
 
 log = logging.getLogger(__name__)
-MIN_FROZEN = 2  # both convolutions: below that the cache saves little
 
 
 class CachedRows:
@@ -47,13 +49,13 @@ class CachedRows:
     frames in the order they are first used, and which row holds a frame, kept on the host (so a step
     finds its missing frames without waiting for the GPU) and mirrored on the device (to gather them)."""
 
-    def __init__(self, num_frames, capacity, device):
+    def __init__(self, num_frames: int, capacity: int, device: torch.device) -> None:
         self.capacity, self.used = capacity, 0
         self.slot = torch.full((num_frames,), -1, dtype=torch.long)  # frame -> row, -1: not yet computed
         self.slot_on_device = self.slot.to(device)
         self.outputs = {}  # depth -> (capacity, width) tensor, allocated with the first rows
 
-    def add(self, frames, out):
+    def add(self, frames: torch.Tensor, out: dict[int, torch.Tensor]) -> None:
         """Stores `out` ({depth: rows}) of `frames` (host indices, none stored yet)."""
         first, end = self.used, self.used + len(frames)
         if end > self.capacity:
@@ -77,24 +79,25 @@ class TrunkOutputs:
     autocast and kept in its dtype (bf16 halves the memory), so the layers above read exactly the
     values they would read uncached."""
 
-    def __init__(self, model, frames, depths, channels_last, capacity, amp_dtype=None):
+    def __init__(self, model: Any, frames: Any, depths: Sequence[int], channels_last: bool, capacity: int,
+                 amp_dtype: torch.dtype | None = None) -> None:
         self.model, self.frames, self.channels_last = model, frames, channels_last
         self.depth, self.depths, self.amp_dtype = max(depths), depths, amp_dtype
         self.targets = frames.targets
         self.store = CachedRows(frames.num_frames, capacity, frames.targets.device)
 
     @property
-    def num_frames(self):
+    def num_frames(self) -> int:
         return self.frames.num_frames
 
-    def at(self, depth):
+    def at(self, depth: int) -> "TrunkOutputs":
         """The same cache (the same stored rows) read at layer `depth`."""
         view = copy.copy(self)
         view.depth = depth
         return view
 
     @torch.no_grad()
-    def rows(self, batch, on_device=None):
+    def rows(self, batch: torch.Tensor, on_device: torch.Tensor | None = None) -> torch.Tensor:
         """The cached outputs of the frames `batch` (host indices; on_device: the same on the frames' device)."""
         batch = batch.cpu()
         on_device = batch.to(self.targets.device, non_blocking=True) if on_device is None else on_device
@@ -120,11 +123,11 @@ class TrunkShare:
     frames depend on. depths: the cache depths those trainings read; the first training keeps all of
     them that its frozen layers give, when they fit."""
 
-    def __init__(self, depths):
+    def __init__(self, depths: Iterable[int]) -> None:
         self.depths, self.caches = {d for d in depths if d >= MIN_FROZEN}, {}
 
 
-def cached_depth(num_frozen):
+def cached_depth(num_frozen: int) -> int:
     """How many layers the cache holds: 2, or 3 without layer 3's dropout."""
     return min(num_frozen, 3)
 
@@ -133,11 +136,11 @@ class FrozenTrunkHead(nn.Module):
     """The network above a cached trunk: layer 3's dropout when the cache holds layer 3, then the
     layers above the cache (frozen or not) up to layer 6."""
 
-    def __init__(self, model, num_frozen):
+    def __init__(self, model: Any, num_frozen: int) -> None:
         super().__init__()
         self.model, self.depth = model, cached_depth(num_frozen)
 
-    def forward(self, trunk_out):
+    def forward(self, trunk_out: torch.Tensor) -> torch.Tensor:
         x = trunk_out
         if self.depth == 3:
             x = self.model.layer3[-1](x)  # the block's Dropout
@@ -146,24 +149,26 @@ class FrozenTrunkHead(nn.Module):
         return x
 
 
-def layer_width(model, depth):
+def layer_width(model: Any, depth: int) -> int:
     """Values per frame of the cached output of layer `depth` (2 or 3)."""
     return model.flat_dim if depth == 2 else model.layer3[0].out_features
 
 
-def trunk_size_mb(model, depths, num_frames, amp_dtype=None):
+def trunk_size_mb(model: Any, depths: Iterable[int], num_frames: int, amp_dtype: torch.dtype | None = None) -> float:
     value_bytes = torch.finfo(amp_dtype or torch.float32).bits // 8
     return num_frames * sum(layer_width(model, d) for d in depths) * value_bytes / 2**20
 
 
-def frames_used(tcfg, num_train, num_dev):
+def frames_used(tcfg: dict, num_train: int, num_dev: int) -> tuple[int, int]:
     """At most how many (training, dev) frames a training passes through the network."""
     per_epoch = tcfg["frames_per_epoch"]
     train = num_train if per_epoch is None else min(num_train, int(tcfg["max_epochs"]) * int(per_epoch))
     return train, num_dev if tcfg["dev_frames"] is None else min(num_dev, int(tcfg["dev_frames"]))
 
 
-def cache_trunk(model, train_set, dev_set, cfg, distributed, share=None, inputs=(), amp_dtype=None):
+def cache_trunk(model: Any, train_set: FrameSet, dev_set: FrameSet, cfg: dict, distributed: bool,
+                share: TrunkShare | None = None, inputs: Iterable = (),
+                amp_dtype: torch.dtype | None = None) -> tuple | None:
     """(train, dev, head) on cached trunk outputs when the rule allows (see the module doc), else None.
     share: a TrunkShare that keeps the caches for the next trainings of the process, found again by
     `inputs` (what the frames depend on: source model, features, targets, normalisation).

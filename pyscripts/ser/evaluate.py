@@ -29,13 +29,17 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from pyscripts.kaldi.datadir import read_table, write_table
 from pyscripts import stats
+from pyscripts.ser.intervals import read_ser_set, write_ser_intervals
 from pyscripts.errors import DataError, cli_main
+from pyscripts.progress import Progress
 from pyscripts.ser.labels import CLASSES, EMOTIONS, SIL_ID
+from pyscripts.ser.heatmap import plot_confusions
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,8 @@ RULES = ("mean", "vote")
 SETS = (("valid", "Dev"), ("test", "Test"))
 
 
-def utterance_decision(log_posteriors, speech, rule="mean"):
+def utterance_decision(log_posteriors: np.ndarray, speech: np.ndarray,
+                       rule: str = "mean") -> tuple[int, np.ndarray, bool]:
     """(emotion id, scores over the 4 emotions, whether it fell back to all frames) of one utterance.
     log_posteriors: (frames, 5) frame log-posteriors; speech: (frames,) bool mask of speech frames."""
     post = np.exp(np.asarray(log_posteriors, dtype=np.float64))
@@ -65,7 +70,7 @@ def utterance_decision(log_posteriors, speech, rule="mean"):
     raise ValueError(f"unknown decision rule {rule!r}; use one of {RULES}")
 
 
-def confusion_matrix(refs, hyps, num_classes=len(EMOTIONS)):
+def confusion_matrix(refs: Sequence[int], hyps: Sequence[int], num_classes: int = len(EMOTIONS)) -> np.ndarray:
     """C[i, j] = number of utterances of reference class i decided as class j."""
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     for r, h in zip(refs, hyps):
@@ -73,7 +78,7 @@ def confusion_matrix(refs, hyps, num_classes=len(EMOTIONS)):
     return cm
 
 
-def error_rates(cm):
+def error_rates(cm: np.ndarray) -> tuple[float, float]:
     """(E, UE) of a confusion matrix; UE over the reference classes present."""
     cm = np.asarray(cm, dtype=np.float64)
     total = cm.sum()
@@ -84,7 +89,7 @@ def error_rates(cm):
     return 1.0 - np.trace(cm) / total, 1.0 - recalls.mean()
 
 
-def format_confusion(cm, labels=EMOTIONS):
+def format_confusion(cm: np.ndarray, labels: Sequence[str] = EMOTIONS) -> str:
     """Text confusion matrix with row totals and per-class recall."""
     width = max(6, max(len(str(v)) for v in np.ravel(cm)) + 1)
     lines = ["ref\\hyp " + "".join(f"{l:>{width}}" for l in labels) + f"{'total':>{width}}  recall"]
@@ -110,7 +115,7 @@ def _forward(model_paths, data_dir):
     return SharedForward(models).log_posteriors
 
 
-def scoring_items(data_dir, targets_dir):
+def scoring_items(data_dir: Path, targets_dir: Path) -> Iterator[Any]:
     """(utt, reference emotion id, features, speech mask) of each utterance of utt2emo, checked."""
     import kaldiio
     utt2emo = read_table(data_dir / "utt2emo")
@@ -129,13 +134,15 @@ def scoring_items(data_dir, targets_dir):
         yield utt, EMOTIONS.index(emotion), np.array(x, dtype=np.float32), t != SIL_ID
 
 
-def score_sets(models, data_dir, targets_dir, out_dirs, rule="mean"):
+def score_sets(models: list, data_dir: Path | str, targets_dir: Path | str, out_dirs: list,
+               rule: str = "mean") -> list[dict]:
     """score_set of several models on one data dir, its features read once and the models run together;
     returns their metrics dicts in order."""
     data_dir, targets_dir = Path(data_dir), Path(targets_dir)
     forward = _forward(models, data_dir)
     refs, hyps = [], [[] for _ in models]
     decisions, fallbacks = [{} for _ in models], [[] for _ in models]
+    progress = Progress(f"scoring {data_dir}", len(read_table(data_dir / "utt2emo")), logger=log)
     for utt, ref, x, speech in scoring_items(data_dir, targets_dir):
         refs.append(ref)
         for k, post in enumerate(forward(x)):
@@ -144,18 +151,21 @@ def score_sets(models, data_dir, targets_dir, out_dirs, rule="mean"):
                 fallbacks[k].append(utt)
             hyps[k].append(hyp)
             decisions[k][utt] = [EMOTIONS[ref], EMOTIONS[hyp]] + [f"{s:.4f}" for s in scores]
+        progress.update(len(refs))
     return [write_set_scores(model, data_dir, Path(out_dir), rule, confusion_matrix(refs, model_hyps),
                              model_decisions, model_fallbacks)
             for model, out_dir, model_hyps, model_decisions, model_fallbacks
             in zip(models, out_dirs, hyps, decisions, fallbacks)]
 
 
-def score_set(model, data_dir, targets_dir, out_dir, rule="mean"):
+def score_set(model: Any, data_dir: Path | str, targets_dir: Path | str, out_dir: Path | str,
+              rule: str = "mean") -> dict:
     """Decisions and metrics of one model on one data dir; returns the metrics dict."""
     return score_sets([model], data_dir, targets_dir, [out_dir], rule)[0]
 
 
-def write_set_scores(model, data_dir, out_dir, rule, cm, decisions, fallbacks):
+def write_set_scores(model: Any, data_dir: Path | str, out_dir: Path, rule: str, cm: np.ndarray, decisions: dict,
+                     fallbacks: list[str]) -> dict:
     """decisions, confusion.txt, metrics.json and intervals.json of one model on one set; the metrics."""
     e, ue = error_rates(cm)
     absent = [EMOTIONS[i] for i in range(len(EMOTIONS)) if cm[i].sum() == 0]
@@ -172,7 +182,7 @@ def write_set_scores(model, data_dir, out_dir, rule, cm, decisions, fallbacks):
                "data": str(data_dir), "confusion": cm.tolist(), "classes": list(EMOTIONS),
                "absent_classes": absent, "no_speech_utterances": len(fallbacks)}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    intervals = stats.write_ser_intervals(out_dir)
+    intervals = write_ser_intervals(out_dir)
     log.info("%s: 95%% intervals E [%.1f, %.1f]%% UE [%.1f, %.1f]%%", out_dir, 100 * intervals["E"]["low"],
              100 * intervals["E"]["high"], 100 * intervals["UE"]["low"], 100 * intervals["UE"]["high"])
     log.info("%s on %s (%s rule): E %.2f%% UE %.2f%% over %d utterances", model, data_dir, rule,
@@ -196,7 +206,8 @@ def _scored(fold_exp_dir, rule, eval_name):
     return done if len(done) == len(SETS) else None
 
 
-def score_fold(fold_exp_dirs, fold_data_dir, fold_targets_dir, rule="mean", eval_name="eval"):
+def score_fold(fold_exp_dirs: list, fold_data_dir: Path | str, fold_targets_dir: Path | str, rule: str = "mean",
+               eval_name: str = "eval") -> dict:
     """Scores the final.pt of each of fold_exp_dirs (models of one fold) on the fold's valid (Dev) and
     test (Test) subsets into FOLD_EXP_DIR/<eval_name>/{valid,test}/, all models in one pass over each
     set; a dir already scored (see _scored) is not redone. Returns {dir: {subset: metrics}}."""
@@ -217,7 +228,7 @@ def score_fold(fold_exp_dirs, fold_data_dir, fold_targets_dir, rule="mean", eval
     return results
 
 
-def collect(fold_dirs, eval_name="eval"):
+def collect(fold_dirs: list, eval_name: str = "eval") -> tuple[dict, dict]:
     """Per-fold metrics {fold: {set: metrics}} and their mean per set and metric, from
     FOLD_DIR/<eval_name>/{valid,test}/metrics.json."""
     per_fold = {}
@@ -241,7 +252,7 @@ def _cells(values):
     return [f"{100 * values[s][m]:.1f}" for m in ("E", "UE") for s, _ in SETS]
 
 
-def markdown_tables(per_fold, mean, label="Baseline"):
+def markdown_tables(per_fold: dict, mean: dict, label: str = "Baseline") -> tuple[str, str]:
     """The paper-style result row (mean over folds) and the per-fold table, as Markdown."""
     header = "| {} | E Dev | E Test | UE Dev | UE Test |\n|---|---|---|---|---|\n"
     row = "| {} | " + " | ".join(["{}"] * 4) + " |\n"
@@ -261,13 +272,13 @@ def _test_speaker(metrics):
         return "?"
 
 
-def fold_intervals(fold_dirs, per_fold, eval_name="eval"):
+def fold_intervals(fold_dirs: list, per_fold: dict, eval_name: str = "eval") -> dict | None:
     """{subset: stats.ser_intervals of the folds' sets} (the mean's interval resamples the folds
     together), or None when a fold has no per-utterance decisions."""
     out = {}
     for subset, _ in SETS:
         try:
-            sets = [stats.read_ser_set(Path(d) / eval_name / subset) for d in fold_dirs]
+            sets = [read_ser_set(Path(d) / eval_name / subset) for d in fold_dirs]
         except DataError as err:
             log.warning("no confidence intervals: %s", err)
             return None
@@ -281,7 +292,7 @@ def fold_intervals(fold_dirs, per_fold, eval_name="eval"):
     return out
 
 
-def interval_table(per_fold, intervals):
+def interval_table(per_fold: dict, intervals: dict) -> str:
     """Markdown: per fold and their mean, `value [low, high]` in % for E Dev, E Test, UE Dev, UE Test."""
     def cells(blocks):
         return " | ".join(blocks[s][m].cell() for m in ("E", "UE") for s, _ in SETS)
@@ -293,7 +304,7 @@ def interval_table(per_fold, intervals):
     return "\n".join(lines) + "\n"
 
 
-def write_summary(fold_dirs, out_dir, label="Baseline", eval_name="eval"):
+def write_summary(fold_dirs: list, out_dir: Path | str, label: str = "Baseline", eval_name: str = "eval") -> str:
     per_fold, mean = collect(fold_dirs, eval_name)
     paper_style, folds = markdown_tables(per_fold, mean, label)
     intervals = fold_intervals(fold_dirs, per_fold, eval_name)
@@ -311,9 +322,13 @@ def write_summary(fold_dirs, out_dir, label="Baseline", eval_name="eval"):
                  f"resampled within speakers ({stats.DEFAULT_RESAMPLES} resamples, seed {stats.DEFAULT_SEED}; "
                  f"the mean's interval resamples all folds together; pyscripts/stats.py).\n\n"
                  f"{interval_table(per_fold, intervals)}")
-    for subset, name in SETS:
-        pooled = sum(np.array(f[subset]["confusion"]) for f in per_fold.values())
-        text += f"\n{name} confusion matrix, summed over folds:\n\n```\n{format_confusion(pooled)}```\n"
+    pooled: dict[str, Any] = {name: sum(np.array(f[subset]["confusion"]) for f in per_fold.values())
+                              for subset, name in SETS}
+    for name, cm in pooled.items():
+        text += f"\n{name} confusion matrix, summed over folds:\n\n```\n{format_confusion(cm)}```\n"
+    folds = f"{len(per_fold)} fold" + ("s" if len(per_fold) > 1 else "")
+    plot_confusions({f"{name}, summed over {folds}": cm for name, cm in pooled.items()}, EMOTIONS,
+                    out_dir / "confusion.png", f"{label}: confusion matrices (counts and row %)")
     (out_dir / "results.md").write_text(text)
     summary = {"mean": mean, "folds": {k: {s: {m: v[s][m] for m in ("E", "UE", "utterances")} for s, _ in SETS}
                                        for k, v in per_fold.items()}}
@@ -329,7 +344,7 @@ def write_summary(fold_dirs, out_dir, label="Baseline", eval_name="eval"):
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("score", help="decisions and E/UE of a model on a data dir")

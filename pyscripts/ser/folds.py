@@ -39,8 +39,10 @@ import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterable
 
 from pyscripts.kaldi.datadir import read_list_table, read_table, subset_data_dir, validate_data_dir
+from pyscripts.corpora.iemocap import is_improvised, script_line, session_of
 from pyscripts.errors import DataError, cli_main
 from pyscripts.kaldi.tables import c_sorted, read_kaldi_conf
 
@@ -51,11 +53,7 @@ TEST_UNITS = ("speaker", "session")
 VALIDATIONS = ("fixed", "session-partner", "held-out")
 UTTERANCES = ("all", "improvised")
 OPTIONS = ("test-unit", "validation", "validation-speakers", "validation-share", "utterances")
-
-_SPEAKER = re.compile(r"^(Ses\d\d)[FM]$")
-_IMPROVISED = re.compile(r"^Ses\d\d[FM]_impro")
-_SCRIPT_LINE = re.compile(r"^Ses\d\d[FM]_(script\d+_\d+[a-z]*)_([FM]\d+)$")
-
+DEFAULT_FOLD_CONF = "conf/iemocap_folds.conf"   # the paper's protocol; local/ser_*.sh pass theirs or none
 
 @dataclass(frozen=True)
 class FoldConf:
@@ -74,7 +72,7 @@ def _choice(path, opts, name, choices, default):
     return value
 
 
-def read_fold_conf(path):
+def read_fold_conf(path: Path | str) -> FoldConf:
     """The FoldConf of a fold conf file, checked for options that do not fit together."""
     path = Path(path)
     if not path.is_file():
@@ -113,16 +111,7 @@ def read_fold_conf(path):
     return FoldConf(test_unit, validation, speakers, share, utterances)
 
 
-def session_of(speaker, conf="the fold conf"):
-    """Ses01F -> Ses01: the session an IEMOCAP speaker recorded in."""
-    m = _SPEAKER.match(speaker)
-    if not m:
-        raise DataError(f"{conf}: speaker {speaker!r} is not IEMOCAP's SesNN[FM], so it has no session; "
-                        f"--test-unit=session and --validation=session-partner need IEMOCAP's speakers")
-    return m.group(1)
-
-
-def make_fold_plan(speakers, fold_conf, conf="the fold conf"):
+def make_fold_plan(speakers: list[str], fold_conf: FoldConf, conf: str = "the fold conf") -> list[dict[str, Any]]:
     """[{'name': 'fold1', 'test': [...], 'valid': [...], 'train': [...]}, ...] by the rule of fold_conf
     (a FoldConf); a held-out fold has 'valid_share' too, and its valid speakers are its train speakers.
     `conf` names the fold conf in error messages."""
@@ -150,7 +139,7 @@ def make_fold_plan(speakers, fold_conf, conf="the fold conf"):
                                 f"--validation=session-partner has no valid set for it")
         else:
             valid = c_sorted(fixed)
-        fold = {"name": f"fold{k}", "test": test, "valid": valid,
+        fold: dict[str, Any] = {"name": f"fold{k}", "test": test, "valid": valid,
                 "train": [s for s in speakers if s not in test and s not in valid]}
         if fold_conf.validation == "held-out":
             fold["valid"] = fold["train"]
@@ -160,7 +149,7 @@ def make_fold_plan(speakers, fold_conf, conf="the fold conf"):
     return plan
 
 
-def check_fold_roles(fold, where):
+def check_fold_roles(fold: dict[str, Any], where: Path | str) -> None:
     """A test speaker also in the fold's train or valid set is an error naming the fold and speaker."""
     for spk in fold["test"]:
         for role in ("train", "valid"):
@@ -170,11 +159,11 @@ def check_fold_roles(fold, where):
                                 f"(fix the fold conf or utt2spk)")
 
 
-def select_utterances(spk2utt, utterances, where):
+def select_utterances(spk2utt: dict[str, list[str]], utterances: str, where: Path | str) -> dict[str, list[str]]:
     """{speaker: utterances} kept by --utterances (all, or the improvised ones: ids with _impro)."""
     if utterances == "all":
         return spk2utt
-    selected = {s: [u for u in utts if _IMPROVISED.match(u.split("-", 1)[-1])] for s, utts in spk2utt.items()}
+    selected = {s: [u for u in utts if is_improvised(u.split("-", 1)[-1])] for s, utts in spk2utt.items()}
     empty = [s for s, utts in selected.items() if not utts]
     if empty:
         raise DataError(f"{where}: speaker(s) {', '.join(empty)} have no improvised utterance (an id "
@@ -182,14 +171,15 @@ def select_utterances(spk2utt, utterances, where):
     return selected
 
 
-def held_out(utts, share):
+def held_out(utts: Iterable[str], share: float) -> set[str]:
     """The share of utts that validates: the first in the order of their ids' CRC-32."""
     order = sorted(utts, key=lambda u: (zlib.crc32(u.encode("utf-8")), u))
     n = min(max(round(share * len(order)), 1), len(order) - 1)
     return set(order[:n])
 
 
-def fold_utterances(spk2utt, plan, where):
+def fold_utterances(spk2utt: dict[str, list[str]], plan: list[dict[str, Any]],
+                    where: Path | str) -> dict[str, dict[str, list[str]]]:
     """{fold: {subset: utterances}} of the plan; checks each fold's subsets by their utterances' speakers."""
     utt2spk = {u: s for s, utts in spk2utt.items() for u in utts}
     folds = {}
@@ -210,18 +200,19 @@ def fold_utterances(spk2utt, plan, where):
     return folds
 
 
-def valid_of(fold):
+def valid_of(fold: dict[str, Any]) -> str:
     """The valid set as the plan writes it: its speakers, or '20%-of-train' for a held-out fold."""
     return f"{round(100 * fold['valid_share'])}%-of-train" if fold.get("valid_share") else ",".join(fold["valid"])
 
 
-def plan_line(fold, utterances="all"):
+def plan_line(fold: dict[str, Any], utterances: str = "all") -> str:
     """'test=Ses01F valid=Ses05F,Ses05M train=...', and the utterance selection unless all."""
     line = f"test={','.join(fold['test'])} valid={valid_of(fold)} train={','.join(fold['train'])}"
     return line + (f" utterances={utterances}" if utterances != "all" else "")
 
 
-def write_folds(data_dir, folds_dir, plan, utterances="all"):
+def write_folds(data_dir: Path | str, folds_dir: Path | str, plan: list[dict[str, Any]],
+                utterances: str = "all") -> dict[str, dict[str, list[str]]]:
     """Subset data dirs for every fold, and the plan file. Returns {fold: {subset: utterances}}."""
     data_dir, folds_dir = Path(data_dir), Path(folds_dir)
     spk2utt = select_utterances(read_list_table(data_dir / "spk2utt"), utterances, data_dir / "spk2utt")
@@ -235,21 +226,21 @@ def write_folds(data_dir, folds_dir, plan, utterances="all"):
     return folds
 
 
-def write_lines(path, table):
+def write_lines(path: Path | str, table: dict) -> None:
     """A "key value" line per entry in the table's order: fold1, fold2, ..., fold10, not C order."""
     Path(path).write_text("".join(f"{k} {v}\n" for k, v in table.items()), encoding="utf-8")
 
 
-def script_sentences(utts, text=None):
+def script_sentences(utts: Iterable[str], text: dict[str, str] | None = None) -> dict[str, str]:
     """{utterance: sentence} of the scripted utterances: their transcript in `text` ({utt: words}) when
     given (lower case, punctuation dropped), else 'script01_1_F000' from the id."""
     sentences = {}
     for utt in utts:
-        m = _SCRIPT_LINE.match(utt.split("-", 1)[-1])
-        if not m:
+        line = script_line(utt.split("-", 1)[-1])
+        if line is None:
             continue
         if text is None:
-            sentences[utt] = f"{m.group(1)}_{m.group(2)}"
+            sentences[utt] = "_".join(line)
         elif utt in text:
             words = re.findall(r"[a-z0-9']+", text[utt].lower())
             if words:
@@ -257,7 +248,7 @@ def script_sentences(utts, text=None):
     return sentences
 
 
-def find_leakage(folds, sentences):
+def find_leakage(folds: dict[str, dict[str, list[str]]], sentences: dict[str, str]) -> dict[str, tuple]:
     """{fold: (shared sentences, test utterances speaking one, test utterances)}: the scripted sentences
     a fold's test speakers share with its training speakers."""
     leakage = {}
@@ -268,7 +259,7 @@ def find_leakage(folds, sentences):
     return leakage
 
 
-def report_leakage(data_dir, folds_dir, folds):
+def report_leakage(data_dir: Path | str, folds_dir: Path | str, folds: dict[str, dict[str, list[str]]]) -> dict:
     """Writes FOLDS_DIR/leakage and warns when a fold's test speakers speak sentences seen in training."""
     text_file = Path(data_dir) / "text"
     text = read_table(text_file) if text_file.is_file() else None
@@ -286,9 +277,9 @@ def report_leakage(data_dir, folds_dir, folds):
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fold-conf", default="conf/iemocap_folds.conf")
+    parser.add_argument("--fold-conf", default=DEFAULT_FOLD_CONF, help=f"the protocol (default {DEFAULT_FOLD_CONF})")
     parser.add_argument("data_dir", help="full data dir, e.g. data/iemocap/all")
     parser.add_argument("folds_dir", help="output, e.g. data/iemocap/folds")
     args = parser.parse_args()

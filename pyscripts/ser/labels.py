@@ -26,16 +26,17 @@ import argparse
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pyscripts.kaldi.datadir import read_table, write_table
 from pyscripts.errors import DataError, cli_main
+from pyscripts.corpora.iemocap import EMOTIONS
 from pyscripts.kaldi.tables import conf_bool, read_kaldi_conf
 
 log = logging.getLogger(__name__)
 
-EMOTIONS = ("ang", "hap", "neu", "sad")
 SIL = "sil"
 CLASSES = EMOTIONS + (SIL,)
 SIL_ID = CLASSES.index(SIL)
@@ -52,11 +53,11 @@ class FrameOptions:
     snip_edges: bool = True
 
     @property
-    def window_size(self):
+    def window_size(self) -> int:
         return int(round(self.sample_frequency * self.frame_length / 1000))
 
     @property
-    def window_shift(self):
+    def window_shift(self) -> int:
         return int(round(self.sample_frequency * self.frame_shift / 1000))
 
 
@@ -94,12 +95,12 @@ def _fill(options, path, conf, ignore_unknown):
     return options
 
 
-def read_frame_options(fbank_conf):
+def read_frame_options(fbank_conf: Path | str) -> FrameOptions:
     """Framing from the fbank conf (other fbank options are not about framing and are ignored)."""
     return _fill(FrameOptions(), fbank_conf, read_kaldi_conf(fbank_conf), ignore_unknown=True)
 
 
-def read_vad_options(vad_conf):
+def read_vad_options(vad_conf: Path | str) -> VadOptions:
     opts = _fill(VadOptions(), vad_conf, read_kaldi_conf(vad_conf), ignore_unknown=False)
     if not 0 < opts.min_f0 < opts.max_f0:
         raise DataError(f"{vad_conf}: need 0 < --min-f0 < --max-f0, got {opts.min_f0}, {opts.max_f0}")
@@ -110,7 +111,7 @@ def read_vad_options(vad_conf):
     return opts
 
 
-def num_frames(num_samples, frame_opts):
+def num_frames(num_samples: int, frame_opts: FrameOptions) -> int:
     """Number of frames Kaldi (and kaldi-native-fbank) makes of num_samples samples."""
     size, shift = frame_opts.window_size, frame_opts.window_shift
     if frame_opts.snip_edges:
@@ -142,14 +143,14 @@ def _gather(samples, starts, length):
     return samples[index]
 
 
-def frame_log_energy(frames):
+def frame_log_energy(frames: np.ndarray) -> np.ndarray:
     """Log energy per frame in dB relative to an int16 full-scale square wave, DC removed."""
     x = frames - frames.mean(axis=1, keepdims=True)
     power = (x * x).mean(axis=1) / INT16_FULL_SCALE ** 2
     return 10.0 * np.log10(np.maximum(power, 1e-20))
 
 
-def nccf_peak(segments, size, min_lag, max_lag, ballast):
+def nccf_peak(segments: np.ndarray, size: int, min_lag: int, max_lag: int, ballast: float) -> np.ndarray:
     """Peak over lags min_lag..max_lag of the NCCF of each row: the first `size` samples against the
     `size` samples `lag` later. segments: (frames, size + max_lag). Computed with FFTs."""
     seg = segments - segments.mean(axis=1, keepdims=True)
@@ -187,7 +188,7 @@ class VadResult:
     voiced: np.ndarray       # (frames,) bool, the voicing test alone
 
 
-def detect_speech(samples, frame_opts, vad_opts):
+def detect_speech(samples: np.ndarray, frame_opts: FrameOptions, vad_opts: VadOptions) -> VadResult:
     """Runs the detector on int16-scale samples; one decision per feature frame."""
     samples = np.asarray(samples, dtype=np.float64)
     n = num_frames(len(samples), frame_opts)
@@ -211,7 +212,7 @@ def detect_speech(samples, frame_opts, vad_opts):
     return VadResult(speech, log_energy, nccf, energetic, voiced)
 
 
-def frame_targets(emotion, speech):
+def frame_targets(emotion: str, speech: np.ndarray) -> np.ndarray:
     """Per-frame class ids: the emotion's id where speech, sil elsewhere (int32)."""
     if emotion not in EMOTIONS:
         raise DataError(f"emotion {emotion!r} is not one of {', '.join(EMOTIONS)}")
@@ -220,12 +221,7 @@ def frame_targets(emotion, speech):
     return targets
 
 
-def speech_mask(targets):
-    """The frames the detector labelled speech, from a targets vector."""
-    return np.asarray(targets) != SIL_ID
-
-
-def write_targets_meta(targets_dir):
+def write_targets_meta(targets_dir: Path | str) -> None:
     """num_targets and classes.txt (`name id` per line) of a targets dir."""
     d = Path(targets_dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -233,7 +229,8 @@ def write_targets_meta(targets_dir):
     (d / "classes.txt").write_text("".join(f"{c} {i}\n" for i, c in enumerate(CLASSES)))
 
 
-def make_labels(data_dir, fbank_conf, vad_conf, ark, scp):
+def make_labels(data_dir: Path | str, fbank_conf: Path | str, vad_conf: Path | str, ark: Path | str,
+                scp: Path | str) -> dict[str, tuple[int, int]]:
     """Targets of every utterance of data_dir into ark+scp; returns {utt: (sil frames, frames)}."""
     import kaldiio
     from pyscripts.kaldi.audio import read_audio
@@ -277,7 +274,7 @@ def make_labels(data_dir, fbank_conf, vad_conf, ark, scp):
     return counts
 
 
-def subset_targets(targets_dir, data_dir, out_dir):
+def subset_targets(targets_dir: Path | str, data_dir: Path | str, out_dir: Path | str) -> int:
     """A targets dir with the entries of data_dir's utterances only (a fold's train/valid/test)."""
     src, out = Path(targets_dir), Path(out_dir)
     scp = read_table(src / "targets.scp")
@@ -293,7 +290,7 @@ def subset_targets(targets_dir, data_dir, out_dir):
     return len(utts)
 
 
-def summarise_targets(targets_dir):
+def summarise_targets(targets_dir: Path | str) -> tuple[Any, float]:
     """Frame counts per class and sil share per utterance of a targets dir; writes
     class_counts (`class frames`) and utt2sil_share, returns (class counts, sil share overall)."""
     import kaldiio
@@ -317,7 +314,7 @@ def summarise_targets(targets_dir):
 
 
 @cli_main
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("make", help="frame targets of a data dir (wav.scp, utt2emo, utt2num_frames)")

@@ -115,11 +115,6 @@ def random_like(model, seed):
     return twin.eval()
 
 
-def cka_per_layer(model_a, model_b, windows):
-    reps_a, reps_b = layer_representations(model_a, windows), layer_representations(model_b, windows)
-    return [linear_cka(a, b) for a, b in zip(reps_a, reps_b)]
-
-
 class LayerViews:
     """A network's layer outputs on the common windows, and their SVD reductions (cca.svd_reduce),
     computed once however many pairs the network is in."""

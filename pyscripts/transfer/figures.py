@@ -2,16 +2,19 @@
 
   transfer [--paper-results F] RESULTS_JSON OUT_DIR
                                   error vs number of constant layers, one PNG per direction (the paper's
-                                  "Transfer Learning Performance" figures): a curve per column of the
-                                  table over l = 0..5, the Baseline as a dotted line of the same colour
-                                  (shaded: its 95% interval), error bars = the 95% bootstrap interval
-                                  (error_bar; the sd over seeds with several); the paper's numbers on the
-                                  real corpora (F, default conf/paper_results.tsv; '' for none) dashed in
-                                  the same colour, their Baseline dash-dotted
+                                  "Transfer Learning Performance" figures): a panel per column of the
+                                  table, its curve over l = 0..5, each point labelled with the runs behind
+                                  it (a note in the title when they are fewer than the Baseline's); the
+                                  Baseline as a dotted line of the same colour (shaded: its 95% interval),
+                                  error bars = the 95% bootstrap interval (error_bar; the sd over seeds
+                                  with several); the paper's numbers on the real corpora (F, default
+                                  conf/paper_results.tsv; '' for none) dashed in the same colour, their
+                                  Baseline dash-dotted
   filters --asr-model A --ser-model S OUT_PNG
                                   the 64 first-layer 5x4 filters of each network side by side (the
                                   paper's "Learned Features"); time runs left to right, frequency
                                   (mel bin) upwards; each filter scaled to its own largest magnitude
+                                  (colour bar), dark grey gaps between the filters
   cka [--svcca T] [--pwcca T] CKA_TSV OUT_PNG
                                   linear CKA per layer (pyscripts/transfer/cka.py), and SVCCA and PWCCA
                                   (same format) in panels beside it when given
@@ -33,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from pyscripts.errors import DataError, cli_main  # noqa: E402
 from pyscripts.transfer.cka import read_cka_table  # noqa: E402
-from pyscripts.transfer.plan import BASELINE, CONSTANT_LAYERS  # noqa: E402
+from pyscripts.transfer.plan import BASELINE, CONSTANT_LAYERS, DIRECTIONS  # noqa: E402
 from pyscripts.transfer.tables import (  # noqa: E402
     COLUMNS,
     PAPER_RESULTS,
@@ -77,61 +80,108 @@ def error_bar(cell):
     return (cell["sd"] or 0.0,) * 2
 
 
-def plot_transfer(direction, results, out_png, paper=None):
-    """results: the direction's part of tables.py's results.json; paper: the direction's part of
-    read_paper_results (the paper's numbers on the real corpora), drawn dashed so that they are not
-    taken for the recipe's. Returns (recipe curves drawn, paper curves drawn)."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+def runs_note(direction, cell):
+    """What a drawn point stands on: its runs (folds for ASR -> SER) and seeds, e.g. '8 folds', '3 runs'."""
+    n, seeds = cell["n"], max(len(cell["seeds"]), 1)
+    unit = "fold" if direction == "asr2ser" and seeds == 1 else "run"
+    text = f"{n} {unit}{'s' if n != 1 else ''}"
+    return text + (f", {seeds} seeds" if seeds > 1 else "")
+
+
+def unequal_runs(direction, results):
+    """A warning when transfer rows stand on fewer runs than the Baseline (ASR -> SER on one fold against
+    the 8-fold Baseline), else ''."""
+    base = max((c["n"] for c in results[BASELINE].values()), default=0)
+    rows = {c["n"] for row, cells in results.items() if row != BASELINE for c in cells.values() if c["n"] > 0}
+    if not base or not rows or max(rows) >= base:
+        return ""
+    what = "fold" if direction == "asr2ser" else "run"
+    counts = f"{min(rows)}" if min(rows) == max(rows) else f"{min(rows)} to {max(rows)}"
+    return (f"Note: the transfer points stand on {counts} {what}{'' if max(rows) == 1 else 's'}, the Baseline "
+            f"on {base}: they are not measured on the same {'speakers' if direction == 'asr2ser' else 'runs'}.")
+
+
+def _draw_column(ax, direction, name, results, paper_curve, colour):
+    """One metric's panel: the recipe's points (n marked), its Baseline (band: 95% interval) and the
+    paper's numbers; returns (points drawn, Baseline drawn)."""
     layers = sorted(CONSTANT_LAYERS)
-    drawn = 0
-    any_base = False
-    curves = paper_curves(direction, paper or {})
-    handles = []
-    for i, (metric, subset) in enumerate(COLUMNS[direction]):
-        name = column_name(metric, subset)
-        colour = f"C{i}"
-        points = [(l, results[f"l{l}"][name]) for l in layers if results[f"l{l}"][name]["n"] > 0]
-        if points:
-            x = [l for l, _ in points]
-            y = [c["mean"] for _, c in points]
-            err = np.array([error_bar(c) for _, c in points]).T
-            ax.errorbar(x, y, yerr=err, marker="o", color=colour, capsize=3)
-            drawn += 1
-        base = results[BASELINE][name]
-        if base["n"] > 0:
-            ax.axhline(base["mean"], color=colour, linestyle=":", linewidth=1.2)
-            band = drawn_interval(base)
-            if band:
-                ax.axhspan(band["low"], band["high"], color=colour, alpha=0.1, lw=0)
-            any_base = True
-        if name in curves:
-            x, y, paper_base = curves[name]
-            if x:
-                ax.plot(x, y, linestyle="--", marker="x", color=colour, linewidth=1, alpha=0.8)
-            if paper_base is not None:
-                ax.axhline(paper_base, color=colour, linestyle="-.", linewidth=0.8, alpha=0.6)
-        if points or base["n"] > 0 or name in curves:
-            handles.append(Line2D([], [], color=colour, marker="o", label=f"{name} (recipe)"))
+    points = [(l, results[f"l{l}"][name]) for l in layers if results[f"l{l}"][name]["n"] > 0]
+    if points:
+        x = [l for l, _ in points]
+        y = [c["mean"] for _, c in points]
+        ax.errorbar(x, y, yerr=np.array([error_bar(c) for _, c in points]).T, marker="o", color=colour,
+                    capsize=3)
+        for l, c in points:
+            ax.annotate(runs_note(direction, c), (l, c["mean"]), textcoords="offset points", xytext=(0, 7),
+                        ha="center", fontsize=6, color="dimgrey")
+    base = results[BASELINE][name]
+    if base["n"] > 0:
+        ax.axhline(base["mean"], color=colour, linestyle=":", linewidth=1.2)
+        band = drawn_interval(base)
+        if band:
+            ax.axhspan(band["low"], band["high"], color=colour, alpha=0.1, lw=0)
+        ax.annotate(f"Baseline: {runs_note(direction, base)}", (1.0, base["mean"]), xycoords=("axes fraction", "data"),
+                    xytext=(-3, 3), textcoords="offset points", ha="right", fontsize=6, color=colour)
+    if paper_curve is not None:
+        x, y, paper_base = paper_curve
+        if x:
+            ax.plot(x, y, linestyle="--", marker="x", color=colour, linewidth=1, alpha=0.8)
+        if paper_base is not None:
+            ax.axhline(paper_base, color=colour, linestyle="-.", linewidth=0.8, alpha=0.6)
+    ax.set_title(name, fontsize=9)
+    ax.set_xticks(layers)
+    ax.margins(y=0.12)   # room for the run counts above the points
+    ax.grid(alpha=0.3)
+    if not points and base["n"] == 0:
+        ax.text(0.5, 0.5, "no finished run yet", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+    return bool(points), base["n"] > 0
+
+
+def _legend_handles(direction, any_base, curves):
+    handles = [Line2D([], [], color="grey", marker="o", label="recipe (n: runs behind the point)")]
     if any_base:
-        handles.append(Line2D([], [], color="grey", linestyle=":", label="recipe Baseline"))
+        handles.append(Line2D([], [], color="grey", linestyle=":", label="recipe Baseline (band: 95% interval)"))
     if curves:
         corpus = TARGET_CORPUS[direction]
         handles += [Line2D([], [], color="grey", linestyle="--", marker="x",
                            label=f"paper's numbers, real {corpus} (not this recipe)"),
                     Line2D([], [], color="grey", linestyle="-.", label=f"paper's Baseline, real {corpus}")]
-    ax.set_xlabel("No. constant layers (l)")
-    ax.set_ylabel("error (%)")
-    ax.set_xticks(layers)
-    ax.set_title(TITLES[direction], fontsize=10)
-    ax.grid(alpha=0.3)
-    if not drawn and not any_base:
-        ax.text(0.5, 0.5, "no finished run yet", ha="center", va="center", transform=ax.transAxes)
-    if handles:
-        ax.legend(handles=handles, fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-    fig.tight_layout()
+    return handles
+
+
+def transfer_figure(direction, results, paper=None):
+    """results: the direction's part of tables.py's results.json; paper: the direction's part of
+    read_paper_results (the paper's numbers on the real corpora), drawn dashed so that they are not
+    taken for the recipe's. A panel per metric (column). Returns (the figure, recipe curves drawn,
+    paper curves drawn)."""
+    columns = [column_name(metric, subset) for metric, subset in COLUMNS[direction]]
+    fig, axes = plt.subplots(2, (len(columns) + 1) // 2, figsize=(8, 6.6), squeeze=False)
+    curves = paper_curves(direction, paper or {})
+    drawn, any_base = 0, False
+    for i, (ax, name) in enumerate(zip(axes.flat, columns)):
+        has_points, has_base = _draw_column(ax, direction, name, results, curves.get(name), f"C{i}")
+        drawn += has_points
+        any_base = any_base or has_base
+    for ax in axes.flat[len(columns):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("No. constant layers (l)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("error (%)")
+    note = unequal_runs(direction, results)
+    fig.suptitle(TITLES[direction] + (f"\n{note}" if note else ""), fontsize=9,
+                 color="firebrick" if note else "black")
+    fig.legend(handles=_legend_handles(direction, any_base, curves), fontsize=7, ncol=2, loc="lower center")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig, drawn, len(curves)
+
+
+def plot_transfer(direction, results, out_png, paper=None):
+    """transfer_figure as a PNG; returns (recipe curves drawn, paper curves drawn)."""
+    fig, drawn, paper_drawn = transfer_figure(direction, results, paper)
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
-    return drawn, len(curves)
+    return drawn, paper_drawn
 
 
 def _filter_grid(weights, columns=8, pad=1):
@@ -149,20 +199,21 @@ def _filter_grid(weights, columns=8, pad=1):
 
 
 def plot_filters(models, out_png):
-    """models: {title: ConvNet}. The first-layer filters of each, side by side."""
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4.6))
-    axes = np.atleast_1d(axes)
+    """models: {title: ConvNet}. The first-layer filters of each, side by side, with a colour bar; the
+    gaps between filters are dark grey (white is a weight of 0 in this colour map)."""
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models) + 0.9, 4.6), squeeze=False)
+    axes = axes[0]
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.3")
     for ax, (title, model) in zip(axes, models.items()):
         weights = model.layer1[0].weight.detach().cpu().numpy()
-        cmap = matplotlib.colormaps["RdBu_r"].copy()
-        cmap.set_bad("white")
-        ax.imshow(_filter_grid(weights), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+        image = ax.imshow(_filter_grid(weights), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
         ax.set_title(f"{title}: {weights.shape[0]} filters {weights.shape[2]}x{weights.shape[3]} "
                      f"(time x freq)", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120)
+    fig.colorbar(image, ax=list(axes), fraction=0.025, pad=0.02, shrink=0.85,
+                 label="weight / the filter's largest |weight|")
+    fig.savefig(out_png, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -241,7 +292,7 @@ def main(argv=None):
         results = json.loads(path.read_text())
         paper = read_paper_results(args.paper_results) if args.paper_results else {}
         Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-        for direction in results:
+        for direction in (d for d in DIRECTIONS if d in results):  # results.json holds the claims too
             out = Path(args.out_dir) / f"transfer_{direction}.png"
             plot_transfer(direction, results[direction], out, paper.get(direction))
             log.info("wrote %s", out)

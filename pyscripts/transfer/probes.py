@@ -54,7 +54,6 @@ from pyscripts.transfer.cka import layer_representations
 log = logging.getLogger(__name__)
 
 LABELS = ("phone", "emotion", "speaker")
-NETWORKS = ("asr", "ser")
 POOL_FACTOR = 10   # utterances are read until they hold this many times the frames to draw
 PHONE_MAP = "conf/phones.60-48-39.map"
 

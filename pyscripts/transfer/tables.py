@@ -11,14 +11,14 @@ recipe's mean minus the paper's (in points). They are read from --paper-results,
 conf/paper_results.tsv (lines `DIRECTION ROW v1 v2 v3 v4`, ROW baseline or l5..l0, values in the
 column order, `n/a` allowed, `#` comments); with `--paper-results ''` both columns read n/a.
 
-Where the numbers come from:
-  ser2asr  EXP/decode_{dev,test}/scoring/best_wer (PER, at the acoustic scale chosen on dev) and the
-           FER of the network alone in EXP/decode_{dev,test}/scoring/fer (scoring)
+The runs are the jobs of the sweeps' plans, EXP_ROOT/{ser2asr,asr2ser}/plan (pyscripts/transfer/plan.py,
+written by local/run_transfer.sh): their rows, folds and seeds. Where the numbers come from:
+  ser2asr  EXP/decode_{dev,test}/scoring/result.json (pyscripts/asr/result.py): the PER at the acoustic
+           scale chosen on dev, and the FER of the network alone
   asr2ser  EXP/eval/{valid,test}/metrics.json, E and UE (pyscripts/ser/evaluate.py fold); Dev is the
            validation speakers, Test the fold's held-out speaker
 
-  python3 -m pyscripts.transfer.tables [--exp-root exp/transfer] [--ser-folds-dir D]
-      [--paper-results FILE] OUT_DIR
+  python3 -m pyscripts.transfer.tables [--exp-root exp/transfer] [--paper-results FILE] OUT_DIR
 writes OUT_DIR/tables.md and OUT_DIR/results.json (mean, sd, n and the values of every cell, and the
 95% bootstrap interval of its first seed's value: row_intervals), each table followed by its intervals.
 """
@@ -26,12 +26,15 @@ import argparse
 import json
 import logging
 import math
-import re
 from pathlib import Path
 
 from pyscripts import stats
+from pyscripts.ser.intervals import read_ser_set
+from pyscripts.transfer.paired import transfer_row_test
 from pyscripts.errors import DataError, cli_main
-from pyscripts.transfer.plan import BASELINE, DIRECTIONS, ROWS, Setup, plan_direction, read_folds
+from pyscripts.asr.result import read_result, result_path
+from pyscripts.transfer.plan import (BASELINE, DIRECTIONS, ROWS, add_plan_options, fold_count, planned_seeds,
+                                     read_plans)
 
 log = logging.getLogger(__name__)
 
@@ -57,23 +60,18 @@ def row_label(row):
 
 
 # ---------------------------------------------------------------- reading one run's results
-def _percent_from_line(path, pattern):
-    text = Path(path).read_text()
-    m = re.search(pattern, text)
-    if not m:
-        raise DataError(f"{path}: no line matching {pattern!r}; re-run the scoring")
-    return float(m.group(1))
-
-
-def asr_results(exp_dir):
-    """{(metric, set): percent} of one ASR run; the results not (yet) there are left out."""
+def asr_results(exp_dir: str | Path) -> dict[tuple[str, str], float]:
+    """{(metric, set): percent} of one ASR run, from its decodes' result records; the results not (yet)
+    there are left out."""
     out = {}
     for subset in ("dev", "test"):
-        scoring = Path(exp_dir) / f"decode_{subset}" / "scoring"
-        if (scoring / "best_wer").is_file():
-            out[("PER", subset)] = _percent_from_line(scoring / "best_wer", r"%(?:WER|PER) ([0-9.]+)")
-        if (scoring / "fer").is_file():
-            out[("FER", subset)] = _percent_from_line(scoring / "fer", r"%FER ([0-9.]+)")
+        decode_dir = Path(exp_dir) / f"decode_{subset}"
+        if not result_path(decode_dir).is_file():
+            continue
+        result = read_result(decode_dir)
+        out[("PER", subset)] = float(result["per"]["percent"])
+        if result["fer"] is not None:
+            out[("FER", subset)] = float(result["fer"]["percent"])
     return out
 
 
@@ -114,7 +112,7 @@ def paired_tests(direction, jobs):
             continue
         for subset in ("dev", "test"):
             try:
-                found = stats.transfer_row_test(direction, runs[BASELINE], runs[row], subset)
+                found = transfer_row_test(direction, runs[BASELINE], runs[row], subset)
             except DataError as err:  # results of an older scoring without per-utterance files
                 log.warning("%s %s: no paired test on %s (%s)", direction, row, subset, err)
                 continue
@@ -154,7 +152,7 @@ def _ser_row_intervals(fold_dirs):
         evals = [d / "eval" / eval_name for d in fold_dirs]
         if not all((e / "decisions").is_file() for e in evals):
             continue
-        mean = stats.ser_intervals([stats.read_ser_set(e) for e in evals])["mean"]
+        mean = stats.ser_intervals([read_ser_set(e) for e in evals])["mean"]
         for metric in stats.SER_METRICS:
             if not math.isnan(mean[metric].low):
                 out[(metric, subset)] = (100 * mean[metric].low, 100 * mean[metric].high)
@@ -345,38 +343,36 @@ def _shown_path(path):
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
+def sweep_note(jobs: dict) -> str:
+    """What a cell's runs are, from the plans: folds and seeds."""
+    seeds = max(planned_seeds(j) for j in jobs.values())
+    note = (f"SER -> ASR: one run per row; ASR -> SER: one run per fold ({fold_count(jobs['asr2ser'])}), "
+            f"Dev = the fold's validation set, Test = its held-out test speakers.")
+    if seeds > 1:
+        note += (f" Each row was trained with {seeds} seeds: the ± is the sd across seeds (of each "
+                 f"seed's mean over its folds); the paired test and the intervals take the first seed's runs.")
+    return note
+
+
 @cli_main
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--exp-root", default=Setup.exp_root)
-    parser.add_argument("--ser-folds-dir", default=Setup.ser_folds_dir)
-    parser.add_argument("--seeds", type=int, default=Setup.seeds, help="trainings per row [%(default)s]")
+    add_plan_options(parser)
     parser.add_argument("--paper-results", default=str(PAPER_RESULTS),
                         help="the paper's numbers (see the module doc); '' for none [%(default)s]")
-    parser.add_argument("out_dir")
     args = parser.parse_args(argv)
-    folds = read_folds(args.ser_folds_dir)
-    # Only the jobs' exp dirs matter here, not their source models.
-    setup = Setup(exp_root=args.exp_root, ser_folds_dir=args.ser_folds_dir, ser_source_fold=folds[0],
-                  seeds=args.seeds)
-    jobs = {d: plan_direction(d, setup, folds) for d in DIRECTIONS}
+    jobs = read_plans(args.exp_root)
     all_cells = {d: collect(d, jobs[d]) for d in DIRECTIONS}
     all_tests = {d: paired_tests(d, jobs[d]) for d in DIRECTIONS}
     all_intervals = {d: row_intervals(d, jobs[d]) for d in DIRECTIONS}
     paper = read_paper_results(args.paper_results) if args.paper_results else {}
     paper_source = _shown_path(args.paper_results) if args.paper_results else None
-    folds_note = (f"SER -> ASR: one run per row; ASR -> SER: one run per fold ({len(folds)} folds), "
-                  f"Dev = the fold's validation set, Test = its held-out test speakers.")
-    if args.seeds > 1:
-        folds_note += (f" Each row was trained with {args.seeds} seeds: the ± is the sd across seeds (of each "
-                       f"seed's mean over its folds); the paired test and the intervals take the first seed's runs.")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tables.md").write_text(tables_markdown(all_cells, paper, folds_note, paper_source, all_tests,
+    (out / "tables.md").write_text(tables_markdown(all_cells, paper, sweep_note(jobs), paper_source, all_tests,
                                                    all_intervals))
     (out / "results.json").write_text(json.dumps(results_json(all_cells, all_tests, all_intervals), indent=1) + "\n")
     print((out / "tables.md").read_text(), end="")
-
 
 if __name__ == "__main__":
     main()

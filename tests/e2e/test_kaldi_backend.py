@@ -32,7 +32,7 @@ def kaldi_run(tmp_path_factory, corpus_cache, tiny_timit, tiny_iemocap, kaldi_ro
 
 
 def per(decode_dir):
-    return float(re.search(r"%PER ([0-9.]+)", (decode_dir / "scoring/best_wer").read_text()).group(1))
+    return float(re.search(r"%WER ([0-9.]+)", (decode_dir / "scoring/best_wer").read_text()).group(1))
 
 
 def max_feature_diff(a_scp, b_scp):

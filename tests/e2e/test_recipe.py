@@ -14,7 +14,7 @@ from pyscripts.asr.scoring import fold_phones
 def test_run_sh_tiny_end_to_end(tiny_run):
     recipe_dir, proc = tiny_run
     for stage in range(1, 14):
-        assert f"stage {stage}:" in proc.stdout
+        assert f"[{stage}/13] " in proc.stdout
     for name in ("train", "dev", "test"):
         d = recipe_dir / "data/timit" / name
         validate_data_dir(d, need_feats=True, need_text=True)
@@ -33,7 +33,7 @@ def test_run_sh_tiny_end_to_end(tiny_run):
     # no randomness; deleting every phone scores 100%).
     for subset in ("dev", "test"):
         best = (recipe_dir / f"exp/mono/decode_{subset}/scoring/best_wer").read_text()
-        assert float(re.match(r"%PER ([0-9.]+) \[", best).group(1)) < 80, best
+        assert float(re.match(r"%WER ([0-9.]+) \[", best).group(1)) < 80, best
     results = (recipe_dir / "exp/RESULTS.md").read_text()
     assert "exp/convnet_asr" in results and "exp/mono" in results
     assert (recipe_dir / "exp/convnet_asr/decode_test/scoring/best_wer").is_file()

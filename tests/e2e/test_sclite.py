@@ -6,12 +6,13 @@ import re
 
 import pytest
 
+from pyscripts.asr.result import read_result
 from pyscripts.asr.scoring import write_reports
 from sclite_tools import alignments, assert_same_table, dtl_sections, run_sclite, table_rows, totals
 
 pytestmark = pytest.mark.sclite
 
-WER_FILE = re.compile(r"%PER (\S+) \[ (\d+) / (\d+), (\d+) ins, (\d+) del, (\d+) sub \]\n"
+WER_FILE = re.compile(r"%WER (\S+) \[ (\d+) / (\d+), (\d+) ins, (\d+) del, (\d+) sub \]\n"
                       r"%SER (\S+) \[ (\d+) / (\d+) \]\n")
 
 
@@ -42,7 +43,7 @@ def test_tiny_run_scoring_equals_sclite(sclite, tiny_run, tmp_path):   # sclite 
             assert per == f"{100 * t['err'] / t['wrd']:.2f}" and ser == f"{100 * t['serr'] / t['snt']:.2f}"
             checked += 1
         # Per utterance at the reported setting (the confidence intervals' input): sclite's alignment counts.
-        best = dict(line.split("=", 1) for line in (sc / "best_setting").read_text().splitlines())["setting"]
+        best = read_result(d)["setting"]
         theirs = run_sclite(sclite, sc / "ref.trn", sc / f"hyp_{best}.trn", tmp_path / f"best{checked}", "h",
                             reports=("sum", "pralign", "dtl"))
         header, *lines = (sc / "per_by_utt").read_text().splitlines()

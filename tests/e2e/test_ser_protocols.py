@@ -22,7 +22,7 @@ def test_run_sh_scores_every_fold_of_a_protocol(tmp_path, tiny_iemocap, protocol
     work = link_recipe(tmp_path / "recipe")
     proc = run_script(["./run.sh", "--corpus", "iemocap", "--iemocap-root", tiny_iemocap, "--ser-protocol", protocol,
                        "--nnet-profile", "tiny", "--nj", "2", "--skip-setup", "true", "--stop-stage", "11"], cwd=work)
-    assert "stage 11: SER" in proc.stderr + proc.stdout
+    assert "[11/13] SER" in proc.stderr + proc.stdout
     folds = [f"fold{k}" for k in range(1, num_folds + 1)]
     assert list(read_table(work / "data/iemocap/folds/plan")) == folds
     assert "convnet_ser_tiny.yaml" in (work / "exp/stamps/stage11").read_text()

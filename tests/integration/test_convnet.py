@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from pyscripts.errors import DataError
+from pyscripts.nnet import epoch as nnet_epoch
+from pyscripts.nnet import loop as nnet_loop
 from pyscripts.nnet import train as nnet_train
 from pyscripts.nnet.data import (epoch_frame_order, frame_set_from_arrays, gather_windows, load_frame_set,
                                  norm_stats_from_cmvn, norm_stats_from_frames)
@@ -212,7 +214,7 @@ def test_rmsprop_with_exponential_decay_also_learns(task, caplog):
 def test_resume_after_a_kill_equals_an_uninterrupted_run(task, monkeypatch):
     cfg = config("training.max_epochs=3", "training.frames_per_epoch=1000")
     calls = {"n": 0}
-    real_gather = nnet_train.gather_windows
+    real_gather = nnet_epoch.gather_windows
 
     def counting_gather(*args, **kwargs):
         calls["n"] += 1
@@ -220,7 +222,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(task, monkeypatch):
             raise KeyboardInterrupt("simulated kill")
         return real_gather(*args, **kwargs)
 
-    monkeypatch.setattr(nnet_train, "gather_windows", counting_gather)
+    monkeypatch.setattr(nnet_epoch, "gather_windows", counting_gather)
     uninterrupted = torch.load(run_training(task, "whole", cfg), weights_only=True)
     calls_per_epoch = calls["n"] // 3
     calls.update(n=0, kill_at=2 * calls_per_epoch + calls_per_epoch // 2)   # in the middle of epoch 3
@@ -244,7 +246,7 @@ def test_resume_on_a_machine_that_needs_loss_scaling(task, monkeypatch):
     GPU: a checkpoint saved without scaling resumes there with a fresh loss scale."""
     from pyscripts.nnet import device as nnet_device
     cfg = config("training.max_epochs=2", "training.frames_per_epoch=300")
-    monkeypatch.setattr(nnet_train, "gather_windows", _kill_after(nnet_train.gather_windows, 7))
+    monkeypatch.setattr(nnet_epoch, "gather_windows", _kill_after(nnet_epoch.gather_windows, 7))
     with pytest.raises(KeyboardInterrupt):
         run_training(task, "rescaled", cfg)   # epoch 1 saved by a disabled scaler (bf16 or fp32 here)
     assert torch.load(task / "rescaled/checkpoint.pt", weights_only=True)["scaler"] == {}
@@ -258,7 +260,7 @@ def test_resume_on_a_machine_that_needs_loss_scaling(task, monkeypatch):
 
 def test_resume_refuses_a_changed_config(task, monkeypatch):
     cfg = config("training.max_epochs=2", "training.frames_per_epoch=300")
-    monkeypatch.setattr(nnet_train, "gather_windows", _kill_after(nnet_train.gather_windows, 7))
+    monkeypatch.setattr(nnet_epoch, "gather_windows", _kill_after(nnet_epoch.gather_windows, 7))
     with pytest.raises(KeyboardInterrupt):
         run_training(task, "changed", cfg)
     monkeypatch.undo()
@@ -431,15 +433,16 @@ def _untimed(history):
 
 
 def record_last_epoch(module, monkeypatch):
-    """Wraps module._save_epoch so that the model's state after each epoch is kept ({epoch: state dict}):
+    """Wraps module.save_epoch (the one training loop's) so that the model's state after each epoch is
+    kept ({epoch: state dict}):
     final.pt holds the best epoch's weights, which may come from before a kill."""
-    states, real_save = {}, module._save_epoch
+    states, real_save = {}, module.save_epoch
 
     def saving(exp_dir, cfg, trainee, state, *args, **kwargs):
         states[state["epoch"]] = {k: v.detach().clone() for k, v in trainee.model.state_dict().items()}
         return real_save(exp_dir, cfg, trainee, state, *args, **kwargs)
 
-    monkeypatch.setattr(module, "_save_epoch", saving)
+    monkeypatch.setattr(module, "save_epoch", saving)
     return states
 
 
@@ -452,7 +455,7 @@ def test_resume_with_the_trunk_cache_equals_an_uninterrupted_run(task, source_mo
     cfg = config("training.max_epochs=3", "training.frames_per_epoch=600", "model.dropout=0.3",
                  f"init.from={source_model}", "init.freeze_layers=3", f"training.amp={amp}")
     calls = {"n": 0}
-    real_batch = nnet_train._batch
+    real_batch = nnet_epoch.batch_inputs
 
     def counting_batch(*args, **kwargs):
         calls["n"] += 1
@@ -460,8 +463,8 @@ def test_resume_with_the_trunk_cache_equals_an_uninterrupted_run(task, source_mo
             raise KeyboardInterrupt("simulated kill")
         return real_batch(*args, **kwargs)
 
-    monkeypatch.setattr(nnet_train, "_batch", counting_batch)
-    states = record_last_epoch(nnet_train, monkeypatch)
+    monkeypatch.setattr(nnet_epoch, "batch_inputs", counting_batch)
+    states = record_last_epoch(nnet_loop, monkeypatch)
     with caplog.at_level("INFO"):
         uninterrupted = torch.load(run_training(task, f"cache_whole{amp}", cfg, task_name="4"), weights_only=True)
     last = states.pop(3)
@@ -508,7 +511,7 @@ def test_trunk_cache_makes_room_for_the_frames_used_only(task, source_model, mon
 def test_the_training_log_shows_progress_within_an_epoch(task, monkeypatch, caplog):
     """Under run.pl stderr is the job's log, not a terminal: progress must come as log lines (here one
     after every step), with frames done of all, the rate and the time left."""
-    monkeypatch.setattr(nnet_train, "PROGRESS_SECONDS", 0)
+    monkeypatch.setattr(nnet_epoch, "PROGRESS_SECONDS", 0)
     with caplog.at_level("INFO"):
         run_training(task, "progress", config("training.max_epochs=1", "training.frames_per_epoch=640"))
     lines = [r.getMessage() for r in caplog.records if " of 640 frames (" in r.getMessage()]

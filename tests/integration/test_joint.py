@@ -10,13 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from pyscripts.errors import DataError
+from pyscripts.joint_results import main as results_main
 from pyscripts.nnet import joint_train
-from pyscripts.nnet.data import norm_stats_from_frames
+from pyscripts.nnet import loop as nnet_loop
+from pyscripts.nnet.data import load_frame_set, norm_stats_from_frames
 from pyscripts.nnet.forward import log_posteriors, network_log_posteriors
 from pyscripts.nnet.joint import (JointConvNet, load_joint_package, main as joint_main, package_joint,
                                   view_package, write_view)
 from pyscripts.nnet.model import ConvNet, freeze_layers, load_package
-from pyscripts.nnet.train import make_optimizer, read_summary
+from pyscripts.nnet.train import main as train_main, make_optimizer, read_summary
 from nnet_fixtures import write_split
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -81,7 +83,9 @@ def test_views_share_the_trunk_and_give_the_joint_outputs():
             view = model.view(head)
             assert isinstance(view, ConvNet) and view.num_targets == model.head_targets[head]
             assert view.layer3[0].weight is model.layer3[0].weight and view.layer6 is model.heads[head]
-            assert view.feat_mean is model.feat_mean
+            # the view normalises as its head: its row of the joint model's normalisation, shared (not copied)
+            i = list(model.head_targets).index(head)
+            assert view.feat_mean.data_ptr() == model.feat_mean[i].data_ptr() and view.feat_mean.shape == (40,)
             assert torch.equal(view(x), joint[head])
     with pytest.raises(DataError, match="no head 'lm'"):
         model.view("lm")
@@ -163,7 +167,9 @@ def test_configs_profiles_and_their_errors(tmp_path):
     assert cfg["joint"]["ser_weight"] == 0.5 and cfg["optimizer"]["lr"] == 0.1
     for overrides, match in ((["joint.ser_fraction=1.0"], r"ser_fraction is 1.0; expected a value in \(0, 1\)"),
                              (["joint.weight=2"], "a key of the joint section"),
-                             (["data.cmvn_stats=x.stats"], "data.cmvn_stats: null")):
+                             (["joint.normalise=global"], "normalise is 'global'; expected a value one of"),
+                             (["joint.normalise=mixture", "data.cmvn_stats=x.stats"], "mixture normalises with both"),
+                             (["init.freeze_layers=2", "init.from=x.pt"], "starts from scratch")):
         with pytest.raises(DataError, match=match):
             joint_train.load_joint_config(REPO / "conf/convnet_joint.yaml", overrides)
     (tmp_path / "bad.yaml").write_text("base: convnet_asr.yaml\n")
@@ -201,8 +207,10 @@ def test_short_joint_training_completes(corpora, trained):
     summary = read_summary(root / "exp")
     assert summary["epochs"] == "3" and {"asr_dev_fer", "ser_dev_fer", "dev_value"} <= set(summary)
     assert (root / "exp/asr.prior_counts").is_file() and not (root / "exp/checkpoint.pt").exists()
-    # The stored normalisation is the mixture's (half the batch from each corpus).
-    assert not torch.equal(model.feat_mean, torch.zeros(40))
+    # Each head's input is normalised with its own training frames' statistics (no CMVN file given).
+    for i, head in enumerate(("asr", "ser")):
+        mean, std = norm_stats_from_frames(load_frame_set(data[head].train_data, data[head].train_targets)[0].feats)
+        assert torch.equal(model.feat_mean[i], mean) and torch.equal(model.feat_std[i], std)
     # Up to date: a second call trains nothing.
     mtime = final.stat().st_mtime_ns
     assert joint_train.train_joint(cfg, data, root / "exp", device="cpu") == final
@@ -226,13 +234,13 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(corpora, monkeypatch):
         return real_gather(*args, **kwargs)
 
     monkeypatch.setattr(joint_train, "gather_windows", counting_gather)
-    states, real_save = {}, joint_train._save_epoch
+    states, real_save = {}, nnet_loop.save_epoch
 
     def saving(exp_dir, cfg, trainee, state, *args, **kwargs):   # the weights after each epoch
         states[state["epoch"]] = {k: v.detach().clone() for k, v in trainee.model.state_dict().items()}
         return real_save(exp_dir, cfg, trainee, state, *args, **kwargs)
 
-    monkeypatch.setattr(joint_train, "_save_epoch", saving)
+    monkeypatch.setattr(nnet_loop, "save_epoch", saving)
     uninterrupted = torch.load(joint_train.train_joint(cfg, data, root / "whole", device="cpu"), weights_only=True)
     last = states.pop(3)
     calls_per_epoch = calls["n"] // 3
@@ -268,13 +276,13 @@ def test_views_on_disk_and_one_pass_inference(corpora, trained, tmp_path):
 def test_command_line(corpora, trained, tmp_path, capsys):
     root, data = corpora
     final, _ = trained
-    args = ["train", "--config", str(REPO / "conf/convnet_joint_tiny.yaml"), "--check",
+    args = ["--config", str(REPO / "conf/convnet_joint_tiny.yaml"), "--check",
             *[f"--set={kv}" for kv in NARROW + ["training.batch_size=64", "training.max_epochs=3"]]]
     paths = [str(p) for h in ("asr", "ser") for p in (data[h].train_data, data[h].dev_data, data[h].train_targets,
                                                      data[h].dev_targets)]
-    joint_main(args + paths + [str(root / "exp")])
+    train_main(args + paths + [str(root / "exp")])   # the one training entry, with a joint config
     assert capsys.readouterr().out.strip() == "up-to-date"
-    joint_main(args[:-1] + ["--set=joint.ser_weight=2"] + args[-1:] + paths + [str(root / "exp")])
+    train_main(args[:-1] + ["--set=joint.ser_weight=2"] + args[-1:] + paths + [str(root / "exp")])
     assert "changed since it was trained: config" in capsys.readouterr().out
     joint_main(["view", str(final), "ser", str(tmp_path / "ser/fold1")])
     assert load_package(tmp_path / "ser/fold1/final.pt")[0].num_targets == 5
@@ -283,7 +291,7 @@ def test_command_line(corpora, trained, tmp_path, capsys):
         for subset, e in (("valid", 0.5), ("test", 0.25)):
             (d / "eval" / subset).mkdir(parents=True)
             (d / "eval" / subset / "metrics.json").write_text(json.dumps({"E": e, "UE": e + 0.1}))
-    joint_main(["compare", str(tmp_path), str(tmp_path / "no_asr"), str(tmp_path / "base")])
+    results_main([str(tmp_path), str(tmp_path / "no_asr"), str(tmp_path / "base")])
     table = (tmp_path / "results.md").read_text()
     assert "| SER, IEMOCAP fold1: E Dev / E Test / UE Dev / UE Test | 50.0 / 25.0 / 60.0 / 35.0" in table
     assert "+0.0 / +0.0 / +0.0 / +0.0" in table and "– / – / – / –" in table

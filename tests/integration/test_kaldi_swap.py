@@ -142,7 +142,7 @@ def test_kaldi_alignments_swap_in(kaldi_root, kaldi_env, recipe_dir, tmp_path_fa
     loglikes = kaldiio.load_scp(str(decode / "loglikes.1.scp"))
     assert all(m.shape[1] == tri_pdfs for m in loglikes.values())
     best = (decode / "scoring/best_wer").read_text()
-    per = float(re.search(r"%PER ([0-9.]+) \[", best).group(1))
+    per = float(re.search(r"%WER ([0-9.]+) \[", best).group(1))
     assert 0.0 <= per <= 100.0, best
     hyps = {line.split()[0] for f in decode.glob("hyp.[0-9]*") if re.fullmatch(r"hyp\.\d+", f.name)
             for line in f.read_text().splitlines()}

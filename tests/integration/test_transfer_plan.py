@@ -1,7 +1,7 @@
-"""The transfer sweeps (pyscripts/transfer/plan.py, local/transfer_train_job.sh): the planned jobs, and
-what each planned job does to the weights when the training stage runs it."""
+"""The transfer sweeps (pyscripts/transfer/plan.py, local/transfer_job.sh): the planned jobs, the plan
+file and the shell's questions to it, what each planned job does to the weights when the training stage
+runs it, and the input normalisation of a row against its Baseline's."""
 import logging
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +13,7 @@ import torch
 
 from pyscripts.errors import DataError
 from pyscripts.nnet import train as nnet_train
+from pyscripts.nnet.data import norm_stats_from_cmvn
 from pyscripts.transfer import plan, train_group
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +41,16 @@ def test_ser2asr_plans_baseline_and_l5_to_l0():
     assert {j.init_from for j in transfers} == {"exp/transfer/asr2ser/baseline/fold1/final.pt"}
     assert not any(j.reinit_unfrozen for j in jobs)
     assert {(j.train_data, j.dev_data) for j in jobs} == {("data/timit/train", "data/timit/dev")}
+    assert {j.cmvn_stats for j in jobs} == {"-"}  # no stats given: the training frames' own
+
+
+def test_every_row_normalises_as_its_baseline():
+    """SER -> ASR rows (Baseline included) with the ASR Baseline's CMVN stats, ASR -> SER rows with their
+    fold's training frames' own statistics, as stage 11's SER Baseline."""
+    setup = plan.Setup(asr_cmvn_stats="data/timit/train/cmvn_global.stats", layers="3,0")
+    assert {j.cmvn_stats for j in plan.plan_direction("ser2asr", setup, FOLDS)} == {
+        "data/timit/train/cmvn_global.stats"}
+    assert {j.cmvn_stats for j in plan.plan_direction("asr2ser", setup, FOLDS)} == {"-"}
 
 
 def test_asr2ser_plans_seven_rows_over_eight_folds():
@@ -73,22 +84,72 @@ def test_reinit_switch_sources_and_selection():
         plan.plan_direction("ser2asr", plan.Setup(ser_source_fold="fold9"), FOLDS)
 
 
-def test_jobs_file_round_trip_and_command_line(tmp_path):
+def _plan_cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "pyscripts.transfer.plan", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def test_plan_file_round_trip_and_command_line(tmp_path):
     folds_dir = tmp_path / "folds"
     _write_folds_plan(folds_dir)
-    out = tmp_path / "jobs" / "asr2ser.transfer"
-    proc = subprocess.run([sys.executable, "-m", "pyscripts.transfer.plan", "--direction", "asr2ser", "--which",
-                           "transfer", "--ser-folds-dir", str(folds_dir), "--reinit-unfrozen", str(out)],
-                          cwd=REPO, capture_output=True, text=True)
+    out = tmp_path / "exp" / "asr2ser" / "plan"
+    proc = _plan_cli("write", "--direction", "asr2ser", "--ser-folds-dir", folds_dir, "--reinit-unfrozen", out)
     assert proc.returncode == 0, proc.stderr
     jobs = plan.read_jobs(out)
-    assert len(jobs) == 6 * 8 and len(out.read_text().splitlines()) == 48
-    assert jobs == plan.select(plan.plan_direction("asr2ser", plan.Setup(ser_folds_dir=str(folds_dir),
-                                                                         reinit_unfrozen=True), FOLDS), "transfer")
-    missing = subprocess.run([sys.executable, "-m", "pyscripts.transfer.plan", "--direction", "asr2ser",
-                              "--ser-folds-dir", str(tmp_path / "none"), str(out)], cwd=REPO,
-                             capture_output=True, text=True)
+    assert len(jobs) == 7 * 8 and len(out.read_text().splitlines()) == 56
+    assert jobs == plan.plan_direction("asr2ser", plan.Setup(ser_folds_dir=str(folds_dir), reinit_unfrozen=True),
+                                       FOLDS)
+    # The job array of the transfer rows: groups of plan lines, the rows l >= 2 of a fold together.
+    proc = _plan_cli("groups", "--which", "transfer", out, tmp_path / "groups")
+    assert proc.returncode == 0, proc.stderr
+    groups = [[int(n) for n in line.split()] for line in (tmp_path / "groups").read_text().splitlines()]
+    assert sorted(n for g in groups for n in g) == [n for n, j in enumerate(jobs, 1) if j.row != "baseline"]
+    assert [jobs[n - 1].row for n in groups[0]] == ["l5", "l4", "l3", "l2"]
+    assert {jobs[n - 1].fold for n in groups[0]} == {"fold1"}
+    missing = _plan_cli("write", "--direction", "asr2ser", "--ser-folds-dir", tmp_path / "none", out)
     assert missing.returncode == 1 and "ser_make_folds.sh" in missing.stderr
+
+
+def test_a_plan_line_holds_l_once(tmp_path):
+    """The row names l (`l3`); the frozen layers are the row's, not a second column."""
+    jobs = plan.plan_direction("ser2asr", plan.Setup(layers="3", ser_source="s.pt"), [])
+    plan.write_jobs(tmp_path / "plan", jobs)
+    line = (tmp_path / "plan").read_text().splitlines()[1].split("\t")
+    assert len(line) == len(plan.JOB_FIELDS) and "freeze_layers" not in plan.JOB_FIELDS
+    assert line[plan.JOB_FIELDS.index("row")] == "l3" and "3" not in line
+    assert plan.read_jobs(tmp_path / "plan")[1].freeze_layers == 3 and jobs[0].freeze_layers == 0
+
+
+def test_the_shell_asks_the_plan_for_fields(tmp_path):
+    setup = plan.Setup(exp_root="exp", seeds=2, layers="3", ser_source="s.pt")
+    path = tmp_path / "plan"
+    plan.write_jobs(path, plan.plan_direction("asr2ser", setup, ["fold1", "fold2"]))
+    proc = _plan_cli("fields", "--lines", "3\n4 7", path, "label", "freeze_layers", "exp_dir")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ("l3 fold1\t3\texp/asr2ser/l3/fold1\nl3 fold2\t3\texp/asr2ser/l3/fold2\n"
+                           "l3 fold1 seed 2\t3\texp/asr2ser/l3.seed2/fold1\n")
+    assert _plan_cli("fields", "--unique", path, "fold").stdout == "fold1\nfold2\n"
+    assert _plan_cli("fields", "--nth-fold", "2", path, "row", "seed").stdout == (
+        "baseline\t1\nl3\t1\nbaseline\t2\nl3\t2\n")
+    for args, error in ((("--nth-fold", "3", path, "row"), "has 2 folds, not a fold 3"),
+                        (("--lines", "9", path, "row"), "has 8 lines, not a line 9"),
+                        ((path, "l"), "no field l in a plan line")):
+        proc = _plan_cli("fields", *args)
+        assert proc.returncode == 1 and error in proc.stderr, proc.stderr
+
+
+def test_a_damaged_plan_line_is_named(tmp_path):
+    path = tmp_path / "plan"
+    plan.write_jobs(path, plan.plan_direction("ser2asr", plan.Setup(ser_source="s.pt"), []))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:2] + [lines[2].replace("\tl4\t", "\tl7\t")]) + "\n")
+    with pytest.raises(DataError, match="plan:3: direction 'ser2asr' and row 'l7'"):
+        plan.read_jobs(path)
+    path.write_text(lines[0] + "\t3\n")  # an old plan with l twice
+    with pytest.raises(DataError, match="plan:1: 13 fields, expected 12"):
+        plan.read_jobs(path)
+    with pytest.raises(DataError, match="not found: write the sweep's plans first"):
+        plan.read_plans(tmp_path / "nowhere")
 
 
 # ---------------------------------------------------------------- the planned jobs, run on a tiny problem
@@ -167,9 +228,11 @@ def test_each_planned_job_freezes_and_initialises_the_right_layers(tiny_sweep, r
 def test_job_script_runs_a_planned_line_and_skips_it_when_done(tiny_sweep, recipe_dir):
     root, _, setup = tiny_sweep
     setup = plan.Setup(**{**setup.__dict__, "exp_root": str(recipe_dir / "exp")})
-    jobs_file = recipe_dir / "jobs"
-    plan.write_jobs(jobs_file, plan.select(plan.plan_direction("ser2asr", setup, []), "transfer"))
-    cmd = ["local/transfer_train_job.sh", "--num-threads", "1", "--overrides", " ".join(TINY), str(jobs_file), "3"]
+    plan_file = recipe_dir / "plan"
+    plan.write_jobs(plan_file, plan.plan_direction("ser2asr", setup, []))
+    (recipe_dir / "groups").write_text("1\n4\n")  # line 4: l3
+    cmd = ["local/transfer_job.sh", "--num-threads", "1", "--overrides", " ".join(TINY), "train", str(plan_file),
+           str(recipe_dir / "groups"), "2"]
     first = subprocess.run(cmd, cwd=recipe_dir, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout + first.stderr
     exp_dir = recipe_dir / "exp/ser2asr/l3"
@@ -181,7 +244,7 @@ def test_job_script_runs_a_planned_line_and_skips_it_when_done(tiny_sweep, recip
     assert (exp_dir / "final.pt").stat().st_mtime_ns == stamp
 
 
-def test_rows_l3_and_up_of_a_fold_and_seed_train_in_one_group():
+def test_rows_l2_and_up_of_a_fold_and_seed_train_in_one_group():
     setup = plan.Setup(seeds=2, ser_source="s.pt")
     jobs = plan.select(plan.plan_direction("asr2ser", setup, ["fold1", "fold2"]), "transfer")
     groups = [[(jobs[n - 1].row, jobs[n - 1].fold, jobs[n - 1].seed) for n in g] for g in plan.trunk_groups(jobs)]
@@ -192,6 +255,8 @@ def test_rows_l3_and_up_of_a_fold_and_seed_train_in_one_group():
     # Baselines (no source) and l < 2 (nothing cached) run alone.
     baselines = plan.select(plan.plan_direction("ser2asr", setup, ["fold1"]), "baseline")
     assert plan.trunk_groups(baselines) == [[1], [2]]
+    # Numbered as the lines of the whole plan.
+    assert plan.trunk_groups(baselines, [1, 8]) == [[1], [8]]
 
 
 def test_a_group_trains_each_row_as_it_trains_alone(tiny_sweep, tmp_path, caplog):
@@ -237,11 +302,14 @@ def test_seeds_plan_each_row_again_in_its_own_dir():
 def test_job_script_trains_a_later_seed_with_the_next_training_seed(tiny_sweep, recipe_dir):
     root, _, setup = tiny_sweep
     setup = plan.Setup(**{**setup.__dict__, "exp_root": str(recipe_dir / "exp"), "seeds": 2, "layers": "3"})
-    jobs_file = recipe_dir / "jobs.seeds"
-    jobs = plan.select(plan.plan_direction("ser2asr", setup, []), "transfer")
-    plan.write_jobs(jobs_file, jobs)
-    assert [j.exp_dir for j in jobs] == [str(recipe_dir / "exp/ser2asr/l3"), str(recipe_dir / "exp/ser2asr/l3.seed2")]
-    cmd = ["local/transfer_train_job.sh", "--num-threads", "1", "--overrides", " ".join(TINY), str(jobs_file), "2"]
+    plan_file = recipe_dir / "plan.seeds"
+    jobs = plan.plan_direction("ser2asr", setup, [])
+    plan.write_jobs(plan_file, jobs)
+    assert [j.exp_dir for j in jobs[2:]] == [str(recipe_dir / "exp/ser2asr/baseline.seed2"),
+                                            str(recipe_dir / "exp/ser2asr/l3.seed2")]
+    (recipe_dir / "groups.seeds").write_text("4\n")
+    cmd = ["local/transfer_job.sh", "--num-threads", "1", "--overrides", " ".join(TINY), "train", str(plan_file),
+           str(recipe_dir / "groups.seeds"), "1"]
     proc = subprocess.run(cmd, cwd=recipe_dir, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     base = nnet_train.load_config(REPO / "conf/convnet_asr.yaml")["training"]["seed"]
@@ -259,7 +327,36 @@ def test_a_subset_of_layers_and_folds():
         plan.plan_direction("ser2asr", setup, ["fold2"])
 
 
-def test_the_job_scripts_read_the_fields_in_the_plans_order():
-    """local/transfer_job.sh names the fields of a jobs line; they must be plan.JOB_FIELDS, in order."""
-    shell = re.search(r"JOB_FIELDS=\(([^)]*)\)", (REPO / "local/transfer_job.sh").read_text())
-    assert shell and shell.group(1).split() == list(plan.JOB_FIELDS)
+def _write_global_cmvn(data_dir, path):
+    """Kaldi global CMVN stats (compute-cmvn-stats' 2 x (dim+1) matrix) of a data dir's frames."""
+    feats = np.concatenate([m for _, m in kaldiio.load_scp_sequential(str(data_dir / "feats.scp"))])
+    stats = np.zeros((2, feats.shape[1] + 1))
+    stats[0, :-1], stats[0, -1], stats[1, :-1] = feats.sum(0), len(feats), (feats.astype(np.float64) ** 2).sum(0)
+    kaldiio.save_mat(str(path), stats)
+
+
+def test_a_transfer_row_normalises_as_the_asr_baseline(tiny_sweep, recipe_dir):
+    """The SER -> ASR row's packaged normalisation is the Baseline's: the global CMVN stats file the
+    Baseline (stage 9, steps/train_convnet.sh --cmvn-stats) was trained with, not its own frames'."""
+    root, _, setup = tiny_sweep
+    stats = recipe_dir / "cmvn_global.stats"
+    _write_global_cmvn(root / "asr/dev", stats)  # other frames than the training set's: a visible difference
+    baseline_cfg = nnet_train.configure(REPO / "conf/convnet_asr.yaml", TINY, cmvn_stats=str(stats))
+    baseline = nnet_train.load_package(nnet_train.train(baseline_cfg, *(root / f"asr/{x}" for x in (
+        "train", "dev", "train_tg", "dev_tg")), recipe_dir / "convnet_asr"))[0]
+    setup = plan.Setup(**{**setup.__dict__, "exp_root": str(recipe_dir / "exp"), "layers": "3",
+                          "asr_cmvn_stats": str(stats)})
+    plan_file = recipe_dir / "exp/ser2asr/plan"
+    plan.write_jobs(plan_file, plan.plan_direction("ser2asr", setup, []))
+    (recipe_dir / "groups").write_text("2\n")
+    proc = subprocess.run(["local/transfer_job.sh", "--num-threads", "1", "--overrides", " ".join(TINY), "train",
+                           str(plan_file), str(recipe_dir / "groups"), "1"], cwd=recipe_dir, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = nnet_train.load_package(recipe_dir / "exp/ser2asr/l3/final.pt")[0]
+    mean, std = norm_stats_from_cmvn(stats)
+    assert torch.equal(row.feat_mean, baseline.feat_mean) and torch.equal(row.feat_std, baseline.feat_std)
+    assert torch.equal(row.feat_mean, mean) and torch.equal(row.feat_std, std)
+    # ... and not the training frames' own mean, which the row would have without the stats.
+    own = np.concatenate([m for _, m in kaldiio.load_scp_sequential(str(root / "asr/train/feats.scp"))]).mean(0)
+    assert not np.allclose(row.feat_mean.numpy(), own, atol=1e-3)

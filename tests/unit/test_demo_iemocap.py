@@ -1,15 +1,20 @@
 """The demo IEMOCAP-layout corpus: layout and names, audio format, parseable labels that match the
 audio, bit-exact regeneration, the stamp, and emotions that differ acoustically."""
+import hashlib
+import random
 import re
 import shutil
 from collections import Counter, defaultdict
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from conftest import RECIPE, run_script
 from pyscripts.kaldi.audio import audio_info, read_audio
-from pyscripts.corpora.demo.iemocap import SIZES, STAMP_NAME, make_corpus, plan_corpus
+from pyscripts.corpora.demo.iemocap import (DIFFICULTY, GENERATOR_VERSION, NOISE_DBFS, SIZES, STAMP_NAME, STYLES,
+                                           SpeakerManner, Style, _overlapping_params, make_corpus, plan_corpus,
+                                           stamp_text)
 from pyscripts.errors import DataError
 from pyscripts.corpora.iemocap import read_emo_evaluation
 
@@ -186,3 +191,55 @@ def test_emotions_differ_acoustically(tiny_iemocap):
         assert f["hap"][1] > 1.3 * f["sad"][1], (spk, f)
     # Sadness is slow, anger fast (sentences differ, so compare the averages over speakers).
     assert np.mean([f["sad"][2] for f in feats.values()]) > 1.3 * np.mean([f["ang"][2] for f in feats.values()])
+
+
+def tiny_plan_digest(utts):
+    planned = [(u.utt_id, u.label, u.sentence, u.dialog, u.pitch, u.range, u.rate, u.level, u.tilt, u.lead_sil,
+                u.trail_sil, u.noise_seed) for u in utts]
+    return hashlib.sha256(repr(planned).encode()).hexdigest()
+
+
+def test_tiny_plan_is_unchanged_by_the_demo_difficulty():
+    # The digest of the tiny plan made by the generator before the demo's difficulty model (commit 1596aac):
+    # tiny's files, and every comparison made on them, must stay the same.
+    utts = plan_corpus("tiny", 1234)
+    assert tiny_plan_digest(utts) == "59064c310d8ca3dcaa9be2562b8c2ccf64410c4fbfd46576e9480523bc698c7b"
+    assert {u.noise_dbfs for u in utts} == {NOISE_DBFS}
+    assert stamp_text("tiny", 1234, len(utts)).startswith("demo_iemocap version=1 ")
+    assert stamp_text("demo", 1234, 450).startswith(f"demo_iemocap version={GENERATOR_VERSION['demo']} ")
+
+
+def test_scripted_dialogs_carry_weaker_cues():
+    quiet = Style(0, 0, 0, 0, 0)
+    difficulty = replace(DIFFICULTY["demo"], jitter=quiet)
+    manner = SpeakerManner(baseline=quiet, expressiveness=1.0, twists={})
+    neutral = STYLES["neu"]
+    for label in ("ang", "sad", "hap"):
+        impro = _overlapping_params(random.Random(0), label, STYLES[label], manner, False, difficulty)
+        script = _overlapping_params(random.Random(0), label, STYLES[label], manner, True, difficulty)
+        for f in ("pitch", "rate", "level", "tilt"):
+            full = getattr(STYLES[label], f) - getattr(neutral, f)
+            assert impro[f] - getattr(neutral, f) == pytest.approx(difficulty.cue_scale * full)
+            weaker = difficulty.scripted_scale * difficulty.cue_scale * full
+            assert script[f] - getattr(neutral, f) == pytest.approx(weaker)
+
+
+def test_demo_emotions_overlap_across_speakers_but_keep_their_direction():
+    utts = [u for u in plan_corpus("demo", 1234) if u.label in ("ang", "neu", "sad")]
+    level = {label: [u.level for u in utts if u.label == label] for label in ("ang", "neu", "sad")}
+    rate = {label: [u.rate for u in utts if u.label == label] for label in ("ang", "neu", "sad")}
+    # On average anger is louder and faster than neutral speech, sadness quieter and slower ...
+    assert np.mean(level["ang"]) > np.mean(level["neu"]) > np.mean(level["sad"])
+    assert np.mean(rate["ang"]) > np.mean(rate["neu"]) > np.mean(rate["sad"])
+    # ... but no threshold separates them: the loudest sad utterance is louder than the quietest angry one.
+    assert max(level["sad"]) > min(level["ang"]) and max(rate["sad"]) > min(rate["ang"])
+    # Speakers differ in their neutral baseline by more than the per-utterance jitter's half-range.
+    neutral_level = defaultdict(list)
+    for u in utts:
+        if u.label == "neu":
+            neutral_level[u.speaker].append(u.level)
+    means = [np.mean(v) for v in neutral_level.values()]
+    assert max(means) - min(means) > DIFFICULTY["demo"].jitter.level
+    noise = [u.noise_dbfs for u in plan_corpus("demo", 1234)]
+    low, high = DIFFICULTY["demo"].noise_dbfs
+    assert all(low <= n <= high for n in noise) and np.std(noise) > 1.0

@@ -221,8 +221,9 @@ def test_forward_pass_defaults_to_the_cpu():
 ], ids=["gpu", "cpu"])
 def test_rtf_names_the_device(tmp_path, device, forward):
     """The rtf file says where the forward pass ran (a GPU's name may hold spaces), and the results
-    table still reads it: a GPU figure is labelled as one."""
+    table shows the same figures from the result record: a GPU figure is labelled as one."""
     from pyscripts.asr.hybrid import summarize_rtf
+    from pyscripts.asr.result import rtf_record
     from pyscripts.asr.scoring import _rtf_cells
     t = tmp_path / "timing"
     t.mkdir()
@@ -235,6 +236,6 @@ def test_rtf_names_the_device(tmp_path, device, forward):
     lines = (tmp_path / "rtf").read_text().splitlines()
     assert lines == [f"forward: audio 100.0 s, {forward}",
                      "decode: audio 100.0 s, RTF 1-thread 0.1000, RTF wall (nj=2) 0.0700; device=cpu threads=1"]
-    cells = _rtf_cells(lines)
+    cells = _rtf_cells(rtf_record(tmp_path))
     assert cells["forward"] == ("0.0400 (1-gpu)" if device != "cpu" else "0.0400") + " / 0.0600 (nj=2)"
     assert cells["decode"] == "0.1000 / 0.0700 (nj=2)"

@@ -15,19 +15,21 @@ import pytest
 import kaldi_hmm_gmm  # noqa: F401  (before kaldifst)
 import kaldifst
 
-from pyscripts.asr.decode import (DECODERS, DecoderOptions, GraphDecoder, best_path_words, decode_ark, expand_to_tids,
-                              lattice_from_bytes, lattice_to_bytes, load_tid2pdf, read_lattice_ark,
+from pyscripts.asr.decode import (DECODERS, DecoderOptions, GraphDecoder, decode_ark, expand_to_tids,
+                              lattice_to_bytes, load_tid2pdf, read_lattice_ark,
                               sweep_best_paths, sweep_lattice, write_lattice_entry)
 from pyscripts.errors import DataError
 from pyscripts.asr.hybrid import compute_fer, frame_errors, log_priors_from_counts, pseudo_loglikes
 from pyscripts.kaldi.model import load_transition_model
 from pyscripts.asr.phones import read_map39
+from pyscripts.asr.result import read_result
 from pyscripts.asr.scoring import per, read_tra
 from pyscripts.kaldi.tables import read_symbols, write_kaldi_vector
-from pyscripts.stats import read_by_utt
+from pyscripts.asr.utt_errors import read_by_utt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import RECIPE, run_script  # noqa: E402
+from lattice_tools import best_path_words, lattice_from_bytes  # noqa: E402
 from gmm_fixtures import PHONES, make_lang  # noqa: E402
 
 PHONE_MAP = RECIPE / "conf/phones.60-48-39.map"
@@ -254,7 +256,7 @@ def test_decode_script_end_to_end(graph, noisy_set, recipe_dir):
     assert len(list(decode_dir.glob("wer_*"))) == 24   # a negative penalty (a bonus) too
     assert (decode_dir / "wer_5_-1.0").is_file()
     best = (decode_dir / "scoring/best_wer").read_text()
-    assert best.startswith("%PER ")
+    assert best.startswith("%WER ")
     # LMWT 10, no penalty: the decoding acoustic scale, so the in-memory decode's PER.
     map39 = read_map39(PHONE_MAP)
     dec = GraphDecoder(graph["graph"] / "HCLG.fst", load_tid2pdf(graph["mdl"]))
@@ -265,7 +267,10 @@ def test_decode_script_end_to_end(graph, noisy_set, recipe_dir):
     intervals = json.loads((decode_dir / "scoring/intervals.json").read_text())   # local/score.sh's step 4
     assert intervals["PER"]["low"] <= intervals["PER"]["estimate"] <= intervals["PER"]["high"]
     assert {"FER", "PER"} <= set(intervals)
-    assert f"setting={intervals['PER']['setting']}\n" in (decode_dir / "scoring/best_setting").read_text()
+    record = read_result(decode_dir)
+    assert record["setting"] == intervals["PER"]["setting"] and not (decode_dir / "scoring/best_setting").exists()
+    assert record["fer"]["frames"] > 0 and record["rtf"]["decode"]["nj"] == 2
+    assert f"{record['per']['percent']:.2f} [ {record['per']['errors']} / {record['per']['ref']}," in best
     sys_file = next((decode_dir / "scoring").glob("hyp_*.trn.sys"))
     assert "Sum/Avg" in sys_file.read_text()
     assert "decode:" in (decode_dir / "rtf").read_text()
@@ -336,7 +341,8 @@ def test_forward_stage_subtracts_the_priors(graph, noisy_set, recipe_dir):
     utt = sorted(feats)[0]
     expected = log_posteriors(exp_dir / "final.pt", feats[utt]) - log_priors[None, :]
     assert written[utt] == pytest.approx(expected, abs=1e-4)
-    assert (decode_dir / "scoring/best_wer").read_text().startswith("%PER ")
+    assert (decode_dir / "scoring/best_wer").read_text().startswith("%WER ")
+    assert read_result(decode_dir)["device"] == "cpu"
     rtf = (decode_dir / "rtf").read_text()
     assert "forward:" in rtf and "RTF 1-thread" in rtf and "; device=cpu threads=1" in rtf   # the default: CPU
 

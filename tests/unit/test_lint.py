@@ -1,6 +1,6 @@
-"""The code's own hygiene: ruff (ruff.toml) on the Python, shellcheck on the shell scripts. Each is
-skipped, saying why, where its tool is not installed (CI installs both: requirements-dev.txt, Debian's
-shellcheck)."""
+"""The code's own hygiene: ruff (ruff.toml) and mypy (mypy.ini) on the Python, shellcheck on the shell
+scripts. Each is skipped, saying why, where its tool is not installed (CI installs them all:
+requirements-dev.txt, Debian's shellcheck)."""
 import shutil
 import subprocess
 import sys
@@ -24,6 +24,12 @@ def tool(name):
 def test_python_is_ruff_clean():
     proc = subprocess.run([tool("ruff"), "check", "--output-format", "concise", "pyscripts", "tests"],
                           cwd=RECIPE, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_python_type_checks_clean():
+    # The packages and settings are mypy.ini's (its cache, .mypy_cache/, ignores itself for git).
+    proc = subprocess.run([tool("mypy"), "--config-file", "mypy.ini"], cwd=RECIPE, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -5,8 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pyscripts.asr import utt_errors
 from pyscripts.errors import DataError
 from pyscripts.asr.phones import read_map39
+from pyscripts.asr.result import read_result
 from pyscripts.asr.scoring import (align, best_setting, fold_phones, per, read_trn, results_markdown,
                                score_dir, speaker_of, write_best, write_reports, write_trn)
 from sclite_tools import alignments, assert_same_table, dtl_sections, run_sclite, table_rows, totals
@@ -66,7 +68,7 @@ def test_totals_over_utterances():
     c = per({"s1_u1": "a b c", "s2_u2": "d e"}, {"s1_u1": "a c", "s2_u2": "d e f"})
     assert (c.ref, c.hyp, c.corr, c.sub, c.dele, c.ins, c.utts, c.utts_with_errors) == (5, 5, 4, 0, 1, 1, 2, 2)
     assert c.per == pytest.approx(40.0)
-    assert c.kaldi_line() == "%PER 40.00 [ 2 / 5, 1 ins, 1 del, 0 sub ]"
+    assert c.kaldi_line() == "%WER 40.00 [ 2 / 5, 1 ins, 1 del, 0 sub ]"
 
 
 def test_utterance_mismatch_names_the_utterance():
@@ -170,23 +172,38 @@ def test_built_in_scorer_equals_sclite(sclite, tmp_path, seed):
 
 
 def _decode_dir(root, name, pers):
+    """A decode dir with scored settings {NAME: (errors, ref phones)}: one utterance whose hypothesis
+    drops `errors` of its phones."""
     d = root / name
-    (d / "scoring").mkdir(parents=True)
     for setting, (errors, n) in pers.items():
-        (d / f"wer_{setting}").write_text(f"%PER {100.0 * errors / n:.2f} [ {errors} / {n}, 0 ins, "
-                                          f"{errors} del, 0 sub ]\n")
+        write_trn(d / "scoring/ref.trn", {"s1_u": ["aa"] * n})
+        write_trn(d / f"scoring/hyp_{setting}.trn", {"s1_u": ["aa"] * (n - errors)})
     return d
 
 
 def test_best_setting_from_dev_applies_to_test(tmp_path):
     dev = _decode_dir(tmp_path, "exp/m/decode_dev", {"4_0.0": (30, 100), "6_0.5": (20, 100), "8_0.0": (25, 100)})
     test = _decode_dir(tmp_path, "exp/m/decode_test", {"4_0.0": (10, 100), "6_0.5": (22, 100), "8_0.0": (21, 100)})
+    with pytest.raises(DataError, match=r"decode_dev/scoring/result.json: not found.*re-run local/score.sh"):
+        write_best(test, tune_dir=dev)   # dev not scored yet
+    assert write_best(dev) == ("6_0.5", 20.0)
     assert best_setting(dev) == ("6_0.5", 20.0)
     assert write_best(test, tune_dir=dev) == ("6_0.5", 22.0)
-    assert (test / "scoring/best_wer").read_text().startswith("%PER 22.00 [ 22 / 100")
+    assert (test / "scoring/best_wer").read_text().startswith("%WER 22.00 [ 22 / 100")
     assert "lmwt=6 acwt=0.1667 wip=0.5" in (test / "scoring/best_wer").read_text()
+    record = read_result(test)
+    assert (record["setting"], record["lmwt"], record["wip"], record["tune_dir"]) == ("6_0.5", 6, 0.5, str(dev))
+    assert record["acwt"] == pytest.approx(1 / 6)
+    assert record["per"] == {"percent": 22.0, "errors": 22, "ref": 100, "ins": 0, "del": 22, "sub": 0, "utts": 1,
+                             "utts_with_errors": 1}
+    assert record["settings"]["4_0.0"] == {"percent": 10.0, "errors": 10, "ref": 100}
+    assert record["fer"] is None and record["rtf"] is None and record["device"] is None
     assert write_best(test) == ("4_0.0", 10.0)  # the set's own best, without a tune dir
-    (dev / "scoring" / "fer").write_text("%FER 31.25 [ 5 / 16 frames, 1 utterances ]\n")
+    assert read_result(test)["tune_dir"] is None
+    write_best(test, tune_dir=dev)
+    utt_errors.write_by_utt(dev / "scoring/fer_by_utt", {"s1_u": (5, 16)}, "FER")
+    write_best(dev)
+    assert read_result(dev)["fer"] == {"percent": 31.25, "errors": 5, "frames": 16, "utts": 1}
     table = results_markdown([tmp_path / "exp"])
     row = next(line for line in table.splitlines() if line.startswith(f"| {tmp_path / 'exp/m'} |"))
     assert [c.strip() for c in row.split("|")[2:6]] == ["31.2", "–", "20.0", "22.0"]
@@ -204,4 +221,4 @@ def test_score_dir_with_integer_hypotheses(tmp_path):
     assert (results["12_0.0"].dele, results["12_0.0"].ref) == (4, 6)
     assert (sc / "hyp_12_0.0.trn").read_text() == "sil b (s1_a)\n(s1_b)\n"
     assert (sc / "ref.trn").read_text() == "sil aa b sil (s1_a)\nsil ih (s1_b)\n"
-    assert (sc.parent / "wer_12_0.0").read_text().startswith("%PER 66.67 [ 4 / 6, 0 ins, 4 del, 0 sub ]")
+    assert (sc.parent / "wer_12_0.0").read_text().startswith("%WER 66.67 [ 4 / 6, 0 ins, 4 del, 0 sub ]")

@@ -7,11 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from pyscripts import stats
-from pyscripts.asr import scoring
+from pyscripts import intervals, stats
+from pyscripts.asr import scoring, utt_errors
 from pyscripts.errors import DataError
 from pyscripts.kaldi.datadir import write_table
 from pyscripts.ser import evaluate
+from pyscripts.ser.intervals import emotion_set, write_ser_intervals
+from pyscripts.transfer.paired import transfer_row_test
 
 
 def enumerated_interval(errors, totals, level=0.95):
@@ -85,11 +87,11 @@ def test_stratified_resampling_keeps_each_speakers_count():
 def test_stratification_against_plain_resampling():
     # Speaker A: 2 right; speaker B: 1 wrong. Within speakers every resample holds B's utterance once:
     # E = 1/3 always. Without strata the resamples vary.
-    s = stats.ser_set(["a1", "a2", "b1"], ["A", "A", "B"], ["ang", "ang", "hap"], ["ang", "ang", "ang"])
+    s = emotion_set(["a1", "a2", "b1"], ["A", "A", "B"], ["ang", "ang", "hap"], ["ang", "ang", "ang"])
     block = stats.ser_intervals([s])["sets"][0]
     assert (block["E"].low, block["E"].estimate, block["E"].high) == pytest.approx((1 / 3,) * 3)
     assert block["resamples_missing_class"] == 0
-    flat = stats.ser_set(s.utts, ["", "", ""], ["ang", "ang", "hap"], ["ang", "ang", "ang"])
+    flat = emotion_set(s.utts, ["", "", ""], ["ang", "ang", "hap"], ["ang", "ang", "ang"])
     b2 = stats.ser_intervals([flat])["sets"][0]
     assert (b2["E"].low, b2["E"].high) == (0.0, 1.0)
 
@@ -97,7 +99,7 @@ def test_stratification_against_plain_resampling():
 def test_unweighted_error_and_absent_classes():
     # One speaker, refs ang, hap; decisions ang, ang. Resamples: {1,1} (1/4): E 0, and hap is absent, so
     # UE = 1 - recall(ang) = 0; {2,2} (1/4): E = UE = 1; mixed (1/2): E = 1/2, UE = 1 - (1 + 0)/2.
-    s = stats.ser_set(["u1", "u2"], ["S", "S"], ["ang", "hap"], ["ang", "ang"])
+    s = emotion_set(["u1", "u2"], ["S", "S"], ["ang", "hap"], ["ang", "ang"])
     e, ue, missing = stats.class_rates(s.refs, s.correct, np.array([[2, 0], [0, 2], [1, 1]]))
     assert e.tolist() == [0.0, 1.0, 0.5] and ue.tolist() == [0.0, 1.0, 0.5]
     assert missing.tolist() == [True, True, False]
@@ -111,15 +113,15 @@ def test_unweighted_error_matches_evaluate():
     refs = [0] * 6 + [1] * 10 + [2] * 10 + [3] * 4
     hyps = [0] * 5 + [1] + [0] * 2 + [1] * 6 + [2] * 2 + [2] * 8 + [3] * 2 + [3] * 4
     e, ue = evaluate.error_rates(evaluate.confusion_matrix(refs, hyps))
-    s = stats.ser_set([f"u{i:02d}" for i in range(30)], ["S"] * 30, refs, hyps)
+    s = emotion_set([f"u{i:02d}" for i in range(30)], ["S"] * 30, refs, hyps)
     block = stats.ser_intervals([s])["sets"][0]
     assert (block["E"].estimate, block["UE"].estimate) == pytest.approx((e, ue))
     assert block["E"].low <= e <= block["E"].high and block["UE"].low <= ue <= block["UE"].high
 
 
 def test_mean_over_folds_and_each_fold_as_alone():
-    f1 = stats.ser_set(["a1", "a2", "a3"], ["A"] * 3, ["ang", "hap", "sad"], ["ang", "hap", "neu"])
-    f2 = stats.ser_set(["b1", "b2"], ["B"] * 2, ["neu", "neu"], ["neu", "sad"])
+    f1 = emotion_set(["a1", "a2", "a3"], ["A"] * 3, ["ang", "hap", "sad"], ["ang", "hap", "neu"])
+    f2 = emotion_set(["b1", "b2"], ["B"] * 2, ["neu", "neu"], ["neu", "sad"])
     both = stats.ser_intervals([f1, f2])
     assert both["mean"]["E"].estimate == pytest.approx((1 / 3 + 1 / 2) / 2)
     assert both["sets"][0] == stats.ser_intervals([f1])["sets"][0]
@@ -198,14 +200,14 @@ def test_paired_ser_exact_case():
     # refs ang ang hap hap; A right on all, B wrong on both hap: E +1/2, UE +1/2 (hap recall 1 -> 0).
     # Swapping one of the two differing utterances gives 0, both: -1/2; p = 2/4.
     refs, spk = ["ang", "ang", "hap", "hap"], ["S"] * 4
-    a = stats.ser_set(["u1", "u2", "u3", "u4"], spk, refs, refs, "a")
-    b = stats.ser_set(["u1", "u2", "u3", "u4"], spk, refs, ["ang", "ang", "ang", "sad"], "b")
+    a = emotion_set(["u1", "u2", "u3", "u4"], spk, refs, refs, "a")
+    b = emotion_set(["u1", "u2", "u3", "u4"], spk, refs, ["ang", "ang", "ang", "sad"], "b")
     tests = stats.paired_test_ser([a], [b])
     for metric in ("E", "UE"):
         assert (tests[metric].difference, tests[metric].p_value, tests[metric].exact) == (0.5, 0.5, True)
     assert stats.paired_test_ser([a], [a])["UE"].p_value == 1.0
     with pytest.raises(DataError, match="not the same utterances"):
-        stats.paired_test_ser([a], [stats.ser_set(["u1"], ["S"], ["ang"], ["ang"], "c")])
+        stats.paired_test_ser([a], [emotion_set(["u1"], ["S"], ["ang"], ["ang"], "c")])
 
 
 # -- files and the tables -------------------------------------------------------------------------
@@ -229,14 +231,14 @@ def test_per_by_utt_and_asr_intervals(tmp_path):
     lines = (d / "scoring/per_by_utt").read_text().splitlines()
     assert lines[0].startswith("# PER per utterance at setting 10_0.0")
     assert lines[1:] == ["s1_a 2 4 1 1 0", "s1_b 0 2 0 0 0", "s2_c 2 3 0 2 0"]
-    stats.write_by_utt(d / "scoring/fer_by_utt", {"s1_a": (3, 10), "s1_b": (0, 5), "s2_c": (5, 5)}, "FER")
-    result = stats.write_asr_intervals(d)
+    utt_errors.write_by_utt(d / "scoring/fer_by_utt", {"s1_a": (3, 10), "s1_b": (0, 5), "s2_c": (5, 5)}, "FER")
+    result = utt_errors.write_asr_intervals(d)
     assert result["PER"]["estimate"] == pytest.approx(c.per) and result["PER"]["setting"] == "10_0.0"
     assert result["FER"]["estimate"] == pytest.approx(40.0) and result["FER"]["utterances"] == 3
     assert json.loads((d / "scoring/intervals.json").read_text()) == result
     # Another setting is aligned again from its trn files.
     (d / "scoring/hyp_12_0.0.trn").write_text("a b c d (s1_a)\na b (s1_b)\nc c c (s2_c)\n")
-    assert stats.asr_utts(d, "PER", "12_0.0").errors.sum() == 0
+    assert utt_errors.asr_utts(d, "PER", "12_0.0", scoring.per_utt_counts).errors.sum() == 0
 
 
 def test_results_table_shows_intervals(tmp_path):
@@ -292,7 +294,7 @@ def test_ser_results_table_shows_intervals(tmp_path):
     summary = json.loads((tmp_path / "out/results.json").read_text())
     assert summary["intervals"]["folds"]["fold2"]["test"]["E"] == {"estimate": 0.0, "low": 0.0, "high": 0.0}
     # The eval dir's own intervals.json has the fold's interval of the table (same draws).
-    own = stats.write_ser_intervals(f1 / "eval/test")
+    own = write_ser_intervals(f1 / "eval/test")
     assert own["E"] == summary["intervals"]["folds"]["fold1"]["test"]["E"] and own["stratified_by_speaker"]
 
 
@@ -308,7 +310,7 @@ def test_transfer_row_tests(tmp_path):
     # asr2ser: folds paired by name; the row is right where the baseline is wrong.
     base = _ser_fold(tmp_path / "base", 1, "S", {"a": ("ang", "hap"), "b": ("hap", "hap")})
     row = _ser_fold(tmp_path / "row", 1, "S", {"a": ("ang", "ang"), "b": ("hap", "hap")})
-    tests = stats.transfer_row_test("asr2ser", [base], {"fold1": row}, "dev")
+    tests = transfer_row_test("asr2ser", [base], {"fold1": row}, "dev")
     assert tests["E"].difference == pytest.approx(-0.5) and tests["E"].p_value == 1.0   # 2 swaps, both |.| = 1/2
     # ser2asr: the row's per-utterance errors are the mean over its runs.
     refs = {"s1_a": "a b", "s1_b": "c d"}
@@ -317,21 +319,41 @@ def test_transfer_row_tests(tmp_path):
         _scored_decode(tmp_path / r / "decode_test", refs, hyp)
     for d in ("asr_base", "r1", "r2"):
         scoring.write_best(tmp_path / d / "decode_test")
-    tests = stats.transfer_row_test("ser2asr", [tmp_path / "asr_base"], [tmp_path / "r1", tmp_path / "r2"])
+    tests = transfer_row_test("ser2asr", [tmp_path / "asr_base"], [tmp_path / "r1", tmp_path / "r2"])
     assert list(tests) == ["PER"]
     assert tests["PER"].difference == pytest.approx((0.25 + 0.0) / 2 - 0.5)
     with pytest.raises(DataError, match="no fold in common"):
-        stats.transfer_row_test("asr2ser", {"fold9": base}, {"fold1": row})
+        transfer_row_test("asr2ser", {"fold9": base}, {"fold1": row})
 
 
 def test_command_line(tmp_path, capsys):
     d = tmp_path / "decode"
     _scored_decode(d, {"s1_a": "a b"}, {"s1_a": "a"})
     scoring.write_best(d)
-    stats.main(["asr", str(d)])
+    intervals.main(["asr", str(d)])
     assert "%PER at 10_0.0 50.00 [50.00, 50.00]" in capsys.readouterr().out
     f = _ser_fold(tmp_path, 1, "S", {"a": ("ang", "ang"), "b": ("hap", "ang")})
-    stats.main(["ser", str(f / "eval/test")])
+    intervals.main(["ser", str(f / "eval/test")])
     assert "E 50.0 [0.0, 100.0]" in capsys.readouterr().out
-    stats.main(["compare", "ser", "--a", str(f / "eval/test"), "--b", str(f / "eval/valid")])
+    intervals.main(["compare", "ser", "--a", str(f / "eval/test"), "--b", str(f / "eval/valid")])
     assert "p = 1 (exact" in capsys.readouterr().out
+
+
+def test_stats_imports_no_recipe_module():
+    # The statistics are a leaf: the readers of the recipe's files import them, never the other way.
+    import ast
+    from pathlib import Path
+    tree = ast.parse(Path(stats.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert {m for m in imported if m.startswith("pyscripts")} == {"pyscripts.errors", "pyscripts.kaldi.tables"}
+
+
+def test_another_setting_needs_an_aligner(tmp_path):
+    d = tmp_path / "decode"
+    _scored_decode(d, {"s1_a": "a b"}, {"s1_a": "a"})
+    scoring.write_best(d)
+    (d / "scoring/hyp_12_0.0.trn").write_text("a b (s1_a)\n")
+    with pytest.raises(DataError, match="not at setting 12_0.0"):
+        utt_errors.asr_utts(d, "PER", "12_0.0")
+    assert utt_errors.asr_utts(d, "PER", "10_0.0").errors.tolist() == [1.0]

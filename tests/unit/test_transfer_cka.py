@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from pyscripts.nnet.model import ConvNet
-from pyscripts.transfer.cka import cka_per_layer, layer_representations, linear_cka
+from pyscripts.transfer.cka import layer_representations, linear_cka
+
+
+def cka_per_layer(model_a, model_b, windows):
+    """Linear CKA of two networks, layer by layer, on the same windows."""
+    reps_a, reps_b = layer_representations(model_a, windows), layer_representations(model_b, windows)
+    return [linear_cka(a, b) for a, b in zip(reps_a, reps_b)]
 
 
 def _features(n=300, p=20, seed=0):

@@ -5,7 +5,7 @@ import pytest
 
 from pyscripts.errors import DataError
 from pyscripts.transfer import tables
-from pyscripts.transfer.plan import Setup, plan_direction
+from pyscripts.transfer.plan import Setup, plan_direction, plan_path, write_jobs
 
 EXPECTED_ASR2SER = ("| No. Constant Layers (l) | E Dev | E Test | UE Dev | UE Test | "
                     "Paper (real corpora): E Dev / E Test / UE Dev / UE Test | Recipe − paper (points) |\n") + """\
@@ -61,18 +61,28 @@ def test_ser2asr_header_and_rows():
     assert text.splitlines()[3] == "| 5 | – | – | – | 21.4 (1) | 71.09 / 71.64 / 61.15 / 61.82 | – / – / – / -40.4 |"
 
 
+def _write_result(decode_dir, per, fer=None):
+    """A decode dir's scoring/result.json (pyscripts/asr/result.py) with the PER and FER given, in %."""
+    per_block = {"percent": per, "errors": round(per * 10), "ref": 1000, "ins": 0, "del": 0, "sub": round(per * 10)}
+    fer_block = None if fer is None else {"percent": fer, "errors": round(fer * 10), "frames": 1000, "utts": 4}
+    record = {"setting": "7_0.0", "lmwt": 7, "acwt": 1 / 7, "wip": 0, "tune_dir": None, "per": per_block,
+              "settings": {}, "fer": fer_block, "rtf": None, "device": None}
+    (decode_dir / "scoring").mkdir(parents=True)
+    (decode_dir / "scoring/result.json").write_text(json.dumps(record))
+
+
 def test_collect_reads_scoring_and_fold_metrics(tmp_path):
     setup = Setup(exp_root=str(tmp_path / "exp"), ser_source="s.pt")
     asr_jobs = plan_direction("ser2asr", setup, [])
-    scoring = tmp_path / "exp/ser2asr/l2/decode_test/scoring"
-    scoring.mkdir(parents=True)
-    (scoring / "best_wer").write_text("%WER 24.37 [ 1234 / 5063, 100 ins, 300 del, 834 sub ] exp/x/wer_7_0.0\n"
-                                      "lmwt=7 acwt=0.1429 wip=0.0 (setting from dev)\n")
-    (scoring / "fer").write_text("%FER 38.20 [ 382 / 1000 ]\n")
+    _write_result(tmp_path / "exp/ser2asr/l2/decode_test", 24.37, 38.2)
+    # The result record is what counts; the text files beside it are for people.
+    (tmp_path / "exp/ser2asr/l2/decode_test/scoring/best_wer").write_text("%WER 99.99 [ 1 / 1 ] exp/x/wer_7_0.0\n")
+    _write_result(tmp_path / "exp/ser2asr/l1/decode_dev", 30.0)  # a decode without the network's FER
     cells = tables.collect("ser2asr", asr_jobs)
     assert cells["l2"][("PER", "test")] == {1: [24.37]}
     assert cells["l2"][("FER", "test")] == {1: [38.2]}
     assert cells["l2"][("PER", "dev")] == {} and cells["baseline"][("PER", "test")] == {}
+    assert cells["l1"][("PER", "dev")] == {1: [30.0]} and cells["l1"][("FER", "dev")] == {}
 
     ser_jobs = plan_direction("asr2ser", setup, ["fold1", "fold2"])
     for fold, e in (("fold1", 0.25), ("fold2", 0.35)):
@@ -103,12 +113,11 @@ def test_several_seeds_give_the_mean_and_the_sd_across_seeds(tmp_path):
     assert tables.format_cell(cells["l4"][("E", "test")]) == "35.0 ± 14.1 (4)"
     summary = tables.results_json({"asr2ser": cells})["asr2ser"]["l4"]["E Test"]
     assert summary["sd_across"] == "seeds" and summary["seeds"]["2"] == pytest.approx([40.0, 50.0])
-    (tmp_path / "folds").mkdir()
-    (tmp_path / "folds/plan").write_text("fold1 test=A\nfold2 test=B\n")
-    tables.main(["--exp-root", str(tmp_path / "exp"), "--ser-folds-dir", str(tmp_path / "folds"), "--seeds", "2",
-                 str(tmp_path / "report")])
+    write_jobs(plan_path(tmp_path / "exp", "asr2ser"), jobs)
+    write_jobs(plan_path(tmp_path / "exp", "ser2asr"), plan_direction("ser2asr", setup, []))
+    tables.main(["--exp-root", str(tmp_path / "exp"), str(tmp_path / "report")])
     text = (tmp_path / "report/tables.md").read_text()
-    assert "trained with 2 seeds: the ± is the sd across seeds" in text
+    assert "trained with 2 seeds: the ± is the sd across seeds" in text and "one run per fold (2 folds)" in text
     assert "| 4 | – | 35.0 ± 14.1 (4) | – | 35.0 ± 14.1 (4) |" in text
 
 
@@ -167,10 +176,11 @@ def test_report_of_a_partial_sweep(tmp_path, monkeypatch):
     """tables -> figures -> README.md on a sweep where only some runs have finished."""
     from pyscripts.transfer import figures, report
     monkeypatch.chdir(tmp_path)
-    folds_dir = tmp_path / "folds"
-    folds_dir.mkdir()
-    (folds_dir / "plan").write_text("fold1 test=A\nfold2 test=B\n")
     exp = tmp_path / "exp"
+    # The plans of the sweep (local/run_transfer.sh writes them): the tables and the report read them.
+    setup = Setup(exp_root=str(exp), ser_source="s.pt", asr_cmvn_stats="data/timit/train/cmvn_global.stats")
+    for direction in ("ser2asr", "asr2ser"):
+        write_jobs(plan_path(exp, direction), plan_direction(direction, setup, ["fold1", "fold2"]))
     run = exp / "asr2ser/l1/fold2"
     (run / "log").mkdir(parents=True)
     (run / "final.pt").write_bytes(b"")
@@ -181,9 +191,9 @@ def test_report_of_a_partial_sweep(tmp_path, monkeypatch):
         (run / "eval" / subset).mkdir(parents=True)
         (run / "eval" / subset / "metrics.json").write_text(json.dumps({"E": e, "UE": e}))
     out = tmp_path / "report"
-    tables.main(["--exp-root", str(exp), "--ser-folds-dir", str(folds_dir), str(out)])
+    tables.main(["--exp-root", str(exp), str(out)])
     figures.main(["transfer", str(out / "results.json"), str(out)])
-    readme = report.write_report(out, Setup(exp_root=str(exp), ser_folds_dir=str(folds_dir))).read_text()
+    readme = report.write_report(out, exp).read_text()
     assert (out / "transfer_ser2asr.png").stat().st_size > 1000
     assert (out / "transfer_asr2ser.png").stat().st_size > 1000
     assert ("| 1 | 40.0 (1) | 50.0 (1) | 40.0 (1) | 50.0 (1) | 46.37 / 48.36 / 47.61 / 50.57 "
@@ -193,6 +203,8 @@ def test_report_of_a_partial_sweep(tmp_path, monkeypatch):
     assert "![ASR -> SER (target: IEMOCAP emotion recognition)](transfer_asr2ser.png)" in readme
     assert "ASR -> SER (target: IEMOCAP emotion recognition): 1 of 14 trainings finished; 0.8 min" in readme
     assert "copied and **fine-tuned**" in readme
+    assert ("SER -> ASR with the global CMVN stats `data/timit/train/cmvn_global.stats`, as the ASR Baseline; "
+            "ASR -> SER with each fold's training frames' mean and variance, as the SER Baseline") in readme
     assert "Not computed" in readme  # no CKA without the baseline models
 
 
@@ -209,10 +221,8 @@ def test_rows_carry_the_95_percent_interval_of_their_first_seed(tmp_path):
     from pyscripts.transfer import figures
     setup = Setup(exp_root=str(tmp_path / "exp"), ser_source="s.pt")
     # SER -> ASR: the run's interval, from its scoring's intervals.json (FER without one: null)
+    _write_result(tmp_path / "exp/ser2asr/l3/decode_test", 20.0, 30.0)
     scoring = tmp_path / "exp/ser2asr/l3/decode_test/scoring"
-    scoring.mkdir(parents=True)
-    (scoring / "best_wer").write_text("%WER 20.00 [ 200 / 1000, 10 ins, 90 del, 100 sub ] exp/x/wer_1_0.0\n")
-    (scoring / "fer").write_text("%FER 30.00 [ 300 / 1000 ]\n")
     (scoring / "intervals.json").write_text(json.dumps({
         "method": "percentile bootstrap", "PER": {"estimate": 20.0, "low": 17.5, "high": 22.5},
         "FER": {"estimate": 30.0, "low": None, "high": None}}))
@@ -258,3 +268,29 @@ def test_the_report_shows_the_joint_models_row_once_stage_13_ran(tmp_path):
     section = report.joint_section(results)
     assert section.startswith(f"From `{results}`:\n\nOne network.")
     assert "| ASR | 14.5 | 15.0 |" in section and "# Joint" not in section
+
+
+def test_the_tables_and_the_report_count_the_planned_runs_only(tmp_path, monkeypatch):
+    """A sweep planned with --layers 3 --folds fold1: a Baseline fold outside the plan (stage 11 scored
+    them all) is no run of the table, and the report counts the plan's trainings."""
+    from pyscripts.transfer import report
+    monkeypatch.chdir(tmp_path)
+    exp = tmp_path / "exp"
+    setup = Setup(exp_root=str(exp), ser_source="s.pt", layers="3")
+    for direction in ("ser2asr", "asr2ser"):
+        write_jobs(plan_path(exp, direction), plan_direction(direction, setup, ["fold1"]))
+    for fold, e in (("fold1", 0.25), ("fold2", 0.75)):
+        d = exp / f"asr2ser/baseline/{fold}/eval/test"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"E": e, "UE": e}))
+    out = tmp_path / "report"
+    tables.main(["--exp-root", str(exp), "--paper-results", "", str(out)])
+    results = json.loads((out / "results.json").read_text())
+    assert results["asr2ser"]["baseline"]["E Test"]["values"] == [25.0]
+    assert "one run per fold (1 fold)" in (out / "tables.md").read_text()
+    readme = report.write_report(out, exp).read_text()
+    assert "ASR -> SER (target: IEMOCAP emotion recognition): 0 of 2 trainings finished" in readme
+    assert "SER -> ASR (target: TIMIT phone recognition): 0 of 2 trainings finished" in readme
+    assert "SER -> ASR with each training's own frames' mean and variance" in readme  # no stats planned
+    with pytest.raises(DataError, match="plan not found: write the sweep's plans first"):
+        report.write_report(out, tmp_path / "elsewhere")

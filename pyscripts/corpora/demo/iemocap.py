@@ -6,8 +6,15 @@ Layout, names and label files follow the IEMOCAP release:
   SessionN/dialog/transcriptions/<dialog>.txt        "<utt> [start-end]: words"
 Five sessions, one female and one male speaker each (distinct espeak-ng voice variants, base pitch and
 rate). The emotions are acted by prosody: pitch level and range, speaking rate, loudness and spectral
-tilt (vocal effort), each jittered per utterance so that classes overlap a little. Besides ang, hap,
-exc, neu and sad there are fru, sur and xxx utterances that the SER data preparation drops.
+tilt (vocal effort), each jittered per utterance. Besides ang, hap, exc, neu and sad there are fru, sur
+and xxx utterances that the SER data preparation drops.
+
+How hard the emotions are to tell apart depends on the size. tiny acts each emotion with its full STYLES
+offsets and small jitter (nearly separable: the smoke test needs only that the pipeline runs). demo is
+meant to be about as hard as the real IEMOCAP (8-fold SER error UE about 35-55%, the paper's 46-49%): each
+speaker has a personal baseline and expressiveness and acts each emotion a little their own way, the
+emotion offsets are shrunk to the size of the per-utterance jitter, scripted dialogs carry weaker cues
+than improvised ones, and each utterance has its own mild noise floor (see DIFFICULTY).
 
 Everything is drawn from one seeded random generator and the tools are run bit-exactly (sox -R), so the
 same size and seed give byte-identical files. A stamp file marks a complete corpus; a second call with
@@ -34,8 +41,9 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 STAMP_NAME = ".demo_iemocap_complete"
-# Bump when the generator changes what it writes, so old corpora are not mistaken for current ones.
-GENERATOR_VERSION = 1
+# Bump a size's version when the generator changes what it writes for that size, so old corpora are not
+# mistaken for current ones (tiny stays at 1: its files, stamp included, must not change).
+GENERATOR_VERSION = {"tiny": 1, "demo": 2}
 
 # Speaker, espeak-ng voice variant, base pitch (-p, 0..99), base rate (-s, words/min), level offset (dB).
 SPEAKERS = (
@@ -69,6 +77,34 @@ STYLES = {
 }
 # Per-utterance jitter (uniform, +-) of each style parameter.
 JITTER = Style(pitch=5, range=15, rate=7, level=2, tilt=1.5)
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """How the emotions of a size overlap. An utterance's prosody is the neutral style plus the speaker's
+    baseline plus the emotion's offset from neutral (STYLES[label] - STYLES["neu"]) times cue_scale, the
+    speaker's expressiveness and, in scripted dialogs, scripted_scale; plus the speaker's own twist of
+    that emotion and the per-utterance jitter. All spreads are uniform +-; noise_dbfs is the range of
+    each utterance's noise floor."""
+    cue_scale: float
+    scripted_scale: float
+    expressiveness: tuple
+    speaker_baseline: Style
+    speaker_twist: Style
+    jitter: Style
+    noise_dbfs: tuple
+
+
+# None: the emotion is acted with its full STYLES offsets and JITTER (the size's files must not change).
+DIFFICULTY = {
+    "tiny": None,
+    "demo": Difficulty(cue_scale=0.42, scripted_scale=0.6, expressiveness=(0.6, 1.4),
+                       speaker_baseline=Style(pitch=10, range=25, rate=10, level=3, tilt=3),
+                       speaker_twist=Style(pitch=5, range=15, rate=5, level=1.5, tilt=1.5),
+                       jitter=Style(pitch=10, range=30, rate=10, level=3, tilt=3),
+                       noise_dbfs=(-52.0, -42.0)),
+}
+STYLE_FIELDS = ("pitch", "range", "rate", "level", "tilt")
 
 # Labels per speaker for each size. hap and exc are merged by data prep; fru, sur and xxx are dropped.
 SIZES = {
@@ -176,47 +212,93 @@ class Utterance:
     lead_sil: float
     trail_sil: float
     noise_seed: int
+    noise_dbfs: float = NOISE_DBFS
     utt_id: str = ""
     samples: np.ndarray = None
 
 
-def _jittered(rng, style):
-    return {name: getattr(style, name) + rng.uniform(-getattr(JITTER, name), getattr(JITTER, name))
-            for name in ("pitch", "range", "rate", "level", "tilt")}
+def _jittered(rng, style, jitter=JITTER):
+    return {name: getattr(style, name) + rng.uniform(-getattr(jitter, name), getattr(jitter, name))
+            for name in STYLE_FIELDS}
 
 
-def plan_corpus(size, seed):
+def _uniform_style(rng, spread):
+    """A Style of independent uniform draws in +-spread."""
+    return Style(*(rng.uniform(-getattr(spread, f), getattr(spread, f)) for f in STYLE_FIELDS))
+
+
+@dataclass(frozen=True)
+class SpeakerManner:
+    """How one speaker acts under a Difficulty: a personal baseline, how strongly they show emotion, and
+    their own twist of each emotion (so that no fixed offset marks an emotion across speakers)."""
+    baseline: Style
+    expressiveness: float
+    twists: dict
+
+
+def speaker_manner(rng: random.Random, difficulty: Difficulty) -> SpeakerManner:
+    return SpeakerManner(baseline=_uniform_style(rng, difficulty.speaker_baseline),
+                         expressiveness=rng.uniform(*difficulty.expressiveness),
+                         twists={label: _uniform_style(rng, difficulty.speaker_twist) for label in sorted(STYLES)})
+
+
+def _acted_style(rng, label):
+    """The style of a label; xxx (the annotators disagreed) is a blend of two other styles."""
+    if label != "xxx":
+        return STYLES[label]
+    a, b = rng.sample(sorted(STYLES), 2)
+    mix = rng.uniform(0.3, 0.7)
+    return Style(*(mix * getattr(STYLES[a], f) + (1 - mix) * getattr(STYLES[b], f) for f in STYLE_FIELDS))
+
+
+def _overlapping_params(rng, label, style, manner, scripted, difficulty):
+    """Prosody of one utterance under a Difficulty (see its doc); xxx takes the twist of no emotion."""
+    neutral = STYLES["neu"]
+    cue = difficulty.cue_scale * manner.expressiveness * (difficulty.scripted_scale if scripted else 1.0)
+    twist = manner.twists.get(label)
+    centre = Style(*(getattr(neutral, f) + getattr(manner.baseline, f)
+                     + cue * (getattr(style, f) - getattr(neutral, f)) + (getattr(twist, f) if twist else 0.0)
+                     for f in STYLE_FIELDS))
+    return _jittered(rng, centre, difficulty.jitter)
+
+
+def _speaker_labels(size, spk_index):
+    labels = []
+    for label, count in SIZES[size].items():
+        if label == "dropped":  # tiny: one dropped utterance per speaker, the kind rotating
+            label = DROPPED_LABELS[spk_index % len(DROPPED_LABELS)]
+        labels += [label] * count
+    return labels
+
+
+def plan_corpus(size: str, seed: int) -> list:
     """Decides every utterance (speaker, label, sentence, prosody, dialog, id) from the seed alone."""
     if size not in SIZES:
         raise DataError(f"unknown corpus size {size!r}; use one of {sorted(SIZES)}")
     rng = random.Random(seed)
+    difficulty = DIFFICULTY[size]
     utts = []
     for spk_index, (speaker, voice, base_pitch, base_rate, level_offset) in enumerate(SPEAKERS):
-        labels = []
-        for label, count in SIZES[size].items():
-            if label == "dropped":  # tiny: one dropped utterance per speaker, the kind rotating
-                label = DROPPED_LABELS[spk_index % len(DROPPED_LABELS)]
-            labels += [label] * count
+        labels = _speaker_labels(size, spk_index)
         rng.shuffle(labels)
         sentences = rng.sample(SENTENCES, len(labels))
         session = speaker[:5]
         dialogs = [f"{session}{letter}_{kind}" for letter, kind in DIALOGS[size]]
+        manner = speaker_manner(rng, difficulty) if difficulty else None
         for i, (label, sentence) in enumerate(zip(labels, sentences)):
-            # xxx: the annotators disagreed, so the acting is a blend of two other styles.
-            if label == "xxx":
-                a, b = rng.sample(sorted(STYLES), 2)
-                mix = rng.uniform(0.3, 0.7)
-                style = Style(*(mix * getattr(STYLES[a], f) + (1 - mix) * getattr(STYLES[b], f)
-                                for f in ("pitch", "range", "rate", "level", "tilt")))
+            dialog = dialogs[i % len(dialogs)]
+            style = _acted_style(rng, label)
+            if difficulty:
+                params = _overlapping_params(rng, label, style, manner, "_script" in dialog, difficulty)
             else:
-                style = STYLES[label]
-            params = _jittered(rng, style)
+                params = _jittered(rng, style)
             params["level"] += level_offset
+            extra = {"noise_dbfs": rng.uniform(*difficulty.noise_dbfs)} if difficulty else {}
             utts.append(Utterance(
                 speaker=speaker, voice=voice, base_pitch=base_pitch, base_rate=base_rate, label=label,
-                sentence=sentence, dialog=dialogs[i % len(dialogs)],
+                sentence=sentence, dialog=dialog,
                 lead_sil=rng.uniform(*LEAD_SIL), trail_sil=rng.uniform(*TRAIL_SIL),
-                noise_seed=rng.randrange(2 ** 31), **params))
+                noise_seed=rng.randrange(2 ** 31), **params, **extra))
     # IEMOCAP numbers each speaker's turns within a dialog: Ses01F_impro01_F000, _F001, _M000, ...
     counters = {}
     for u in utts:
@@ -256,7 +338,7 @@ def synthesize(utt):
     lead = np.zeros(int(utt.lead_sil * SAMPLE_RATE))
     trail = np.zeros(int(utt.trail_sil * SAMPLE_RATE))
     signal = np.concatenate([lead, speech * gain, trail])
-    noise = np.random.default_rng(utt.noise_seed).standard_normal(len(signal)) * 10 ** (NOISE_DBFS / 20)
+    noise = np.random.default_rng(utt.noise_seed).standard_normal(len(signal)) * 10 ** (utt.noise_dbfs / 20)
     samples = np.clip(np.round((signal + noise) * 32768), -32768, 32767).astype(np.int16)
     return samples
 
@@ -314,8 +396,8 @@ def write_labels(out, utts, seed):
             (session_dir / sub / f"{dialog}.txt").write_text("\n".join(lines) + "\n")
 
 
-def stamp_text(size, seed, n_utts):
-    return f"demo_iemocap version={GENERATOR_VERSION} size={size} seed={seed} utterances={n_utts}\n"
+def stamp_text(size: str, seed: int, n_utts: int) -> str:
+    return f"demo_iemocap version={GENERATOR_VERSION[size]} size={size} seed={seed} utterances={n_utts}\n"
 
 
 def make_corpus(out_dir, size="demo", seed=1234, nj=2):
