@@ -31,7 +31,7 @@ ser_protocol=paper   # IEMOCAP fold plan: paper (conf/iemocap_folds.conf) or NAM
 seeds=1              # trainings per row of the transfer sweeps, each with another seed
 nnet_profile=        # ConvNet configs: paper (conf/convnet_{asr,ser,joint}.yaml) or NAME (conf/convnet_*_NAME.yaml);
                      # default: demo or tiny for those corpora, paper for real ones
-decode_conf=conf/decode.conf  # decoding and scoring settings of stages 8 and 10 (Kaldi conf format)
+decode_conf=conf/decode.conf  # decoding and scoring settings of stages 8, 10, 12 and 13 (Kaldi conf format)
 # --help: the header above, the stages (their titles in this file) and the options' defaults.
 help_message="$(sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//')
 
@@ -263,7 +263,7 @@ transfer_opts=(--asr-cmvn-stats data/timit/train/cmvn_global.stats)
   --report-opts "--cka-frames-per-set 300 --probe-frames 400 --probe-max-iter 50")
 ser_models=(exp/ser/fold*/final.pt)
 if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figures, CKA, report" \
-    --input=conf/convnet_{asr,ser}$nnet_suffix.yaml --input conf/paper_results.tsv --option "transfer=${transfer_opts[*]}" \
+    --input=conf/convnet_{asr,ser}$nnet_suffix.yaml --input conf/paper_results.tsv --input "$decode_conf" --option "transfer=${transfer_opts[*]}" \
     --input exp/convnet_asr/final.pt --input=exp/ser/{targets,results.md} "${ser_models[@]/#/--input=}" \
     --input data/iemocap/folds/plan --input "$ser_fold_conf" --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp \
     --input data/timit/train/cmvn_global.stats --input=exp/mono_ali{,_dev,_test}/targets --input exp/mono/graph \
@@ -273,19 +273,20 @@ if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figu
     --ser-config conf/convnet_ser$nnet_suffix.yaml --asr-baseline exp/convnet_asr --ser-baseline exp/ser \
     --asr-train-targets exp/mono_ali/targets \
     --asr-dev-targets exp/mono_ali_dev/targets --asr-test-targets exp/mono_ali_test/targets \
-    --graph-dir exp/mono/graph --decode-nj "$nj" --max-jobs-run "$nj" "${transfer_opts[@]}"
+    --graph-dir exp/mono/graph --decode-conf "$decode_conf" --decode-nj "$nj" --max-jobs-run "$nj" "${transfer_opts[@]}"
   stage_done 12
 fi
 
 if $do_asr && $do_ser && run_stage 13 "joint ASR-SER ConvNet (one trunk, two output layers) on mixed batches: FER/PER and E/UE against the single-task Baselines" \
-    --input=conf/convnet_{joint,asr}$nnet_suffix.yaml --input "$ser_fold_conf" --input data/timit/train/cmvn_global.stats \
+    --input=conf/convnet_{joint,asr}$nnet_suffix.yaml --input "$ser_fold_conf" --input "$decode_conf" --input data/timit/train/cmvn_global.stats \
     --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp --input=exp/mono_ali{,_dev,_test}/targets \
     --input exp/mono/graph --input exp/mono/final.mdl --data=data/iemocap/folds/fold1/{train,valid,test} \
     --input=data/iemocap/folds/fold1/{train,valid,test}/feats.scp --input exp/ser/targets/fold1 \
     --input exp/convnet_asr/final.pt --input=exp/convnet_asr/decode_{dev,test}/scoring/best_wer \
     --input exp/ser/fold1/final.pt --input exp/ser/results.md \
     --output exp/joint/final.pt --output=exp/joint/asr/decode_{dev,test}/scoring/best_wer --output exp/joint/results.md; then
-  local/run_joint.sh --train-config conf/convnet_joint$nnet_suffix.yaml --nj "$nj" --force "$force" exp/joint
+  local/run_joint.sh --train-config conf/convnet_joint$nnet_suffix.yaml --nj "$nj" --decode-conf "$decode_conf" \
+    --force "$force" exp/joint
   # Stage 12's report shows the joint model's row too.
   if [[ -f exp/report/README.md ]]; then local/make_report.sh --readme-only true exp/report; fi
   stage_done 13

@@ -32,6 +32,7 @@ asr_dev_targets=exp/mono_ali_dev/targets       # dev (early stopping, FER) and t
 asr_test_targets=exp/mono_ali_test/targets
 asr_cmvn_stats=data/timit/train/cmvn_global.stats  # the ASR input's normalisation, as the ASR Baseline's (stage 9);
                                                    # empty: the TIMIT training frames' statistics
+decode_conf=conf/decode.conf     # decoding and scoring settings (as run.sh's stages 8 and 10)
 graph_dir=exp/mono/graph         # HCLG of the ASR decoding (its ../final.mdl maps transition-ids to pdfs)
 ser_data=data/iemocap            # folds/foldK/{train,valid,test} with features (local/run_ser.sh)
 ser_targets=exp/ser/targets      # foldK/{train,valid,test} frame targets
@@ -49,6 +50,7 @@ Options (defaults in brackets):
   --num-threads N                torch threads of the training (0: torch's default) [$num_threads]
   --force true|false             train afresh even when final.pt is up to date [$force]
   --nj N                         decoding jobs [$nj]
+  --decode-conf FILE             decoding and scoring settings [$decode_conf]
   --rule mean|vote               SER utterance decision [$rule]
   --timit-data DIR --asr-train-targets DIR --asr-dev-targets DIR --asr-test-targets DIR --graph-dir DIR
                                  ASR data [$timit_data, $asr_train_targets, $asr_dev_targets, $asr_test_targets, $graph_dir]
@@ -96,9 +98,9 @@ fi
 
 if stage_selected 3 "hybrid decoding of $timit_data/{dev,test} with the ASR view"; then
   [[ -f $exp/asr/final.pt ]] || die "no $exp/asr/final.pt: run stage 2"
-  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --device "$device" --targets "$asr_dev_targets" \
+  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --device "$device" --decode-conf "$decode_conf" --targets "$asr_dev_targets" \
     "$graph_dir" "$timit_data/dev" "$exp/asr/decode_dev"
-  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --device "$device" --targets "$asr_test_targets" \
+  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --device "$device" --decode-conf "$decode_conf" --targets "$asr_test_targets" \
     --scoring-opts "--tune-dir $exp/asr/decode_dev" "$graph_dir" "$timit_data/test" "$exp/asr/decode_test"
 fi
 

@@ -51,6 +51,7 @@ device=auto                      # auto | cpu | cuda: cuda asks the scheduler fo
                                  # cpu for none, auto leaves it to $cuda_cmd (cmd.sh)
 max_jobs_run=2                   # trainings at once (0: all); on a GPU box, as many as fit
 decode_nj=4                      # parallel decoding jobs per set
+decode_conf=conf/decode.conf     # decoding and scoring settings (as run.sh's stages 8 and 10)
 decode_opts=                     # more options of steps/decode_hybrid.sh, e.g. "--beam 15"
 rule=mean                        # SER utterance decision rule
 report_dir=                      # default: exp/report, or exp/report_reinit with --reinit-unfrozen true
@@ -81,6 +82,7 @@ Options (defaults in brackets):
   --device auto|cpu|cuda           where the trainings run [$device]
   --max-jobs-run N                 concurrent trainings, 0 = all [$max_jobs_run]
   --decode-nj N                    decoding jobs per set [$decode_nj]
+  --decode-conf FILE               decoding and scoring settings [$decode_conf]
   --decode-opts 'OPTS'             more options of steps/decode_hybrid.sh
   --rule mean|vote                 SER utterance decision [$rule]
   --report-dir DIR                 [exp/report or exp/report_reinit]
@@ -165,10 +167,10 @@ if stage_selected 3 "decode and score the SER -> ASR models (FER, PER; test at d
     fi
     # shellcheck disable=SC2086  # decode_opts: several options, split on purpose
     steps/decode_hybrid.sh --nj "$decode_nj" --cmd "$decode_cmd" --num-threads "$num_threads" \
-      --targets "$asr_dev_targets" $decode_opts "$graph_dir" "$timit_data/dev" "$d/decode_dev" < /dev/null
+      --decode-conf "$decode_conf" --targets "$asr_dev_targets" $decode_opts "$graph_dir" "$timit_data/dev" "$d/decode_dev" < /dev/null
     # shellcheck disable=SC2086  # decode_opts: several options, split on purpose
     steps/decode_hybrid.sh --nj "$decode_nj" --cmd "$decode_cmd" --num-threads "$num_threads" \
-      --targets "$asr_test_targets" --scoring-opts "--tune-dir $d/decode_dev" $decode_opts \
+      --decode-conf "$decode_conf" --targets "$asr_test_targets" --scoring-opts "--tune-dir $d/decode_dev" $decode_opts \
       "$graph_dir" "$timit_data/test" "$d/decode_test" < /dev/null
   done
 fi

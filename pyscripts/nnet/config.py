@@ -130,8 +130,9 @@ def config_differences(a: dict, b: dict, prefix: tuple[str, ...] = ()) -> list[s
 
 
 
-def configure(config: str | Path, overrides: Sequence[str] = (), init_from: str | None = None, freeze_layers: int | None = None,
-              reinit_unfrozen: bool = False, cmvn_stats: str | None = None, seed_offset: int = 0) -> dict:
+def configure(config: str | Path, overrides: Sequence[str] = (), init_from: str | None = None,
+              freeze_layers: int | None = None, reinit_unfrozen: bool = False, cmvn_stats: str | None = None,
+              seed_offset: int = 0) -> dict:
     """The config of one training: the YAML with its overrides, then the command line's source model,
     frozen layers, CMVN stats and seed offset (None/False/0: the YAML's)."""
     cfg = load_config(config, overrides)

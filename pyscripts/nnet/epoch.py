@@ -97,8 +97,8 @@ def autocast(device: torch.device, opts: "BatchOptions") -> torch.autocast:
     return torch.autocast(device.type, dtype=opts.amp_dtype or torch.float32, enabled=opts.amp_dtype is not None)
 
 
-def train_epoch(trainee: "Trainee", frames: Any, order: torch.Tensor, opts: "BatchOptions", log_interval: int | None = None,
-                label: str = "", show_progress: bool = False) -> tuple:
+def train_epoch(trainee: "Trainee", frames: Any, order: torch.Tensor, opts: "BatchOptions",
+                log_interval: int | None = None, label: str = "", show_progress: bool = False) -> tuple:
     """One pass of `trainee` (Trainee) over `order` (frame indices, best on the host) in batches of
     `opts` (BatchOptions). Returns (mean loss, FER, frames)."""
     model, step_model, optimizer, scaler = trainee.model, trainee.step_model, trainee.optimizer, trainee.scaler

@@ -378,7 +378,8 @@ def load_runner(out_dir: str | Path, card: dict, backend: str) -> Callable[[np.n
     return run
 
 
-def chunked_posteriors(run: Callable[[np.ndarray], list[np.ndarray]], feats: np.ndarray, context: int, chunk: int = CHUNK_FRAMES) -> list[np.ndarray]:
+def chunked_posteriors(run: Callable[[np.ndarray], list[np.ndarray]], feats: np.ndarray, context: int,
+                       chunk: int = CHUNK_FRAMES) -> list[np.ndarray]:
     """run() over chunks of `chunk` frames, each with `context` real frames either side, keeping only
     the chunk's own frames: the same windows, so the same numbers, as one call on the whole utterance."""
     parts = []

@@ -26,7 +26,8 @@ from pyscripts.nnet.data import gather_windows
 from pyscripts.nnet.model import NUM_LAYERS, ConvNet, load_package
 
 log = logging.getLogger(__name__)
-_warned: set[tuple[str, str | None]] = set()  # (model, features) pairs already warned about: once each, not per utterance
+# (model, features) pairs already warned about: once each, not per utterance
+_warned: set[tuple[str, str | None]] = set()
 
 INFER_BATCH = 64         # frames per forward batch on a CPU
 GPU_INFER_BATCH = 2048
