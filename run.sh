@@ -68,6 +68,7 @@ if [[ ! $corpus =~ ^[A-Za-z0-9_]+$ || ! -f conf/corpora/$corpus.conf ]]; then
   die "--corpus must be ${names%, } or ${corpora[-1]}, not '$corpus'"
 fi
 conf_tasks=; conf_synthetic=; conf_dev_spk_list=; conf_test_spk_list=; conf_nnet_profile=; conf_align_opts=
+conf_transfer_layers=; conf_transfer_folds=; conf_report_opts=
 . utils/read_conf.sh "conf/corpora/$corpus.conf" || exit 1
 if [[ ! $conf_tasks =~ ^(asr|ser|asr,ser|ser,asr)$ || ! $conf_synthetic =~ ^(true|false)$ || -z $conf_nnet_profile ]]; then
   die "conf/corpora/$corpus.conf: needs --tasks=asr|ser|asr,ser, --synthetic=true|false and --nnet-profile=NAME"
@@ -258,9 +259,10 @@ fi
 # stamp's options, so that rows trained before that are trained again).
 transfer_opts=(--asr-cmvn-stats data/timit/train/cmvn_global.stats)
 (( seeds > 1 )) && transfer_opts+=(--seeds "$seeds")
-# The smoke test: two values of l and one fold, and a light report (few frames for CKA/CCA and probes).
-[[ $corpus == tiny ]] && transfer_opts+=(--layers "3,0" --folds fold1
-  --report-opts "--cka-frames-per-set 300 --probe-frames 400 --probe-max-iter 50")
+# The corpus conf may run a part of the sweeps (--transfer-layers, --transfer-folds) and a lighter report.
+[[ -n $conf_transfer_layers ]] && transfer_opts+=(--layers "$conf_transfer_layers")
+[[ -n $conf_transfer_folds ]] && transfer_opts+=(--folds "$conf_transfer_folds")
+[[ -n $conf_report_opts ]] && transfer_opts+=(--report-opts "$conf_report_opts")
 ser_models=(exp/ser/fold*/final.pt)
 if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figures, CKA, report" \
     --input=conf/convnet_{asr,ser}$nnet_suffix.yaml --input conf/paper_results.tsv --input "$decode_conf" --option "transfer=${transfer_opts[*]}" \
