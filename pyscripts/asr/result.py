@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import math
+from dataclasses import dataclass
+from typing import Any
 
 from pyscripts.asr.hybrid import read_timing
 from pyscripts.asr.utt_errors import FER_BY_UTT, read_by_utt
 from pyscripts.errors import DataError
 from pyscripts.kaldi.features import FRAME_SHIFT
 
-if TYPE_CHECKING:
-    from pyscripts.asr.scoring import ErrorCounts
 
 RESULT_JSON = "result.json"
 REQUIRED_KEYS = ("setting", "lmwt", "acwt", "wip", "tune_dir", "per", "settings", "fer", "rtf", "device")
@@ -117,6 +117,40 @@ def rtf_record(decode_dir: str | Path) -> dict | None:
     audio = frames * FRAME_SHIFT
     return {"audio_seconds": round(audio, 3), **{stage: _stage_record(timing_dir, stage, audio)
                                                   for stage in TIMED_STAGES}}
+
+
+@dataclass
+class ErrorCounts:
+    """Totals over utterances; `per` in percent."""
+    ref: int = 0
+    hyp: int = 0
+    corr: int = 0
+    sub: int = 0
+    dele: int = 0
+    ins: int = 0
+    utts: int = 0
+    utts_with_errors: int = 0
+
+    @property
+    def errors(self) -> int:
+        return self.sub + self.dele + self.ins
+
+    @property
+    def per(self) -> float:
+        if self.ref == 0:
+            return 0.0 if self.errors == 0 else math.inf
+        return 100.0 * self.errors / self.ref
+
+    def add(self, other: ErrorCounts) -> ErrorCounts:
+        for name in ("ref", "hyp", "corr", "sub", "dele", "ins", "utts", "utts_with_errors"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    def kaldi_line(self, label: str = "WER") -> str:
+        """Kaldi's compute-wer line, e.g. `%WER 21.43 [ 3 / 14, 1 ins, 1 del, 1 sub ]`: Kaldi's token for
+        phone error rates too (its TIMIT recipe's), so that `grep WER .../wer_* | utils/best_wer.sh` works."""
+        return (f"%{label} {self.per:.2f} [ {self.errors} / {self.ref}, {self.ins} ins, "
+                f"{self.dele} del, {self.sub} sub ]")
 
 
 # -- the record ---------------------------------------------------------------------------------------

@@ -42,11 +42,11 @@ import math
 import re
 import statistics
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from pyscripts.asr import result, utt_errors
+from pyscripts.asr.result import ErrorCounts
 from pyscripts.asr.phones import read_map39
 from pyscripts.kaldi.datadir import read_list_table
 from pyscripts.kaldi.tables import c_sorted, read_id2symbol
@@ -121,41 +121,7 @@ def align(ref: list[str], hyp: list[str]) -> list[tuple[str, str | None, str | N
     return ops
 
 
-# -- error counts ---------------------------------------------------------------------------------
-@dataclass
-class ErrorCounts:
-    """Totals over utterances; `per` in percent."""
-    ref: int = 0
-    hyp: int = 0
-    corr: int = 0
-    sub: int = 0
-    dele: int = 0
-    ins: int = 0
-    utts: int = 0
-    utts_with_errors: int = 0
-
-    @property
-    def errors(self) -> int:
-        return self.sub + self.dele + self.ins
-
-    @property
-    def per(self) -> float:
-        if self.ref == 0:
-            return 0.0 if self.errors == 0 else math.inf
-        return 100.0 * self.errors / self.ref
-
-    def add(self, other: ErrorCounts) -> ErrorCounts:
-        for name in ("ref", "hyp", "corr", "sub", "dele", "ins", "utts", "utts_with_errors"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        return self
-
-    def kaldi_line(self, label: str = "WER") -> str:
-        """Kaldi's compute-wer line, e.g. `%WER 21.43 [ 3 / 14, 1 ins, 1 del, 1 sub ]`: Kaldi's token for
-        phone error rates too (its TIMIT recipe's), so that `grep WER .../wer_* | utils/best_wer.sh` works."""
-        return (f"%{label} {self.per:.2f} [ {self.errors} / {self.ref}, {self.ins} ins, "
-                f"{self.dele} del, {self.sub} sub ]")
-
-
+# -- error counts (ErrorCounts: pyscripts/asr/result.py, the record holds them) -------------------
 def count_ops(ops: list[tuple[str, str | None, str | None]]) -> ErrorCounts:
     c = ErrorCounts(utts=1)
     for op, r, h in ops:
