@@ -296,8 +296,7 @@ def _parse_set(items):
     return extra
 
 
-@cli_main
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("build")
@@ -328,8 +327,12 @@ def main(argv=None):
     p.add_argument("--set", action="append", default=[])
     p = sub.add_parser("summary")
     p.add_argument("report")
-    args = parser.parse_args(argv)
+    return parser
 
+
+@cli_main
+def main(argv=None):
+    args = _parser().parse_args(argv)
     if args.command == "build":
         info = build_info(args.device)
         _write(info, args.json)
