@@ -29,13 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from pyscripts.errors import DataError, cli_main
+from pyscripts.ser.folds import DEFAULT_FOLD_CONF
 
 log = logging.getLogger(__name__)
 
 RECIPE = Path(__file__).resolve().parents[2]
 TARGET_UE = (35.0, 55.0)  # %, the range a demo Baseline should land in
 PAPER = {"dev": {"E": 44.63, "UE": 46.34}, "test": {"E": 46.44, "UE": 48.96}}  # conf/paper_results.tsv
-FOLD_CONF = RECIPE / "conf" / "iemocap_folds.conf"
+FOLD_CONF = RECIPE / DEFAULT_FOLD_CONF
 SER_CONFIG = RECIPE / "conf" / "convnet_ser_demo.yaml"
 
 
