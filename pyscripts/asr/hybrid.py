@@ -242,41 +242,69 @@ def read_timing(path: Path | str) -> dict[str, Any]:
             for k, v in fields.items()}
 
 
+TIMED_STAGES = ("forward", "decode")
+
+
+def _stage_timing(timing_dir: Path, stage: str, audio: float) -> dict | None:
+    """One timed stage: the jobs' summed seconds and the wall clock of the parallel jobs, per second of
+    audio; None when the stage left no timing file."""
+    jobs = [read_timing(p) for p in sorted(timing_dir.glob(f"{stage}.*[0-9]"))]
+    wall_path = timing_dir / f"{stage}.wall"
+    if not jobs and not wall_path.is_file():
+        return None
+    record: dict[str, Any] = {"label": None, "rtf": None, "wall_rtf": None, "nj": None, "devices": [], "threads": []}
+    if jobs:
+        threads = sorted({int(job.get("threads", 1)) for job in jobs})
+        devices = sorted({job.get("device", "cpu") for job in jobs})
+        if len(devices) > 1:
+            label = "mixed-device"
+        elif devices[0] != "cpu":
+            label = "1-gpu"
+        else:
+            label = f"{threads[0]}-thread" if len(threads) == 1 else "mixed-thread"
+        record.update(label=label, rtf=float(f"{sum(job['seconds'] for job in jobs) / audio:.4f}"),
+                      devices=devices, threads=threads)
+    if wall_path.is_file():
+        wall = read_timing(wall_path)
+        record.update(wall_rtf=float(f"{wall['seconds'] / audio:.4f}"), nj=int(wall["nj"]))
+    return record
+
+
+def timing_record(decode_dir: Path | str) -> dict | None:
+    """{audio_seconds, forward, decode}: the real-time factors of DECODE_DIR/timing/ per stage
+    (_stage_timing), or None without timing files."""
+    timing_dir = Path(decode_dir) / "timing"
+    frames = next((sum(read_timing(p)["frames"] for p in paths) for paths in
+                   (sorted(timing_dir.glob(f"{stage}.*[0-9]")) for stage in TIMED_STAGES) if paths), None)
+    if frames is None:
+        return None
+    audio = frames * FRAME_SHIFT
+    return {"audio_seconds": round(audio, 3), **{stage: _stage_timing(timing_dir, stage, audio)
+                                                  for stage in TIMED_STAGES}}
+
+
 def summarize_rtf(decode_dir: Path | str) -> None:
-    """DECODE_DIR/rtf from timing/: per stage, the RTF of the work itself (seconds summed over the
-    jobs, over the audio duration: the RTF of one process with the jobs' thread count, `1-thread`
+    """DECODE_DIR/rtf from timing/ (timing_record): per stage, the RTF of the work itself (seconds summed
+    over the jobs, over the audio duration: the RTF of one process with the jobs' thread count, `1-thread`
     for the default single-threaded jobs, `1-gpu` for jobs that ran on a GPU) and the wall-clock RTF
     of the nj parallel jobs, measured by steps/decode_hybrid.sh around the job runner (start-up and
     model loading included); then the device the jobs ran on (`; device=cpu threads=1`, `; device=cuda:0
     (NVIDIA H100 80GB HBM3) threads=1`; a timing file without one is from a CPU job)."""
     decode_dir = Path(decode_dir)
-    tdir = decode_dir / "timing"
-    stats = {stage: [read_timing(p) for p in sorted(tdir.glob(f"{stage}.*[0-9]"))]
-             for stage in ("forward", "decode")}
-    frames = next((sum(s["frames"] for s in jobs) for jobs in stats.values() if jobs), None)
-    if frames is None:
-        raise DataError(f"{tdir}: no timing files")
-    audio = frames * FRAME_SHIFT
+    record = timing_record(decode_dir)
+    if record is None:
+        raise DataError(f"{decode_dir / 'timing'}: no timing files")
     lines = []
-    for stage, jobs in stats.items():
-        parts, where = [], ""
-        if jobs:
-            threads = sorted({int(s.get("threads", 1)) for s in jobs})
-            devices = sorted({s.get("device", "cpu") for s in jobs})
-            if len(devices) > 1:
-                label = "mixed-device"
-            elif devices[0] != "cpu":
-                label = "1-gpu"
-            else:
-                label = f"{threads[0]}-thread" if len(threads) == 1 else "mixed-thread"
-            parts.append(f"RTF {label} {sum(s['seconds'] for s in jobs) / audio:.4f}")
-            where = f"; device={' + '.join(devices)} threads={','.join(map(str, threads))}"
-        wall = tdir / f"{stage}.wall"
-        if wall.is_file():
-            w = read_timing(wall)
-            parts.append(f"RTF wall (nj={int(w['nj'])}) {w['seconds'] / audio:.4f}")
-        if parts:
-            lines.append(f"{stage}: audio {audio:.1f} s, " + ", ".join(parts) + where)
+    for stage in TIMED_STAGES:
+        timing, parts, where = record[stage], [], ""
+        if timing is None:
+            continue
+        if timing["rtf"] is not None:
+            parts.append(f"RTF {timing['label']} {timing['rtf']:.4f}")
+            where = f"; device={' + '.join(timing['devices'])} threads={','.join(map(str, timing['threads']))}"
+        if timing["wall_rtf"] is not None:
+            parts.append(f"RTF wall (nj={timing['nj']}) {timing['wall_rtf']:.4f}")
+        lines.append(f"{stage}: audio {record['audio_seconds']:.1f} s, " + ", ".join(parts) + where)
     (decode_dir / "rtf").write_text("\n".join(lines) + "\n")
     for line in lines:
         log.info("%s", line)

@@ -23,21 +23,18 @@ Keys (stable; numbers are JSON numbers, absent facts are null):
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import math
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
-from pyscripts.asr.hybrid import read_timing
+from pyscripts.asr.hybrid import timing_record
 from pyscripts.asr.utt_errors import FER_BY_UTT, read_by_utt
 from pyscripts.errors import DataError
-from pyscripts.kaldi.features import FRAME_SHIFT
 
 
 RESULT_JSON = "result.json"
 REQUIRED_KEYS = ("setting", "lmwt", "acwt", "wip", "tune_dir", "per", "settings", "fer", "rtf", "device")
 PER_KEYS = ("percent", "errors", "ref", "ins", "del", "sub")
-TIMED_STAGES = ("forward", "decode")
 
 
 def result_path(decode_dir: str | Path) -> Path:
@@ -78,45 +75,13 @@ def fer_record(decode_dir: str | Path) -> dict | None:
             "utts": len(utts.errors)}
 
 
-def _stage_record(timing_dir: Path, stage: str, audio: float) -> dict | None:
-    """One timed stage: the jobs' summed seconds and the wall clock of the parallel jobs, per second of
-    audio (the same figures as DECODE_DIR/rtf, pyscripts/asr/hybrid.py summarize_rtf)."""
-    jobs = [read_timing(p) for p in sorted(timing_dir.glob(f"{stage}.*[0-9]"))]
-    wall_path = timing_dir / f"{stage}.wall"
-    if not jobs and not wall_path.is_file():
-        return None
-    record: dict[str, Any] = {"label": None, "rtf": None, "wall_rtf": None, "nj": None, "devices": [], "threads": []}
-    if jobs:
-        threads = sorted({int(job.get("threads", 1)) for job in jobs})
-        devices = sorted({job.get("device", "cpu") for job in jobs})
-        if len(devices) > 1:
-            label = "mixed-device"
-        elif devices[0] != "cpu":
-            label = "1-gpu"
-        else:
-            label = f"{threads[0]}-thread" if len(threads) == 1 else "mixed-thread"
-        record.update(label=label, rtf=float(f"{sum(job['seconds'] for job in jobs) / audio:.4f}"),
-                      devices=devices, threads=threads)
-    if wall_path.is_file():
-        wall = read_timing(wall_path)
-        record.update(wall_rtf=float(f"{wall['seconds'] / audio:.4f}"), nj=int(wall["nj"]))
-    return record
-
-
 def rtf_record(decode_dir: str | Path) -> dict | None:
-    """The real-time factors of the decode's timing/ files, or None. Only a decode that timed its stages
-    with their wall clock (timing/STAGE.wall: steps/decode_hybrid.sh, which also writes DECODE_DIR/rtf)
-    is reported: a GMM decode's per-job times alone were never in the results (and stay out)."""
-    timing_dir = Path(decode_dir) / "timing"
-    if not any(timing_dir.glob("*.wall")):
+    """The real-time factors of the decode's timing/ files (pyscripts/asr/hybrid.py timing_record), or
+    None. Only a decode that timed its stages with their wall clock (timing/STAGE.wall:
+    steps/decode_hybrid.sh) is reported: a GMM decode's per-job times alone were never in the results."""
+    if not any((Path(decode_dir) / "timing").glob("*.wall")):
         return None
-    jobs = {stage: [read_timing(p) for p in sorted(timing_dir.glob(f"{stage}.*[0-9]"))] for stage in TIMED_STAGES}
-    frames = next((sum(job["frames"] for job in stage_jobs) for stage_jobs in jobs.values() if stage_jobs), None)
-    if frames is None:
-        return None
-    audio = frames * FRAME_SHIFT
-    return {"audio_seconds": round(audio, 3), **{stage: _stage_record(timing_dir, stage, audio)
-                                                  for stage in TIMED_STAGES}}
+    return timing_record(decode_dir)
 
 
 @dataclass
