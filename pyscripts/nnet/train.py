@@ -404,6 +404,8 @@ def _task(args):
 @cli_main
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if not args.check:  # a job given a GPU that torch cannot use stops before it reads any data
+        resolve_device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
     make_task, stamp = _task(args)
     if args.check:
         exp_dir = Path(args.inputs[-1])
