@@ -3,6 +3,7 @@
 (tests/slurm_cluster.py), including the tiny recipe's stages 4-10 compared file by file with the local
 run. Without the packages or root the tier is skipped and says why."""
 import gzip
+import json
 import os
 import signal
 import subprocess
@@ -230,6 +231,10 @@ def compare_runs(a, b):
             sb = torch.load(fb, weights_only=True)["state_dict"]
             if sa.keys() != sb.keys() or not all(torch.equal(sa[k], sb[k]) for k in sa):
                 diffs.append(f"{rel}: model weights differ")
+        elif rel.name == "result.json":  # the scoring's record: all but the measured real-time factors
+            ra, rb = (dict(json.loads(f.read_text().replace(str(d), "DIR")), rtf=None) for f, d in ((fa, a), (fb, b)))
+            if ra != rb:
+                diffs.append(f"{rel}: differs")
         elif rel.suffix == ".gz":
             if gzip.decompress(fa.read_bytes()) != gzip.decompress(fb.read_bytes()):
                 diffs.append(f"{rel}: content differs")
