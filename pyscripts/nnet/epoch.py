@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from pyscripts.errors import DataError
+from pyscripts.progress import duration
 from pyscripts.nnet.data import gather_windows
 from pyscripts.nnet.trunk_cache import TrunkOutputs
 
@@ -40,7 +41,7 @@ class EpochProgress:
         if now >= self.next_line:
             log.info("%s: %d of %d frames (%.0f%%), %.0f frames/s, %s left; running train AvgLoss %.4f FER %.2f%%",
                      self.label, done, self.total, 100 * done / self.total, rate,
-                     _duration((self.total - done) / max(rate, 1e-9)), loss, 100 * fer)
+                     duration((self.total - done) / max(rate, 1e-9)), loss, 100 * fer)
             self.next_line = now + PROGRESS_SECONDS
         if self.bar:
             bar = "#" * int(30 * done / self.total)
@@ -51,13 +52,6 @@ class EpochProgress:
     def close(self) -> None:
         if self.bar:
             sys.stderr.write("\n")
-
-
-def _duration(seconds):
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds} s"
-    return f"{seconds // 60} min" if seconds < 3600 else f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 @dataclass
