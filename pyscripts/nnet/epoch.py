@@ -13,39 +13,32 @@ import torch
 import torch.nn.functional as F
 
 from pyscripts.errors import DataError
-from pyscripts.progress import duration
 from pyscripts.nnet.data import gather_windows
 from pyscripts.nnet.trunk_cache import TrunkOutputs
+from pyscripts.progress import Progress
 
 log = logging.getLogger("train")
-PROGRESS_SECONDS = 60      # a progress line in the training log this often
 
 
 class EpochProgress:
-    """How far an epoch is: a log line every PROGRESS_SECONDS (frames done of all, rate, time left, the
-    running loss and FER), which the job's log shows under any runner, and a one-line bar on stderr in
+    """How far an epoch is: progress.Progress's log line (frames done of all, rate, time left) with the
+    running loss and FER, which the job's log shows under any runner, and a one-line bar on stderr in
     a terminal."""
 
     def __init__(self, total: int, label: str, bar: bool) -> None:
-        self.total, self.label, self.bar = total, label, bar
-        self.start = time.monotonic()
-        self.next_line = self.start + PROGRESS_SECONDS
+        self.total, self.bar = total, bar
+        self.lines = Progress(label, total, unit="frames", logger=log)
 
     def due(self, step: int) -> bool:
         """Whether to report after this step (a clock read: no wait for the device)."""
-        return time.monotonic() >= self.next_line or (self.bar and step % 20 == 0)
+        return self.lines.due() or (self.bar and step % 20 == 0)
 
     def update(self, done: int, loss: float, fer: float) -> None:
-        now = time.monotonic()
-        rate = done / max(now - self.start, 1e-9)
-        if now >= self.next_line:
-            log.info("%s: %d of %d frames (%.0f%%), %.0f frames/s, %s left; running train AvgLoss %.4f FER %.2f%%",
-                     self.label, done, self.total, 100 * done / self.total, rate,
-                     duration((self.total - done) / max(rate, 1e-9)), loss, 100 * fer)
-            self.next_line = now + PROGRESS_SECONDS
+        self.lines.update(done, f"running train AvgLoss {loss:.4f} FER {100 * fer:.2f}%")
         if self.bar:
+            rate = done / max(time.monotonic() - self.lines.start, 1e-9)
             bar = "#" * int(30 * done / self.total)
-            sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} frames, {rate:.0f} fr/s, "
+            sys.stderr.write(f"\r{self.lines.label} [{bar:<30}] {done}/{self.total} frames, {rate:.0f} fr/s, "
                              f"loss {loss:.3f} FER {100 * fer:.1f}% ")
             sys.stderr.flush()
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from pyscripts import progress
 from pyscripts.errors import DataError
 from pyscripts.nnet import epoch as nnet_epoch
 from pyscripts.nnet import loop as nnet_loop
@@ -511,7 +512,7 @@ def test_trunk_cache_makes_room_for_the_frames_used_only(task, source_model, mon
 def test_the_training_log_shows_progress_within_an_epoch(task, monkeypatch, caplog):
     """Under run.pl stderr is the job's log, not a terminal: progress must come as log lines (here one
     after every step), with frames done of all, the rate and the time left."""
-    monkeypatch.setattr(nnet_epoch, "PROGRESS_SECONDS", 0)
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 1e-9)
     with caplog.at_level("INFO"):
         run_training(task, "progress", config("training.max_epochs=1", "training.frames_per_epoch=640"))
     lines = [r.getMessage() for r in caplog.records if " of 640 frames (" in r.getMessage()]
