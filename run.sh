@@ -215,7 +215,7 @@ fi
 
 if $do_asr && run_stage 8 "decoding graph and GMM baseline decode" --input data/lang_test_bg --input "$decode_conf" \
     --input=exp/mono/{final.mdl,tree} --data=data/timit_mfcc/{dev,test} --input=data/timit_mfcc/{dev,test}/{feats,cmvn}.scp \
-    --output exp/mono/graph/HCLG.fst --output=exp/mono/decode_{dev,test}/scoring/best_wer; then
+    --output exp/mono/graph/HCLG.fst --output=exp/mono/decode_{dev,test}/scoring/result.json; then
   utils/mkgraph.sh data/lang_test_bg exp/mono exp/mono/graph
   steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" --decode-conf "$decode_conf" \
     exp/mono/graph data/timit_mfcc/dev exp/mono/decode_dev
@@ -238,11 +238,9 @@ if $do_asr && run_stage 10 "hybrid ConvNet-HMM decoding with the bigram LM: FER,
     --input exp/convnet_asr/final.pt --input exp/mono/graph --input exp/mono/final.mdl --input "$decode_conf" \
     --data=data/timit/{dev,test} \
     --input=data/timit/{dev,test}/feats.scp --input=exp/mono_ali_{dev,test}/targets \
-    --output=exp/convnet_asr/decode_{dev,test}/scoring/best_wer --output exp/RESULTS.md; then
-  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --decode-conf "$decode_conf" --targets exp/mono_ali_dev/targets \
-    exp/mono/graph data/timit/dev exp/convnet_asr/decode_dev
-  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --decode-conf "$decode_conf" --targets exp/mono_ali_test/targets \
-    --scoring-opts "--tune-dir exp/convnet_asr/decode_dev" exp/mono/graph data/timit/test exp/convnet_asr/decode_test
+    --output=exp/convnet_asr/decode_{dev,test}/scoring/result.json --output exp/RESULTS.md; then
+  steps/decode_dev_test.sh --nj "$nj" --cmd "$decode_cmd" --decode-conf "$decode_conf" --force "$force" \
+    exp/mono/graph data/timit exp/mono_ali_dev/targets exp/mono_ali_test/targets exp/convnet_asr
   local/results.sh --out exp/RESULTS.md exp
   stage_done 10
 fi
@@ -284,9 +282,9 @@ if $do_asr && $do_ser && run_stage 13 "joint ASR-SER ConvNet (one trunk, two out
     --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp --input=exp/mono_ali{,_dev,_test}/targets \
     --input exp/mono/graph --input exp/mono/final.mdl --data=data/iemocap/folds/fold1/{train,valid,test} \
     --input=data/iemocap/folds/fold1/{train,valid,test}/feats.scp --input exp/ser/targets/fold1 \
-    --input exp/convnet_asr/final.pt --input=exp/convnet_asr/decode_{dev,test}/scoring/best_wer \
+    --input exp/convnet_asr/final.pt --input=exp/convnet_asr/decode_{dev,test}/scoring/result.json \
     --input exp/ser/fold1/final.pt --input exp/ser/results.md \
-    --output exp/joint/final.pt --output=exp/joint/asr/decode_{dev,test}/scoring/best_wer --output exp/joint/results.md; then
+    --output exp/joint/final.pt --output=exp/joint/asr/decode_{dev,test}/scoring/result.json --output exp/joint/results.md; then
   local/run_joint.sh --train-config conf/convnet_joint$nnet_suffix.yaml --nj "$nj" --decode-conf "$decode_conf" \
     --force "$force" exp/joint
   # Stage 12's report shows the joint model's row too.

@@ -91,17 +91,19 @@ if stage_selected 2 "single-task views of $exp/final.pt"; then
   [[ -f $exp/final.pt ]] || die "no $exp/final.pt: run stage 1"
   for view in "asr $exp/asr" "ser $ser_view"; do
     read -r head dir <<< "$view"
-    if [[ -f $dir/final.pt && $dir/final.pt -nt $exp/final.pt ]]; then continue; fi
+    rc=0   # skipped when up to date (its view.stamp: pyscripts/fingerprint.py)
+    python3 -m pyscripts.fingerprint check "$dir/view.stamp" --named joint_model "$exp/final.pt" \
+      --option "head=$head" --output "$dir/final.pt" | while read -r line; do log "$dir: $line"; done || rc=$?
+    case $rc in 0) continue ;; 3) ;; *) exit "$rc" ;; esac
     python3 -m pyscripts.nnet.joint view "$exp/final.pt" "$head" "$dir"
+    python3 -m pyscripts.fingerprint commit "$dir/view.stamp"
   done
 fi
 
 if stage_selected 3 "hybrid decoding of $timit_data/{dev,test} with the ASR view"; then
   [[ -f $exp/asr/final.pt ]] || die "no $exp/asr/final.pt: run stage 2"
-  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --device "$device" --decode-conf "$decode_conf" --targets "$asr_dev_targets" \
-    "$graph_dir" "$timit_data/dev" "$exp/asr/decode_dev"
-  steps/decode_hybrid.sh --nj "$nj" --cmd "$decode_cmd" --device "$device" --decode-conf "$decode_conf" --targets "$asr_test_targets" \
-    --scoring-opts "--tune-dir $exp/asr/decode_dev" "$graph_dir" "$timit_data/test" "$exp/asr/decode_test"
+  steps/decode_dev_test.sh --nj "$nj" --cmd "$decode_cmd" --device "$device" --decode-conf "$decode_conf" \
+    --force "$force" "$graph_dir" "$timit_data" "$asr_dev_targets" "$asr_test_targets" "$exp/asr"
 fi
 
 if stage_selected 4 "E/UE of the SER view on fold $fold's Dev and Test ($rule rule)"; then

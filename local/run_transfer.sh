@@ -161,17 +161,10 @@ fi
 
 if stage_selected 3 "decode and score the SER -> ASR models (FER, PER; test at dev's best LM weight)"; then
   exp_dirs=(); plan_fields exp_dirs "$exp_root/ser2asr/plan" exp_dir
-  for d in "${exp_dirs[@]}"; do
-    if [[ $d/decode_test/scoring/best_wer -nt $d/final.pt && $d/decode_dev/scoring/best_wer -nt $d/final.pt ]]; then
-      log "$d already decoded and scored"; continue
-    fi
-    # shellcheck disable=SC2086  # decode_opts: several options, split on purpose
-    steps/decode_hybrid.sh --nj "$decode_nj" --cmd "$decode_cmd" --num-threads "$num_threads" \
-      --decode-conf "$decode_conf" --targets "$asr_dev_targets" $decode_opts "$graph_dir" "$timit_data/dev" "$d/decode_dev" < /dev/null
-    # shellcheck disable=SC2086  # decode_opts: several options, split on purpose
-    steps/decode_hybrid.sh --nj "$decode_nj" --cmd "$decode_cmd" --num-threads "$num_threads" \
-      --decode-conf "$decode_conf" --targets "$asr_test_targets" --scoring-opts "--tune-dir $d/decode_dev" $decode_opts \
-      "$graph_dir" "$timit_data/test" "$d/decode_test" < /dev/null
+  for d in "${exp_dirs[@]}"; do   # each skipped when up to date (its decode.stamp)
+    steps/decode_dev_test.sh --nj "$decode_nj" --cmd "$decode_cmd" --num-threads "$num_threads" \
+      --decode-conf "$decode_conf" --decode-opts "$decode_opts" \
+      "$graph_dir" "$timit_data" "$asr_dev_targets" "$asr_test_targets" "$d" < /dev/null
   done
 fi
 

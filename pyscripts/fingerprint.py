@@ -1,14 +1,24 @@
-"""What a stage was made from, so that a re-run can tell "up to date" from "redo it, because ...".
+"""What a step was made from, so that a re-run can tell "up to date" from "redo it, because ...".
 
-A stage's stamp lists its options and a checksum of each input: files and dirs by content (an scp by
+The recipe's one freshness mechanism. Each step declares the inputs it reads where it runs, and keeps
+their checksums in a stamp file beside its outputs:
+  a stage of run.sh           exp/stamps/stageN (its inputs listed with its `run_stage` call)
+  a training                  EXP_DIR/final.stamp (pyscripts/nnet/checkpoints.py input_stamp: the config,
+                              features, targets, CMVN stats and source model it reads, by role, so that
+                              a model moved with its data stays up to date)
+  a decode of dev and test    MODEL_DIR/decode.stamp (steps/decode_dev_test.sh)
+  a view of the joint model   VIEW_DIR/view.stamp (local/run_joint.sh)
+All are read, written and compared here (read_stamp, write_stamp, changed_keys, why_out_of_date).
+
+A stamp lists the step's options and a checksum of each input: files and dirs by content (an scp by
 the content of the arks it points to, not their paths; a YAML config with the configs it includes), a
 data dir by its tables, a corpus dir by its listing (names, sizes, times: a licensed corpus is read-only
 and too large to read on every run).
 Checksums are cached by size and modification time, so checking a finished stage reads no data, only the
 headers of the matrices its scp outputs point to (a truncated ark is an out-of-date stage, not a finished one).
 
-  python3 -m pyscripts.fingerprint check [--force] STAMP [--input PATH]... [--data DIR]...
-      [--corpus DIR]... [--option KEY=VALUE]... [--output PATH]...
+  python3 -m pyscripts.fingerprint check [--force] STAMP [--input PATH]... [--named NAME PATH]...
+      [--data DIR]... [--corpus DIR]... [--option KEY=VALUE]... [--output PATH]...
       exit 0: up to date (same inputs and options, every output there and each scp's arks whole);
       exit 3: out of date, says why, removes STAMP and keeps the new fingerprint as STAMP.new
   python3 -m pyscripts.fingerprint commit STAMP      the stage finished: STAMP.new becomes STAMP
@@ -141,9 +151,13 @@ def corpus_digest(root):
     return h.hexdigest()[:16]
 
 
-def fingerprint(inputs, data_dirs, corpora, options, cache):
-    """{'option KEY' / 'corpus DIR' / 'data DIR' / 'input PATH': value}: what a stage is made from."""
+def fingerprint(inputs, data_dirs, corpora, options, cache, named=()):
+    """{'option KEY' / 'corpus DIR' / 'data DIR' / 'input PATH' / NAME: value}: what a step is made from.
+    named: (NAME, PATH) pairs, inputs keyed by their role instead of their path, so that the stamp holds
+    wherever the files are (a model reached through a link, a dir moved with its data)."""
     stamp = {}
+    for name, path in named:
+        stamp[name] = input_digest(path, cache)
     for opt in options:
         key, sep, value = opt.partition("=")
         if not sep:
@@ -165,32 +179,47 @@ def _is_config(path):
 
 
 def read_stamp(path):
+    """{key: checksum or value} of a stamp file; None when there is none or it cannot be read (as if the
+    step had never finished). A key and its value are split by a tab (values hold spaces); a final.stamp
+    written before 2026-12 splits them by a space, and reads the same."""
     path = Path(path)
     if not path.is_file():
         return None
-    pairs = [line.split("\t", 1) for line in path.read_text().splitlines() if line]
-    return dict(pairs) if all(len(p) == 2 for p in pairs) else None  # unreadable: as if there were none
+    lines = [line for line in path.read_text().splitlines() if line]
+    pairs = [line.split("\t", 1) if "\t" in line else line.split(None, 1) for line in lines]
+    return dict(pairs) if all(len(p) == 2 for p in pairs) else None
+
+
+def stamp_text(stamp):
+    return "".join(f"{k}\t{v}\n" for k, v in stamp.items())
 
 
 def write_stamp(path, stamp):
     tmp = Path(f"{path}.tmp")
-    tmp.write_text("".join(f"{k}\t{v}\n" for k, v in stamp.items()))  # a tab: option values hold spaces
+    tmp.write_text(stamp_text(stamp))
     tmp.replace(path)
 
 
-def why_out_of_date(old, new, outputs):
-    """'' when the stage is up to date, else the reasons (for the console)."""
+def changed_keys(old, new):
+    """The keys of `new` that `old` lacks or holds with another value, then those `old` alone has."""
+    return [k for k in new if old.get(k) != new[k]] + [k for k in old if k not in new]
+
+
+def why_out_of_date(old, new, outputs=()):
+    """'' when the step is up to date, else the reasons (for the console). A key is `KIND NAME` (a
+    stage's `input PATH`, `option KEY`...) or a role name (a training's `train_feats`)."""
     if old is None:
         return "no record of a finished run"
     reasons = []
-    for key, value in new.items():
+    for key in changed_keys(old, new):
         kind, _, name = key.partition(" ")
-        if key not in old:
-            reasons.append(f"{kind} {name} is new")
-        elif old[key] != value:
-            reasons.append(f"option {name} was '{old[key]}', now '{value}'" if kind == "option"
-                           else f"{name} changed")
-    reasons += [f"{k.partition(' ')[2]} is no longer an input" for k in old if k not in new]
+        if key not in new:
+            reasons.append(f"{name or kind} is no longer an input")
+        elif key not in old:
+            reasons.append(f"{key} is new")
+        else:
+            reasons.append(f"option {name} was '{old[key]}', now '{new[key]}'" if kind == "option"
+                           else f"{name or kind} changed")
     reasons += [f"{path} is missing" for path in outputs if not Path(path).exists()]
     reasons += [problem for problem in map(_output_problem, outputs) if problem]
     if len(reasons) > 4:
@@ -218,7 +247,7 @@ def check(args):
     stamp_path = Path(args.stamp)
     stamp_path.parent.mkdir(parents=True, exist_ok=True)
     cache = DigestCache(stamp_path.parent / "digest_cache.json")
-    new = fingerprint(args.input, args.data, args.corpus, args.option, cache)
+    new = fingerprint(args.input, args.data, args.corpus, args.option, cache, args.named)
     cache.save()
     why = "--force" if args.force else why_out_of_date(read_stamp(stamp_path), new, args.output)
     if not why:
@@ -249,6 +278,8 @@ def main(argv=None):
     p.add_argument("--data", action="append", default=[], help="a Kaldi data dir (its tables, not its features)")
     p.add_argument("--corpus", action="append", default=[], help="a corpus dir (compared by listing)")
     p.add_argument("--option", action="append", default=[], help="KEY=VALUE the stage's result depends on")
+    p.add_argument("--named", nargs=2, action="append", default=[], metavar=("NAME", "PATH"),
+                   help="a file or dir the step reads, keyed by its role NAME instead of its path")
     p.add_argument("--output", action="append", default=[], help="a file or dir the stage makes")
     p.set_defaults(func=check)
     p = sub.add_parser("commit", help="the stage finished: keep its fingerprint")

@@ -1,4 +1,5 @@
-"""What a training leaves in EXP_DIR and what it was trained on: final.stamp, checkpoint.pt (resume),
+"""What a training leaves in EXP_DIR and what it was trained on: final.stamp (a stamp of
+pyscripts/fingerprint.py, the recipe's one freshness mechanism), checkpoint.pt (resume),
 best.pt -> final.pt, history.tsv, train_summary. Shared by every training task (pyscripts/nnet/loop.py).
 
 Files are written to NAME.tmp and renamed, so a kill never leaves a half-written file under the real
@@ -19,7 +20,7 @@ import torch
 import yaml
 
 from pyscripts.errors import DataError
-from pyscripts.fingerprint import file_digest, scp_digest
+from pyscripts.fingerprint import changed_keys, file_digest, read_stamp, scp_digest, stamp_text
 from pyscripts.kaldi.features import data_feature_record, feature_differences
 from pyscripts.nnet.config import RESUME_FREE_KEYS, config_differences
 from pyscripts.nnet.device import load_scaler_state
@@ -72,16 +73,11 @@ def input_stamp(cfg: dict, train_data: str | Path, dev_data: str | Path, train_t
     return stamp
 
 
-def read_stamp(path: str | Path) -> dict | None:
-    path = Path(path)
-    return dict(line.split(None, 1) for line in path.read_text().splitlines()) if path.is_file() else None
-
-
 def stamp_changes(old: dict | None, new: dict) -> str:
     """'' when the stamps agree, else what differs (for the messages)."""
     if old is None:
         return "no final.stamp says what it was trained on"
-    changed = [k for k in new if old.get(k) != new[k]]
+    changed = changed_keys(old, new)
     return "" if not changed else "changed since it was trained: " + ", ".join(changed)
 
 
@@ -188,7 +184,7 @@ def promote_best(exp_dir: Path, state: dict, stamp: dict, summary: dict, feature
         write_file(exp_dir / name, text)
     save_file(package, exp_dir / "final.pt")
     write_file(exp_dir / SUMMARY, "".join(f"{k}={v}\n" for k, v in summary.items()))
-    write_file(exp_dir / "final.stamp", "".join(f"{k} {v}\n" for k, v in stamp.items()))
+    write_file(exp_dir / "final.stamp", stamp_text(stamp))
     (exp_dir / "best.pt").unlink()
     (exp_dir / "checkpoint.pt").unlink()
 

@@ -35,6 +35,8 @@ import torch
 from torch import nn
 
 from pyscripts.errors import DataError, check_finite, cli_main
+from pyscripts.fingerprint import read_stamp
+from pyscripts.nnet.checkpoints import read_summary
 from pyscripts.nnet.model import JOINT_PACKAGE_FORMAT, PACKAGE_FORMAT, load_package
 
 log = logging.getLogger("export")
@@ -149,13 +151,6 @@ def single_task(package: dict, num_targets: int, given: str | None) -> str:
 
 
 # ---------------------------------------------------------------- the model card
-def _key_values(path: Path, sep: str) -> dict | None:
-    """{key: value} of a `key=value` (train_summary) or `key value` (final.stamp) file, None when absent."""
-    if not path.is_file():
-        return None
-    return dict(line.split(sep, 1) for line in path.read_text().splitlines() if sep in line)
-
-
 def asr_head_card(model_path: Path, package: dict, num_targets: int, joint: bool, ali_dir: str | None,
                   phone_map: str | None) -> dict:
     """The ASR head: its pdfs, their log priors (the decode's rule), the acoustic scale chosen on dev."""
@@ -202,7 +197,7 @@ def training_card(model_path: Path, package: dict) -> dict:
     """What the model was trained on and how: config, epoch, dev scores, summary, input fingerprints."""
     exp, conf = model_path.parent, (package.get("features") or {}).get("conf")
     return {"config": package.get("config"), "epoch": package.get("epoch"), "dev": package.get("dev"),
-            "summary": _key_values(exp / "train_summary", "="), "inputs": _key_values(exp / "final.stamp", " "),
+            "summary": read_summary(exp), "inputs": read_stamp(exp / "final.stamp"),
             # A data dir keeps the conf of its features as DATA_DIR/conf/fbank.conf (steps/make_feats.sh).
             "train_data": str(Path(conf).parent.parent) if conf else None, "features_conf": conf,
             "cmvn_stats": ((package.get("config") or {}).get("data") or {}).get("cmvn_stats")}

@@ -59,7 +59,8 @@ import yaml
 from pyscripts.errors import DataError, cli_main
 from pyscripts.kaldi.tables import format_kaldi_vector
 from pyscripts.nnet import joint_train
-from pyscripts.nnet.checkpoints import (SUMMARY, input_stamp, promote_best, read_stamp, read_summary,  # noqa: F401
+from pyscripts.fingerprint import read_stamp
+from pyscripts.nnet.checkpoints import (SUMMARY, input_stamp, promote_best, read_summary,  # noqa: F401
                                         run_summary, save_file, stamp_changes)
 from pyscripts.nnet.config import configure, load_config, validate_config  # noqa: F401
 from pyscripts.nnet.data import (epoch_frame_order, gather_windows, load_frame_set,  # noqa: F401

@@ -126,3 +126,29 @@ def test_a_key_given_twice_in_a_config_is_refused(tmp_path):
     config.write_text("base: /nonexistent.yaml\ntraining:\n  lr: 0.1\nmodel:\n  context: 5\ntraining:\n  lr: 0.2\n")
     with pytest.raises(DataError, match=r"c.yaml: line 6: key 'training' given twice \(first on line 2\)"):
         load_config(config)
+
+
+def test_a_named_input_holds_wherever_the_file_is(inputs, capsys):
+    """A decode.stamp keys its model by role: the same model reached by another path (a transfer Baseline
+    linked to stage 9's dir) is up to date; another model under the same name is not, and says so."""
+    (inputs / "a").mkdir()
+    (inputs / "a/final.pt").write_bytes(b"model 1")
+    (inputs / "b").symlink_to(inputs / "a")
+    finished(inputs, "--named", "model", inputs / "a/final.pt")
+    assert check(inputs, "--named", "model", inputs / "b/final.pt") == 0
+    (inputs / "a/final.pt").write_bytes(b"model 2")
+    capsys.readouterr()
+    assert check(inputs, "--named", "model", inputs / "b/final.pt") == fingerprint.OUT_OF_DATE
+    assert "(model changed)" in capsys.readouterr().out
+
+
+def test_one_stamp_format_reads_a_final_stamp_of_either_separator(tmp_path):
+    """Trainings, decodes and stages write one format (KEY<tab>VALUE); a final.stamp written before
+    (KEY VALUE) reads the same, so an upgrade does not retrain finished models."""
+    stamp = {"config": "1a2b", "option transfer": "--layers 3,0", "train_feats": "9f"}
+    fingerprint.write_stamp(tmp_path / "new", stamp)
+    (tmp_path / "old").write_text("config 1a2b\ntrain_feats 9f\n")
+    assert fingerprint.read_stamp(tmp_path / "new") == stamp
+    assert fingerprint.read_stamp(tmp_path / "old") == {"config": "1a2b", "train_feats": "9f"}
+    assert fingerprint.why_out_of_date(fingerprint.read_stamp(tmp_path / "old"), {"config": "1a2b"}) == \
+        "train_feats is no longer an input"

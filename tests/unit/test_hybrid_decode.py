@@ -4,6 +4,7 @@ the ark written for Kaldi as from the in-memory matrices (also through steps/dec
 import gzip
 import json
 import math
+import shutil
 import struct
 import sys
 from pathlib import Path
@@ -301,12 +302,10 @@ def test_fer_against_targets(graph, noisy_set, tmp_path):
     assert (by_utt.errors.sum(), by_utt.totals.sum(), len(by_utt.utts)) == (errors, frames, len(mats) - 1)
 
 
-def test_forward_stage_subtracts_the_priors(graph, noisy_set, recipe_dir):
-    """Stage 0 of steps/decode_hybrid.sh with a small ConvNet package: loglikes.JOB.ark holds the
-    network's log-posteriors minus the log priors of its prior counts (unseen pdfs floored), and
-    the script goes on to the scores."""
+def _small_convnet_and_data(graph, noisy_set, recipe_dir):
+    """exp/convnet/final.pt (a small untrained ConvNet, one pdf never seen in its prior counts) and
+    data/test (features of the noisy set's utterances); returns (exp dir, data dir, feats, counts)."""
     import torch
-    from pyscripts.nnet.forward import log_posteriors
     from pyscripts.nnet.model import ConvNet
     from pyscripts.nnet.model import package_model
     text, mats, _ = noisy_set
@@ -329,6 +328,15 @@ def test_forward_stage_subtracts_the_priors(graph, noisy_set, recipe_dir):
     (data / "utt2spk").write_text("".join(f"{u} {u.split('_')[0]}\n" for u in sorted(text)))
     (data / "spk2utt").write_text("".join(f"spk{k} {' '.join(u for u in sorted(text) if u.startswith(f'spk{k}_'))}\n"
                                           for k in range(2)))
+    return exp_dir, data, feats, counts
+
+
+def test_forward_stage_subtracts_the_priors(graph, noisy_set, recipe_dir):
+    """Stage 0 of steps/decode_hybrid.sh with a small ConvNet package: loglikes.JOB.ark holds the
+    network's log-posteriors minus the log priors of its prior counts (unseen pdfs floored), and
+    the script goes on to the scores."""
+    from pyscripts.nnet.forward import log_posteriors
+    exp_dir, data, feats, counts = _small_convnet_and_data(graph, noisy_set, recipe_dir)
     decode_dir = exp_dir / "decode_test"
     run_script([recipe_dir / "steps/decode_hybrid.sh", "--nj", "1", "--trans-mdl", graph["mdl"],
                 "--decoder", "faster", "--scoring-opts", "--min-lmwt 10 --max-lmwt 10",
@@ -345,6 +353,39 @@ def test_forward_stage_subtracts_the_priors(graph, noisy_set, recipe_dir):
     assert read_result(decode_dir)["device"] == "cpu"
     rtf = (decode_dir / "rtf").read_text()
     assert "forward:" in rtf and "RTF 1-thread" in rtf and "; device=cpu threads=1" in rtf   # the default: CPU
+
+
+def test_dev_and_test_are_decoded_once_until_an_input_changes(graph, noisy_set, recipe_dir):
+    """steps/decode_dev_test.sh keeps MODEL_DIR/decode.stamp: a second call is up to date and decodes
+    nothing, also through a link to the model dir (a transfer Baseline); a changed decode conf decodes
+    both sets again and says why."""
+    exp_dir, data, _, _ = _small_convnet_and_data(graph, noisy_set, recipe_dir)
+    shutil.copytree(data, data.parent / "dev")
+    tdir = recipe_dir / "exp/targets"
+    tdir.mkdir(parents=True)
+    with kaldiio.WriteHelper(f"ark,scp:{tdir}/targets.ark,{tdir}/targets.scp") as w:
+        for utt, pdfs in sorted(noisy_set[2].items()):
+            w(utt, pdfs.astype(np.int32))
+    (tdir / "num_targets").write_text(f"{graph['num_pdfs']}\n")
+    conf = recipe_dir / "fast.conf"
+    conf.write_text("--min-lmwt=10\n--max-lmwt=10\n--word-ins-penalty=0.0\n")
+
+    def decode(model_dir):
+        return run_script([recipe_dir / "steps/decode_dev_test.sh", "--nj", "1", "--decode-conf", conf,
+                           "--decode-opts", "--decoder faster", graph["graph"], data.parent, tdir, tdir, model_dir],
+                          cwd=recipe_dir).stdout
+
+    assert "out of date (no record of a finished run)" in decode(exp_dir)
+    loglikes = exp_dir / "decode_test/loglikes.1.ark"
+    made = loglikes.stat().st_mtime_ns
+    assert read_result(exp_dir / "decode_test")["lmwt"] == 10
+    (recipe_dir / "exp/baseline").symlink_to(exp_dir)
+    for model_dir in (exp_dir, recipe_dir / "exp/baseline"):
+        assert "up to date" in decode(model_dir)
+    assert loglikes.stat().st_mtime_ns == made
+    conf.write_text("--min-lmwt=10\n--max-lmwt=10\n--word-ins-penalty=0.0\n--beam=10.0\n")
+    assert "out of date (decode_conf changed)" in decode(exp_dir)
+    assert loglikes.stat().st_mtime_ns > made and (exp_dir / "decode.stamp").is_file()
 
 
 def _compact_lattice_bytes():

@@ -26,8 +26,18 @@ found as the largest rise of high-frequency energy inside the synthesiser's stop
 start and end becomes `h#`, inside the sentence it stays `pau`; `brth` (breath) becomes `pau`. Any other
 name outside the 61 phones is an error.
 
-Everything random comes from generators seeded with --seed and the speaker id; festival, flite and
-`sox -R -D` (no dither) are bit-exact, so the same size and seed give byte-identical files. A stamp
+How hard the recordings are depends on the size (DIFFICULTY). tiny keeps the synthesiser's clean
+output (the smoke test needs only that the pipeline runs; its files must not change). demo is meant to
+be about as hard for the ASR Baseline as the real TIMIT (ConvNet PER about 18-22% on test, the paper's
+18.7 / 20.2 dev / test; clean synthetic speech from six voices gave 13.1 / 15.8): each speaker records
+through their own channel (a high-pass and a low-pass band limit and a spectral tilt), and each
+utterance has its own background noise (coloured between white and brown, at an SNR drawn from a range,
+against the speech's power) and its own recording level. The labels are made from the clean signal, as
+TIMIT's were hand-labelled on what was said rather than on what the noise lets one hear.
+
+Everything random comes from generators seeded with --seed and the speaker id (and the sentence id for
+per-utterance settings); festival, flite and `sox -R -D` (no dither) are bit-exact, and the channel and
+noise are numpy/scipy float64 arithmetic, so the same size and seed give byte-identical files. A stamp
 file marks a complete corpus; a second call with the same settings does nothing.
 """
 import argparse
@@ -54,8 +64,10 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 STAMP_NAME = ".demo_timit_complete"
-# Bump when the generator changes what it writes, so old corpora are not mistaken for current ones.
-GENERATOR_VERSION = 1
+# Bump a size's version when the generator changes what it writes for that size, so old corpora are not
+# mistaken for current ones. tiny stays at 1: its files, stamp included, must not change (DIFFICULTY is
+# None for it); demo is 2 since it has channels and noise.
+GENERATOR_VERSION = {"tiny": 1, "demo": 2}
 
 TIMIT_PHONES = frozenset("""
 aa ae ah ao aw ax ax-h axr ay b bcl ch d dcl dh dx eh el em en eng epi er ey f g gcl h# hh hv ih ix iy
@@ -106,6 +118,33 @@ TINY_SX, TINY_SI = 2, 1
 SX_PER_SPEAKER, SI_PER_SPEAKER = 5, 3
 SX_READERS = 3            # speakers reading each SX sentence
 SX_FIRST, SI_FIRST = 3, 453  # TIMIT numbers SX prompts from 3 and SI prompts from 453 on
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """The recording conditions of a size; each field is a (low, high) range drawn from uniformly.
+    Per speaker (their microphone and room): highpass_hz, lowpass_hz, tilt_db_per_octave.
+    Per utterance: snr_db, noise_slope, level_db."""
+    highpass_hz: tuple         # band limit below (4th-order Butterworth high-pass cut-off)
+    lowpass_hz: tuple          # band limit above (4th-order Butterworth low-pass cut-off)
+    tilt_db_per_octave: tuple  # spectral tilt about 1 kHz (<0: dull microphone, >0: bright one)
+    snr_db: tuple              # speech power (over the labelled speech) to noise power, after the channel
+    noise_slope: tuple         # noise power spectrum ~ 1/f^slope: 0 white (hiss), 1 pink, 2 brown (rumble)
+    level_db: tuple            # gain of the whole recording (speaker distance, recording level)
+
+
+# None: the synthesiser's clean output (the size's files must not change).
+DIFFICULTY = {
+    "tiny": None,
+    "demo": Difficulty(
+        highpass_hz=(60.0, 250.0),        # from a full-range microphone to a small one's bass cut
+        lowpass_hz=(4500.0, 7800.0),      # some speakers' channels lose the top of the band (s/sh/f cues)
+        tilt_db_per_octave=(-3.0, 2.0),   # mild: a microphone's or a room's colouring
+        snr_db=(8.0, 30.0),               # from a noisy room to a quiet office (TIMIT itself is ~40 dB)
+        noise_slope=(0.0, 2.0),           # hiss, fan/pink, traffic-like rumble
+        level_db=(-8.0, 2.0),             # recording levels that vary; clipping is avoided (see record)
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -441,10 +480,81 @@ def timit_labels(samples, segs, words, what):
 
 
 # ---------------------------------------------------------------------------------------------------
+# Recording conditions (DIFFICULTY): the speaker's channel, the utterance's noise and level.
 
-def synthesise_speaker(utts, out, prons):
-    """Synthesises and writes all utterances of one speaker; returns their durations in seconds."""
+@dataclass(frozen=True)
+class Channel:
+    highpass_hz: float
+    lowpass_hz: float
+    tilt_db_per_octave: float
+
+
+def _rng(*key):
+    """A numpy generator seeded from a string key (random.Random hashes str seeds with sha512: stable)."""
+    return np.random.default_rng(random.Random(":".join(map(str, key))).getrandbits(64))
+
+
+def speaker_channel(difficulty, seed, spk):
+    """The speaker's channel, drawn from its own generator (the speaker's voice settings keep theirs)."""
+    rng = _rng("demo_timit_channel", seed, spk)
+    return Channel(*(round(float(rng.uniform(*r)), 1) for r in (
+        difficulty.highpass_hz, difficulty.lowpass_hz, difficulty.tilt_db_per_octave)))
+
+
+def channel_gain(freqs, channel):
+    """Magnitude response of the channel at freqs (Hz): Butterworth band limits and the tilt."""
+    f = np.maximum(freqs, 1.0)
+    highpass = 1 / np.sqrt(1 + (channel.highpass_hz / f) ** 8)
+    lowpass = 1 / np.sqrt(1 + (f / channel.lowpass_hz) ** 8)
+    tilt = 10 ** (channel.tilt_db_per_octave * np.log2(f / 1000.0) / 20)
+    return highpass * lowpass * tilt
+
+
+def apply_channel(signal, channel):
+    """Filters the signal with the channel's (zero-phase) response; zero padding keeps it from wrapping."""
+    n = len(signal) + 2048
+    spectrum = np.fft.rfft(signal, n) * channel_gain(np.fft.rfftfreq(n, 1 / SAMPLE_RATE), channel)
+    return np.fft.irfft(spectrum, n)[:len(signal)]
+
+
+def coloured_noise(rng, n, slope):
+    """n samples of unit-power Gaussian noise with power spectrum ~ 1/f^slope (flat below 50 Hz)."""
+    white = rng.standard_normal(n)
+    freqs = np.maximum(np.fft.rfftfreq(n, 1 / SAMPLE_RATE), 50.0)
+    noise = np.fft.irfft(np.fft.rfft(white) * freqs ** (-slope / 2), n)
+    return noise / np.sqrt(np.mean(noise ** 2))
+
+
+def add_noise(signal, noise, snr_db, speech):
+    """signal plus noise scaled so that the power of signal[speech] over the noise's is snr_db."""
+    power = np.mean(signal[speech] ** 2)
+    return signal + noise * np.sqrt(power / 10 ** (snr_db / 10))
+
+
+def record(samples, phn, channel, difficulty, seed, spk, sent):
+    """The clean int16 samples as recorded: the speaker's channel, the utterance's noise and level.
+    The SNR is against the power between the first and the last non-h# label (the speech)."""
+    rng = _rng("demo_timit_recording", seed, spk, sent)
+    snr, slope, level = (float(rng.uniform(*r)) for r in (
+        difficulty.snr_db, difficulty.noise_slope, difficulty.level_db))
+    speech = [(s, e) for s, e, ph in phn if ph != "h#"]
+    signal = apply_channel(samples.astype(np.float64), channel)
+    signal = add_noise(signal, coloured_noise(rng, len(signal), slope), snr,
+                       slice(speech[0][0], speech[-1][1]))
+    signal *= 10 ** (level / 20)
+    peak = np.max(np.abs(signal))
+    if peak > 32000:   # a recording engineer would have turned the level down
+        signal *= 32000 / peak
+    return np.round(signal).astype(np.int16)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+def synthesise_speaker(utts, out, prons, difficulty=None, seed=0):
+    """Synthesises and writes all utterances of one speaker (recorded under difficulty unless None);
+    returns their durations in seconds."""
     spk = utts[0].speaker
+    channel = speaker_channel(difficulty, seed, spk.spk) if difficulty else None
     with tempfile.TemporaryDirectory(prefix=f"demo_timit_{spk.spk}_") as tmp:
         work = Path(tmp)
         if spk.voice.engine == "festival":
@@ -459,6 +569,8 @@ def synthesise_speaker(utts, out, prons):
             segs = [(ph, end / spk.speed, w) for ph, end, w in segs]
             what = f"{spk.path}/{u.sent}"
             phn, wrd = timit_labels(scaled, segs, u.words, what)
+            if difficulty:
+                scaled = record(scaled, phn, channel, difficulty, seed, spk.spk, u.sent)
             write_sphere(spk_dir / f"{u.sent}.WAV", SAMPLE_RATE, scaled)
             (spk_dir / f"{u.sent}.PHN").write_text("".join(f"{s} {e} {p}\n" for s, e, p in phn))
             (spk_dir / f"{u.sent}.WRD").write_text("".join(f"{s} {e} {w}\n" for s, e, w in wrd))
@@ -467,15 +579,21 @@ def synthesise_speaker(utts, out, prons):
     return durations
 
 
-def write_docs(out, plan):
+def write_docs(out, plan, difficulty=None, seed=0):
+    """DOC/SPKRINFO.TXT (with the speakers' channels when the size has a difficulty) and PROMPTS.TXT."""
     doc = out / "DOC"
     doc.mkdir(parents=True, exist_ok=True)
     speakers = sorted({u.speaker for u in plan}, key=lambda s: s.spk)
+    header = "; ID    Sex DR Use  Set   Voice    Rate   F0     Speed"
     lines = ["; Demo TIMIT-layout corpus: speakers (synthesised; see pyscripts/corpora/demo/timit.py)\n",
-             "; ID    Sex DR Use  Set   Voice    Rate   F0     Speed\n"]
+             header + ("  HP(Hz) LP(Hz) Tilt(dB/oct)\n" if difficulty else "\n")]
     for s in speakers:
-        lines.append(f"{s.spk[1:]:<6} {s.voice.sex}   {s.dialect}  {'TRN' if s.role == 'train' else 'TST'}  "
-                     f"{s.role:<5} {s.voice.name:<8} {s.rate:.3f}  {s.f0:.3f}  {s.speed:.3f}\n")
+        row = (f"{s.spk[1:]:<6} {s.voice.sex}   {s.dialect}  {'TRN' if s.role == 'train' else 'TST'}  "
+               f"{s.role:<5} {s.voice.name:<8} {s.rate:.3f}  {s.f0:.3f}  {s.speed:.3f}")
+        if difficulty:
+            c = speaker_channel(difficulty, seed, s.spk)
+            row += f"  {c.highpass_hz:<6.1f} {c.lowpass_hz:<6.1f} {c.tilt_db_per_octave:.1f}"
+        lines.append(row + "\n")
     (doc / "SPKRINFO.TXT").write_text("".join(lines))
     prompts = {}
     for u in plan:
@@ -487,7 +605,7 @@ def write_docs(out, plan):
 def generate(out, size="demo", seed=1234, nj=2):
     """Generates the corpus into out; returns False when a complete one is already there."""
     out = Path(out)
-    stamp = f"demo_timit version={GENERATOR_VERSION} size={size} seed={seed}\n"
+    stamp = f"demo_timit version={GENERATOR_VERSION[size]} size={size} seed={seed}\n"
     if corpus_is_complete(out, STAMP_NAME, stamp):
         return False
     for tool in ("festival", "flite", "sox"):
@@ -507,9 +625,10 @@ def generate(out, size="demo", seed=1234, nj=2):
     log.info("synthesising %d utterances of %d speakers (%s, seed %d) with %d jobs",
              len(plan), len(by_speaker), size, seed, nj)
     with concurrent.futures.ThreadPoolExecutor(max_workers=nj) as pool:
-        durations = [d for ds in pool.map(lambda utts: synthesise_speaker(utts, partial, prons),
-                                          by_speaker.values()) for d in ds]
-    write_docs(partial, plan)
+        durations = [d for ds in pool.map(
+            lambda utts: synthesise_speaker(utts, partial, prons, DIFFICULTY[size], seed),
+            by_speaker.values()) for d in ds]
+    write_docs(partial, plan, DIFFICULTY[size], seed)
     (partial / STAMP_NAME).write_text(stamp)
     if out.exists():
         out.rmdir()
