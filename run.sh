@@ -46,6 +46,7 @@ Defaults: --corpus $corpus --nj $nj --stage 1 --stop-stage $last_stage --ser-pro
 . utils/parse_options.sh
 . utils/log.sh
 . utils/stage.sh
+. utils/stamp.sh
 if [[ $# -ne 0 ]]; then die "unexpected argument $1 (see --help)"; fi
 # parse_options.sh took --stage, --stop-stage and --nj as integers; here their ranges.
 if (( stage > last_stage )); then die "--stage $stage: there is no such stage (1..$last_stage)"; fi
@@ -67,12 +68,18 @@ if [[ ! $corpus =~ ^[A-Za-z0-9_]+$ || ! -f conf/corpora/$corpus.conf ]]; then
   printf -v names '%s, ' "${corpora[@]:0:${#corpora[@]}-1}"
   die "--corpus must be ${names%, } or ${corpora[-1]}, not '$corpus'"
 fi
-conf_tasks=; conf_synthetic=; conf_dev_spk_list=; conf_test_spk_list=; conf_nnet_profile=; conf_align_opts=
-conf_transfer_layers=; conf_transfer_folds=; conf_report_opts=
+conf_tasks=; conf_synthetic=; conf_asr_prep=; conf_ser_prep=; conf_dev_spk_list=; conf_test_spk_list=
+conf_nnet_profile=; conf_align_opts=; conf_transfer_layers=; conf_transfer_folds=; conf_report_opts=
 . utils/read_conf.sh "conf/corpora/$corpus.conf" || exit 1
 if [[ ! $conf_tasks =~ ^(asr|ser|asr,ser|ser,asr)$ || ! $conf_synthetic =~ ^(true|false)$ || -z $conf_nnet_profile ]]; then
   die "conf/corpora/$corpus.conf: needs --tasks=asr|ser|asr,ser, --synthetic=true|false and --nnet-profile=NAME"
 fi
+for task in ${conf_tasks//,/ }; do
+  prep=conf_${task}_prep
+  [[ -z ${!prep} || ${!prep} == */* ]] || printf -v "$prep" './%s' "${!prep}"   # a script here, not on PATH
+  [[ -n ${!prep} && -x ${!prep} ]] || die "conf/corpora/$corpus.conf: --$task-prep='${!prep}' is not an executable script;" \
+    "name the data preparation of its $task stage (conf/corpora/README)"
+done
 
 # The ConvNet configs: the paper's for real corpora, shorter schedules for the CPU-sized demo and tiny ones
 # (nnet_suffix: the configs' file-name ending).
@@ -111,6 +118,7 @@ lock_recipe_dir
 if [[ $skip_setup != true ]]; then utils/setup_env.sh; fi
 . ./path.sh
 . ./cmd.sh
+. local/layout.sh   # where the stages leave what later steps read (the sub-scripts' defaults too)
 
 # Outputs of one corpus must not be mixed with another's: data/ and exp/ remember which made them.
 mkdir -p data
@@ -130,10 +138,7 @@ run_stage() {  # run_stage N TITLE [pyscripts.fingerprint check options]: true w
   stage_started=$SECONDS
   (( n > 1 )) || return 0
   local force_opt=(); [[ $force == true ]] && force_opt=(--force)
-  local rc=0
-  python3 -m pyscripts.fingerprint check "${force_opt[@]}" exp/stamps/stage$n --option backend=$backend "$@" \
-    | while read -r line; do log "stage $n: $line"; done || rc=$?
-  case $rc in 0) return 1 ;; 3) return 0 ;; *) exit "$rc" ;; esac
+  out_of_date "stage $n" "exp/stamps/stage$n" "${force_opt[@]}" --option backend=$backend "$@"
 }
 stage_done() {  # stage_done N: the stage finished: keep its fingerprint, add its time to exp/stage_times.tsv
   if (( $1 > 1 )); then python3 -m pyscripts.fingerprint commit "exp/stamps/stage$1"; fi
@@ -147,14 +152,15 @@ if $synthetic && run_stage 1 "generate the synthetic $corpus corpora"; then
   stage_done 1
 fi
 
-if $do_asr && run_stage 2 "TIMIT data preparation" --corpus "$timit_root" --input "$dev_spk_list" \
+if $do_asr && run_stage 2 "TIMIT data preparation" --corpus "$timit_root" --input "$conf_asr_prep" --input "$dev_spk_list" \
     --input "$test_spk_list" --input conf/phones.60-48-39.map --output=data/timit/{train,dev,test}/text; then
-  local/timit_data_prep.sh --dev-spk-list "$dev_spk_list" --test-spk-list "$test_spk_list" "$timit_root" data/timit
+  "$conf_asr_prep" --dev-spk-list "$dev_spk_list" --test-spk-list "$test_spk_list" "$timit_root" data/timit
   stage_done 2
 fi
 
-if $do_ser && run_stage 3 "IEMOCAP data preparation" --corpus "$iemocap_root" --output data/iemocap/all/utt2emo; then
-  local/iemocap_data_prep.sh "$iemocap_root" data/iemocap
+if $do_ser && run_stage 3 "IEMOCAP data preparation" --corpus "$iemocap_root" --input "$conf_ser_prep" \
+    --output data/iemocap/all/utt2emo; then
+  "$conf_ser_prep" "$iemocap_root" data/iemocap
   stage_done 3
 fi
 
@@ -200,47 +206,51 @@ read -ra ali_opts <<< "$conf_align_opts"
 if $do_asr && run_stage 7 "forced alignment of train, dev and test; frame targets for the ConvNet" \
     --input conf/mono.conf --input data/lang --input=exp/mono/{final.mdl,tree} --option "align=${ali_opts[*]}" \
     --data=data/timit{,_mfcc}/{train,dev,test} --input=data/timit_mfcc/{train,dev,test}/{feats,cmvn}.scp \
-    --input=data/timit/{train,dev,test}/feats.scp --output=exp/mono_ali{,_dev,_test}/targets/targets.scp; then
-  steps/align_mono.sh --nj "$nj" --cmd "$train_cmd" data/timit_mfcc/train data/lang exp/mono exp/mono_ali
-  steps/ali_to_targets.sh exp/mono_ali data/timit/train exp/mono_ali/targets
-  for x in dev test; do
+    --input=data/timit/{train,dev,test}/feats.scp --output="$asr_train_targets/targets.scp" \
+    --output="$asr_dev_targets/targets.scp" --output="$asr_test_targets/targets.scp"; then
+  # Each targets dir lies in its alignment dir (local/layout.sh), whose final.mdl maps its pdfs to phones.
+  steps/align_mono.sh --nj "$nj" --cmd "$train_cmd" data/timit_mfcc/train data/lang exp/mono "$(dirname "$asr_train_targets")"
+  steps/ali_to_targets.sh "$(dirname "$asr_train_targets")" data/timit/train "$asr_train_targets"
+  for set in "dev $asr_dev_targets" "test $asr_test_targets"; do
+    read -r x targets <<< "$set"
     steps/align_mono.sh --nj "$nj" --cmd "$train_cmd" "${ali_opts[@]}" data/timit_mfcc/$x data/lang exp/mono \
-      exp/mono_ali_$x
-    steps/ali_to_targets.sh exp/mono_ali_$x data/timit/$x exp/mono_ali_$x/targets
+      "$(dirname "$targets")"
+    steps/ali_to_targets.sh "$(dirname "$targets")" data/timit/$x "$targets"
   done
   # The synthesiser's own segmentation is known for the demo corpora: report how close the alignment is.
-  if [[ -f data/timit/train/ref_phones.ctm ]]; then local/score_alignment.sh exp/mono_ali data/timit/train; fi
+  if [[ -f data/timit/train/ref_phones.ctm ]]; then
+    local/score_alignment.sh "$(dirname "$asr_train_targets")" data/timit/train
+  fi
   stage_done 7
 fi
 
 if $do_asr && run_stage 8 "decoding graph and GMM baseline decode" --input data/lang_test_bg --input "$decode_conf" \
     --input=exp/mono/{final.mdl,tree} --data=data/timit_mfcc/{dev,test} --input=data/timit_mfcc/{dev,test}/{feats,cmvn}.scp \
-    --output exp/mono/graph/HCLG.fst --output=exp/mono/decode_{dev,test}/scoring/result.json; then
-  utils/mkgraph.sh data/lang_test_bg exp/mono exp/mono/graph
+    --output "$graph_dir/HCLG.fst" --output=exp/mono/decode_{dev,test}/scoring/result.json; then
+  utils/mkgraph.sh data/lang_test_bg exp/mono "$graph_dir"
   steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" --decode-conf "$decode_conf" \
-    exp/mono/graph data/timit_mfcc/dev exp/mono/decode_dev
+    "$graph_dir" data/timit_mfcc/dev exp/mono/decode_dev
   steps/decode_gmm.sh --nj "$nj" --cmd "$decode_cmd" --decode-conf "$decode_conf" --tune-dir exp/mono/decode_dev \
-    exp/mono/graph data/timit_mfcc/test exp/mono/decode_test
+    "$graph_dir" data/timit_mfcc/test exp/mono/decode_test
   stage_done 8
 fi
 
 
 if $do_asr && run_stage 9 "ConvNet acoustic model on the monophone-state targets" \
     --input conf/convnet_asr$nnet_suffix.yaml --data=data/timit/{train,dev} --input=data/timit/{train,dev}/feats.scp \
-    --input data/timit/train/cmvn_global.stats --input=exp/mono_ali{,_dev}/targets --output exp/convnet_asr/final.pt; then
+    --input "$asr_cmvn_stats" --input "$asr_train_targets" --input "$asr_dev_targets" --output exp/convnet_asr/final.pt; then
   steps/train_convnet.sh --cmd "$cuda_cmd" --train-config conf/convnet_asr$nnet_suffix.yaml --force "$force" \
-    --cmvn-stats data/timit/train/cmvn_global.stats \
-    data/timit/train data/timit/dev exp/mono_ali/targets exp/mono_ali_dev/targets exp/convnet_asr
+    --cmvn-stats "$asr_cmvn_stats" data/timit/train data/timit/dev "$asr_train_targets" "$asr_dev_targets" exp/convnet_asr
   stage_done 9
 fi
 
 if $do_asr && run_stage 10 "hybrid ConvNet-HMM decoding with the bigram LM: FER, PER (LM weight chosen on dev), RTF" \
-    --input exp/convnet_asr/final.pt --input exp/mono/graph --input exp/mono/final.mdl --input "$decode_conf" \
+    --input exp/convnet_asr/final.pt --input "$graph_dir" --input exp/mono/final.mdl --input "$decode_conf" \
     --data=data/timit/{dev,test} \
-    --input=data/timit/{dev,test}/feats.scp --input=exp/mono_ali_{dev,test}/targets \
+    --input=data/timit/{dev,test}/feats.scp --input "$asr_dev_targets" --input "$asr_test_targets" \
     --output=exp/convnet_asr/decode_{dev,test}/scoring/result.json --output exp/RESULTS.md; then
   steps/decode_dev_test.sh --nj "$nj" --cmd "$decode_cmd" --decode-conf "$decode_conf" --force "$force" \
-    exp/mono/graph data/timit exp/mono_ali_dev/targets exp/mono_ali_test/targets exp/convnet_asr
+    "$graph_dir" data/timit "$asr_dev_targets" "$asr_test_targets" exp/convnet_asr
   local/results.sh --out exp/RESULTS.md exp
   stage_done 10
 fi
@@ -255,7 +265,7 @@ fi
 
 # Every SER -> ASR row normalises its input with stage 9's CMVN stats, as the ASR Baseline (in the
 # stamp's options, so that rows trained before that are trained again).
-transfer_opts=(--asr-cmvn-stats data/timit/train/cmvn_global.stats)
+transfer_opts=(--asr-cmvn-stats "$asr_cmvn_stats")
 (( seeds > 1 )) && transfer_opts+=(--seeds "$seeds")
 # The corpus conf may run a part of the sweeps (--transfer-layers, --transfer-folds) and a lighter report.
 [[ -n $conf_transfer_layers ]] && transfer_opts+=(--layers "$conf_transfer_layers")
@@ -266,21 +276,19 @@ if $do_asr && $do_ser && run_stage 12 "transfer sweeps ASR <-> SER, tables, figu
     --input=conf/convnet_{asr,ser}$nnet_suffix.yaml --input conf/paper_results.tsv --input "$decode_conf" --option "transfer=${transfer_opts[*]}" \
     --input exp/convnet_asr/final.pt --input=exp/ser/{targets,results.md} "${ser_models[@]/#/--input=}" \
     --input data/iemocap/folds/plan --input "$ser_fold_conf" --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp \
-    --input data/timit/train/cmvn_global.stats --input=exp/mono_ali{,_dev,_test}/targets --input exp/mono/graph \
-    --input exp/mono/final.mdl --output exp/report/README.md; then
+    --input "$asr_cmvn_stats" --input "$asr_train_targets" --input "$asr_dev_targets" --input "$asr_test_targets" \
+    --input "$graph_dir" --input exp/mono/final.mdl --output exp/report/README.md; then
   # The Baseline rows are the models of stages 9 and 11, trained with the same configs.
   local/run_transfer.sh --asr-config conf/convnet_asr$nnet_suffix.yaml \
     --ser-config conf/convnet_ser$nnet_suffix.yaml --asr-baseline exp/convnet_asr --ser-baseline exp/ser \
-    --asr-train-targets exp/mono_ali/targets \
-    --asr-dev-targets exp/mono_ali_dev/targets --asr-test-targets exp/mono_ali_test/targets \
-    --graph-dir exp/mono/graph --decode-conf "$decode_conf" --decode-nj "$nj" --max-jobs-run "$nj" "${transfer_opts[@]}"
+    --decode-conf "$decode_conf" --decode-nj "$nj" --max-jobs-run "$nj" "${transfer_opts[@]}"
   stage_done 12
 fi
 
 if $do_asr && $do_ser && run_stage 13 "joint ASR-SER ConvNet (one trunk, two output layers) on mixed batches: FER/PER and E/UE against the single-task Baselines" \
-    --input=conf/convnet_{joint,asr}$nnet_suffix.yaml --input "$ser_fold_conf" --input "$decode_conf" --input data/timit/train/cmvn_global.stats \
-    --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp --input=exp/mono_ali{,_dev,_test}/targets \
-    --input exp/mono/graph --input exp/mono/final.mdl --data=data/iemocap/folds/fold1/{train,valid,test} \
+    --input=conf/convnet_{joint,asr}$nnet_suffix.yaml --input "$ser_fold_conf" --input "$decode_conf" --input "$asr_cmvn_stats" \
+    --data=data/timit/{train,dev,test} --input=data/timit/{train,dev,test}/feats.scp --input "$asr_train_targets" \
+    --input "$asr_dev_targets" --input "$asr_test_targets" --input "$graph_dir" --input exp/mono/final.mdl --data=data/iemocap/folds/fold1/{train,valid,test} \
     --input=data/iemocap/folds/fold1/{train,valid,test}/feats.scp --input exp/ser/targets/fold1 \
     --input exp/convnet_asr/final.pt --input=exp/convnet_asr/decode_{dev,test}/scoring/result.json \
     --input exp/ser/fold1/final.pt --input exp/ser/results.md \

@@ -32,6 +32,7 @@ help_message="Usage: $0 [options]
 
 . ./path.sh
 . utils/parse_options.sh
+. local/layout.sh   # where the recipe dir holds what the bundle takes
 if [[ $# -ne 0 ]]; then echo -e "$help_message" >&2; exit 1; fi
 if [[ ! $seeds =~ ^[0-9]+$ ]]; then die "--seeds $seeds: give a number of runs, 0 or more"; fi
 if [[ -e $out && ! -f $out/bundle.json ]]; then die "$out exists and is not a bundle (no bundle.json): move it away"; fi
@@ -81,10 +82,10 @@ copy_inputs() {  # copy_inputs RECIPE_DIR DEST: what stages 9-10 read, scp paths
     cp "$src"/fbank/raw_fbank_"$x".* "$dst/fbank/"
   done
   cp -r "$src"/exp/mono/{final.mdl,tree,phones.txt,graph} "$dst/exp/mono/"
-  for a in mono_ali mono_ali_dev mono_ali_test; do
-    mkdir -p "$dst/exp/$a"
-    cp -r "$src/exp/$a/targets" "$dst/exp/$a/"
-    rm -rf "$dst/exp/$a/targets/log"
+  for a in "$asr_train_targets" "$asr_dev_targets" "$asr_test_targets"; do
+    mkdir -p "$dst/$(dirname "$a")"
+    cp -r "$src/$a" "$dst/$(dirname "$a")/"
+    rm -rf "${dst:?}/$a/log"
   done
   # Kaldi's scp files name their arks by absolute path; relative ones hold wherever the dir lands.
   find "$dst" -name '*.scp' -exec sed -i "s| $src/| |" {} +

@@ -61,6 +61,7 @@ help_message="Usage: $0 [options]
 cd "$(dirname "$0")/.."
 . ./path.sh
 . utils/parse_options.sh
+. local/layout.sh   # where the recipe step's outputs are
 if [[ $# -ne 0 ]]; then echo -e "$help_message" >&2; exit 1; fi
 [[ -d $bundle ]] || die "--bundle $bundle: no such dir; make it with local/gpu_bundle.sh (here, on a CPU machine)"
 [[ $freeze_layers =~ ^[2-5]$ ]] || die "--freeze-layers $freeze_layers: the trunk cache needs 2..5 frozen layers"
@@ -132,8 +133,8 @@ trunk_training() {  # trunk_training NAME [train.py options]: the transfer train
   # shellcheck disable=SC2086  # trunk_opts: several options, split on purpose
   python3 -m pyscripts.bench.gpu_check train --json "$work_dir/runs/trunk_$name.json" -- \
     --config conf/convnet_asr_tiny.yaml --device "$device" --init-from exp/convnet_asr/final.pt \
-    --freeze-layers "$freeze_layers" --cmvn-stats data/timit/train/cmvn_global.stats $trunk_opts "$@" \
-    data/timit/train data/timit/dev exp/mono_ali/targets exp/mono_ali_dev/targets "exp/trunk_$name"
+    --freeze-layers "$freeze_layers" --cmvn-stats "$asr_cmvn_stats" $trunk_opts "$@" \
+    "$timit_data/train" "$timit_data/dev" "$asr_train_targets" "$asr_dev_targets" "exp/trunk_$name"
 }
 
 step_trunk() {

@@ -17,7 +17,8 @@ help_message="Usage: $0 BUNDLE_DIR NEW_DIR
 if [[ $# -ne 2 ]]; then echo -e "$help_message" >&2; exit 1; fi
 bundle=$1 dir=$2
 
-for d in data/timit/train exp/mono/graph exp/mono_ali/targets; do
+. local/layout.sh   # where a recipe dir holds them
+for d in "$timit_data/train" "$graph_dir" "$asr_train_targets"; do
   [[ -d $bundle/recipe/$d ]] || die "$bundle/recipe/$d is missing: $bundle is not a GPU bundle; make one with local/gpu_bundle.sh"
 done
 [[ ! -e $dir ]] || die "$dir exists already: give a new directory"

@@ -21,10 +21,9 @@ cca=true                    # SVCCA and PWCCA beside CKA
 probes=true                 # linear probes (the slowest part: about a minute per label on 2 CPU cores)
 probe_frames=2000           # frames drawn for each probe's training and for its scoring
 probe_max_iter=100          # lbfgs iterations per probe
-timit_data=data/timit       # train/ and dev/: the phone probe; dev/: the speaker probe
-asr_train_targets=exp/mono_ali/targets   # alignment targets (pdf ids) of TIMIT train; its ../final.mdl maps
-asr_dev_targets=exp/mono_ali_dev/targets # them to phones; and of TIMIT dev
-ser_targets=exp/ser/targets # SER frame targets, fold<k>/{train,test}: the emotion probe
+# --timit-data (train/, dev/: the phone probe; dev/: the speaker probe), --asr-{train,dev}-targets (pdf ids of
+# ../final.mdl, mapped to phones), --ser-targets (fold<k>/{train,test}: the emotion probe):
+. local/layout.sh           # the recipe's layout
 probe_fold=fold1            # the fold whose train speakers train the emotion probe, its test speakers score it
 speaker_data=               # the speaker probe's data dir; default: TIMIT dev
 paper_results=conf/paper_results.tsv   # the paper's numbers on the real TIMIT and IEMOCAP; '' for none

@@ -26,16 +26,10 @@ num_threads=0                    # torch CPU threads of the training; 0: torch's
 force=false                      # true: train afresh even when final.pt is up to date
 nj=4                             # decoding jobs
 rule=mean                        # SER utterance decision: mean | vote
-timit_data=data/timit            # train/dev/test data dirs with fbank features
-asr_train_targets=exp/mono_ali/targets         # frame targets (targets.scp, num_targets) of TIMIT train,
-asr_dev_targets=exp/mono_ali_dev/targets       # dev (early stopping, FER) and test (FER)
-asr_test_targets=exp/mono_ali_test/targets
-asr_cmvn_stats=data/timit/train/cmvn_global.stats  # the ASR input's normalisation, as the ASR Baseline's (stage 9);
-                                                   # empty: the TIMIT training frames' statistics
+# --timit-data, --asr-{train,dev,test}-targets, --asr-cmvn-stats (the ASR input's normalisation, as the ASR
+# Baseline's; '': the TIMIT training frames'), --graph-dir, --ser-data, --ser-targets:
+. local/layout.sh                # the recipe's layout
 decode_conf=conf/decode.conf     # decoding and scoring settings (as run.sh's stages 8 and 10)
-graph_dir=exp/mono/graph         # HCLG of the ASR decoding (its ../final.mdl maps transition-ids to pdfs)
-ser_data=data/iemocap            # folds/foldK/{train,valid,test} with features (local/run_ser.sh)
-ser_targets=exp/ser/targets      # foldK/{train,valid,test} frame targets
 asr_baseline=exp/convnet_asr     # the single-task Baselines of the comparison (stages 9-10 and 11 of run.sh)
 ser_baseline=exp/ser
 
@@ -62,6 +56,7 @@ Options (defaults in brackets):
 . ./cmd.sh
 . utils/parse_options.sh
 . utils/stage.sh
+. utils/stamp.sh
 if [[ $# -ne 1 ]]; then echo -e "$help_message" >&2; exit 1; fi
 exp=$1
 folds=$ser_data/folds
@@ -91,10 +86,8 @@ if stage_selected 2 "single-task views of $exp/final.pt"; then
   [[ -f $exp/final.pt ]] || die "no $exp/final.pt: run stage 1"
   for view in "asr $exp/asr" "ser $ser_view"; do
     read -r head dir <<< "$view"
-    rc=0   # skipped when up to date (its view.stamp: pyscripts/fingerprint.py)
-    python3 -m pyscripts.fingerprint check "$dir/view.stamp" --named joint_model "$exp/final.pt" \
-      --option "head=$head" --output "$dir/final.pt" | while read -r line; do log "$dir: $line"; done || rc=$?
-    case $rc in 0) continue ;; 3) ;; *) exit "$rc" ;; esac
+    out_of_date "$dir" "$dir/view.stamp" --named joint_model "$exp/final.pt" --option "head=$head" \
+      --output "$dir/final.pt" || continue
     python3 -m pyscripts.nnet.joint view "$exp/final.pt" "$head" "$dir"
     python3 -m pyscripts.fingerprint commit "$dir/view.stamp"
   done

@@ -27,15 +27,9 @@ reinit_unfrozen=false
 asr_config=conf/convnet_asr.yaml # training YAML of ASR targets (ser2asr jobs and the ASR baseline)
 ser_config=conf/convnet_ser.yaml # training YAML of SER targets (asr2ser jobs and the SER baselines)
 overrides=                       # config overrides for every training, e.g. "training.max_epochs=5"
-timit_data=data/timit            # train/dev/test data dirs with fbank features
-asr_train_targets=exp/mono_ali/targets         # frame targets (targets.scp, num_targets) of TIMIT train,
-asr_dev_targets=exp/mono_ali_dev/targets       # dev (early stopping, FER) and test (FER)
-asr_test_targets=exp/mono_ali_test/targets
-asr_cmvn_stats=data/timit/train/cmvn_global.stats  # the ASR Baseline's input normalisation (stage 9's); for every
-                                 # ser2asr training; '': each training's own frames' mean and variance
-graph_dir=exp/mono/graph         # HCLG of the ASR decoding (its ../final.mdl maps transition-ids to pdfs)
-ser_data=data/iemocap            # folds/ (pyscripts/ser/folds.py) with features
-ser_targets=exp/ser/targets      # fold<k>/{train,valid,test} frame targets (local/ser_make_folds.sh)
+# --timit-data, --asr-{train,dev,test}-targets, --asr-cmvn-stats (the ASR Baseline's input normalisation, for
+# every ser2asr training; '': each training's own frames'), --graph-dir, --ser-data, --ser-targets:
+. local/layout.sh                # the recipe's layout
 asr_baseline=                    # an ASR model dir trained with --asr-config (e.g. exp/convnet_asr): the
                                  # ser2asr Baseline row, linked instead of trained
 ser_baseline=                    # a dir of SER models fold<k>/ trained with --ser-config (e.g. exp/ser): the

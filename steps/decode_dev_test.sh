@@ -24,22 +24,20 @@ Options (defaults in brackets):
 
 . ./path.sh
 . utils/parse_options.sh
+. utils/stamp.sh
 if [[ $# -ne 5 ]]; then echo -e "$help_message" >&2; exit 1; fi
 graph=$1 data=$2 dev_targets=$3 test_targets=$4 dir=$5
 [[ -f $dir/final.pt ]] || die "no $dir/final.pt: train the model first"
 
 backend=embedded; [[ -n ${KALDI_ROOT:-} ]] && backend=kaldi
 force_opt=(); [[ $force == true ]] && force_opt=(--force)
-rc=0
-python3 -m pyscripts.fingerprint check "${force_opt[@]}" "$dir/decode.stamp" \
+out_of_date "$dir decode" "$dir/decode.stamp" "${force_opt[@]}" \
   --named model "$dir/final.pt" --named prior_counts "$dir/prior_counts" --named graph "$graph" \
   --named transition_model "$(dirname "$graph")/final.mdl" --named decode_conf "$decode_conf" \
   --named dev_targets "$dev_targets" --named test_targets "$test_targets" \
   --data "$data/dev" --data "$data/test" --input "$data/dev/feats.scp" --input "$data/test/feats.scp" \
   --option "backend=$backend" --option "decode_opts=$decode_opts" \
-  --output "$dir/decode_dev/scoring/result.json" --output "$dir/decode_test/scoring/result.json" \
-  | while read -r line; do log "$dir decode: $line"; done || rc=$?
-case $rc in 0) exit 0 ;; 3) ;; *) exit "$rc" ;; esac
+  --output "$dir/decode_dev/scoring/result.json" --output "$dir/decode_test/scoring/result.json" || exit 0
 
 opts=(--nj "$nj" --cmd "$cmd" --device "$device" --num-threads "$num_threads" --decode-conf "$decode_conf")
 # shellcheck disable=SC2086  # decode_opts: several options, split on purpose

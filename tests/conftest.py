@@ -19,6 +19,15 @@ RECIPE = Path(__file__).resolve().parent.parent
 RECIPE_ENTRIES = ("path.sh", "cmd.sh", "run.sh", "conf", "local", "steps", "utils", "pyscripts")
 
 
+def transfer_setup(**given):
+    """A transfer sweep's Setup (pyscripts/transfer/plan.py) in the recipe's layout (local/layout.sh)."""
+    from pyscripts.transfer.plan import Setup
+    layout = {"asr_train_data": "data/timit/train", "asr_dev_data": "data/timit/dev",
+              "asr_train_targets": "exp/mono_ali/targets", "asr_dev_targets": "exp/mono_ali_dev/targets",
+              "ser_folds_dir": "data/iemocap/folds", "ser_targets_dir": "exp/ser/targets"}
+    return Setup(**{**layout, **given})
+
+
 def run_script(args, cwd, check=True, env=None):
     """Runs a recipe script; on failure the assertion shows its output."""
     proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,

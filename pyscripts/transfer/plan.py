@@ -34,7 +34,7 @@ pyscripts/transfer/tables.py and report.py read them.
 """
 import argparse
 import logging
-from dataclasses import astuple, dataclass, fields
+from dataclasses import MISSING, astuple, dataclass, fields
 from pathlib import Path
 
 from pyscripts.kaldi.datadir import read_table
@@ -92,15 +92,16 @@ QUERY_KEYS = JOB_FIELDS + ("freeze_layers", "label")
 
 @dataclass
 class Setup:
-    """Where the data, targets and models of both tasks are (defaults: the recipe's layout)."""
+    """Where the data, targets and models of both tasks are (given by local/run_transfer.sh, whose defaults
+    are the recipe's layout, local/layout.sh), and which rows to train."""
+    asr_train_data: str
+    asr_dev_data: str
+    asr_train_targets: str                        # targets dirs (steps/ali_to_targets.sh)
+    asr_dev_targets: str
+    ser_folds_dir: str                            # fold<k>/{train,valid,test} and plan (pyscripts/ser/folds.py)
+    ser_targets_dir: str                          # fold<k>/{train,valid,test}/targets.scp
     exp_root: str = "exp/transfer"
-    asr_train_data: str = "data/timit/train"
-    asr_dev_data: str = "data/timit/dev"
-    asr_train_targets: str = "exp/mono_ali/targets"         # targets dirs (steps/ali_to_targets.sh)
-    asr_dev_targets: str = "exp/mono_ali_dev/targets"
     asr_cmvn_stats: str = ""                      # the ASR Baseline's global CMVN stats; empty: frames' own
-    ser_folds_dir: str = "data/iemocap/folds"     # fold<k>/{train,valid,test} and plan (pyscripts/ser/folds.py)
-    ser_targets_dir: str = "exp/ser/targets"      # fold<k>/{train,valid,test}/targets.scp
     asr_source: str = ""                          # empty: the ser2asr baseline
     ser_source: str = ""                          # empty: the asr2ser baseline of ser_source_fold
     ser_source_fold: str = "fold1"
@@ -286,14 +287,14 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------- the command line
 def _add_setup_options(parser):
-    defaults = Setup()
     for f in fields(Setup):
+        option = "--" + f.name.replace("_", "-")
         if f.type is bool:
-            parser.add_argument("--" + f.name.replace("_", "-"), action="store_true")
-        elif f.type is int:
-            parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=getattr(defaults, f.name))
+            parser.add_argument(option, action="store_true")
+        elif f.default is MISSING:
+            parser.add_argument(option, required=True)
         else:
-            parser.add_argument("--" + f.name.replace("_", "-"), default=getattr(defaults, f.name))
+            parser.add_argument(option, type=f.type, default=f.default)
 
 
 def setup_from_args(args: argparse.Namespace) -> Setup:

@@ -34,10 +34,21 @@ def _with_own_conf(tmp_path):
 
 def test_a_new_corpus_is_one_conf(tmp_path):
     work = _with_own_conf(tmp_path)
-    (work / "conf/corpora/myemo.conf").write_text("# an IEMOCAP-like corpus\n--tasks=ser\n--synthetic=false\n"
-                                                  "--nnet-profile=paper\n")
+    conf = work / "conf/corpora/myemo.conf"
+    conf.write_text("# an IEMOCAP-like corpus\n--tasks=ser\n--synthetic=false\n--nnet-profile=paper\n")
+    proc = _run(work, "--corpus", "myemo")
+    assert proc.returncode == 1 and "--ser-prep='' is not an executable script" in proc.stderr, proc.stderr
+    # Its own data preparation, named by the conf, is what stage 3 runs.
+    prep = work / "myemo_prep.sh"
+    prep.write_text('#!/usr/bin/env bash\nmkdir -p "$2/all"\necho "from $1" > "$2/all/utt2emo"\n')
+    prep.chmod(0o755)
+    conf.write_text(conf.read_text() + "--ser-prep=myemo_prep.sh\n")
     proc = _run(work, "--corpus", "myemo")
     assert proc.returncode == 1 and "--corpus myemo needs --iemocap-root DIR" in proc.stderr, proc.stderr
+    (tmp_path / "myemo").mkdir()
+    run_script(["./run.sh", "--skip-setup", "true", "--corpus", "myemo", "--iemocap-root", tmp_path / "myemo",
+                "--stage", "3", "--stop-stage", "3"], cwd=work)
+    assert (work / "data/iemocap/all/utt2emo").read_text() == f"from {tmp_path / 'myemo'}\n"
     proc = _run(work, "--corpus", "nope")
     assert "--corpus must be demo, iemocap, myemo, timit or tiny, not 'nope'" in proc.stderr
 

@@ -16,6 +16,8 @@ from pyscripts.nnet import train as nnet_train
 from pyscripts.nnet.data import norm_stats_from_cmvn
 from pyscripts.transfer import plan, train_group
 
+from conftest import transfer_setup
+
 REPO = Path(__file__).resolve().parents[2]
 FOLDS = [f"fold{k}" for k in range(1, 9)]
 # A narrow ConvNet (the paper's layers, fewer channels) trained for one short epoch.
@@ -29,7 +31,7 @@ def _write_folds_plan(folds_dir, folds=FOLDS):
 
 
 def test_ser2asr_plans_baseline_and_l5_to_l0():
-    jobs = plan.plan_direction("ser2asr", plan.Setup(), FOLDS)
+    jobs = plan.plan_direction("ser2asr", transfer_setup(), FOLDS)
     assert [j.row for j in jobs] == ["baseline", "l5", "l4", "l3", "l2", "l1", "l0"]
     assert [j.exp_dir for j in jobs] == ["exp/transfer/ser2asr/" + r for r in
                                          ("baseline", "l5", "l4", "l3", "l2", "l1", "l0")]
@@ -47,14 +49,14 @@ def test_ser2asr_plans_baseline_and_l5_to_l0():
 def test_every_row_normalises_as_its_baseline():
     """SER -> ASR rows (Baseline included) with the ASR Baseline's CMVN stats, ASR -> SER rows with their
     fold's training frames' own statistics, as stage 11's SER Baseline."""
-    setup = plan.Setup(asr_cmvn_stats="data/timit/train/cmvn_global.stats", layers="3,0")
+    setup = transfer_setup(asr_cmvn_stats="data/timit/train/cmvn_global.stats", layers="3,0")
     assert {j.cmvn_stats for j in plan.plan_direction("ser2asr", setup, FOLDS)} == {
         "data/timit/train/cmvn_global.stats"}
     assert {j.cmvn_stats for j in plan.plan_direction("asr2ser", setup, FOLDS)} == {"-"}
 
 
 def test_asr2ser_plans_seven_rows_over_eight_folds():
-    jobs = plan.plan_direction("asr2ser", plan.Setup(), FOLDS)
+    jobs = plan.plan_direction("asr2ser", transfer_setup(), FOLDS)
     assert len(jobs) == 7 * 8
     assert len({j.exp_dir for j in jobs}) == 56
     assert {(j.row, j.fold) for j in jobs} == {(r, f) for r in plan.ROWS for f in FOLDS}
@@ -70,7 +72,7 @@ def test_asr2ser_plans_seven_rows_over_eight_folds():
 
 
 def test_reinit_switch_sources_and_selection():
-    setup = plan.Setup(reinit_unfrozen=True, exp_root="exp/transfer_reinit", asr_source="asr.pt",
+    setup = transfer_setup(reinit_unfrozen=True, exp_root="exp/transfer_reinit", asr_source="asr.pt",
                        ser_source="ser.pt")
     ser2asr = plan.plan_direction("ser2asr", setup, [])
     assert [j.reinit_unfrozen for j in ser2asr] == [False] + [True] * 6
@@ -81,7 +83,7 @@ def test_reinit_switch_sources_and_selection():
     assert [j.row for j in plan.select(asr2ser, "baseline")] == ["baseline"] * 2
     assert len(plan.select(asr2ser, "transfer")) == 12
     with pytest.raises(DataError, match="fold9"):
-        plan.plan_direction("ser2asr", plan.Setup(ser_source_fold="fold9"), FOLDS)
+        plan.plan_direction("ser2asr", transfer_setup(ser_source_fold="fold9"), FOLDS)
 
 
 def _plan_cli(*args, cwd=REPO):
@@ -93,11 +95,17 @@ def test_plan_file_round_trip_and_command_line(tmp_path):
     folds_dir = tmp_path / "folds"
     _write_folds_plan(folds_dir)
     out = tmp_path / "exp" / "asr2ser" / "plan"
+    # The data and targets dirs are given (local/run_transfer.sh passes its own, local/layout.sh's by default).
+    layout = ["--asr-train-data", "data/timit/train", "--asr-dev-data", "data/timit/dev", "--asr-train-targets",
+              "exp/mono_ali/targets", "--asr-dev-targets", "exp/mono_ali_dev/targets", "--ser-targets-dir",
+              "exp/ser/targets"]
     proc = _plan_cli("write", "--direction", "asr2ser", "--ser-folds-dir", folds_dir, "--reinit-unfrozen", out)
+    assert proc.returncode == 2 and "required: --asr-train-data" in proc.stderr
+    proc = _plan_cli("write", "--direction", "asr2ser", *layout, "--ser-folds-dir", folds_dir, "--reinit-unfrozen", out)
     assert proc.returncode == 0, proc.stderr
     jobs = plan.read_jobs(out)
     assert len(jobs) == 7 * 8 and len(out.read_text().splitlines()) == 56
-    assert jobs == plan.plan_direction("asr2ser", plan.Setup(ser_folds_dir=str(folds_dir), reinit_unfrozen=True),
+    assert jobs == plan.plan_direction("asr2ser", transfer_setup(ser_folds_dir=str(folds_dir), reinit_unfrozen=True),
                                        FOLDS)
     # The job array of the transfer rows: groups of plan lines, the rows l >= 2 of a fold together.
     proc = _plan_cli("groups", "--which", "transfer", out, tmp_path / "groups")
@@ -106,13 +114,13 @@ def test_plan_file_round_trip_and_command_line(tmp_path):
     assert sorted(n for g in groups for n in g) == [n for n, j in enumerate(jobs, 1) if j.row != "baseline"]
     assert [jobs[n - 1].row for n in groups[0]] == ["l5", "l4", "l3", "l2"]
     assert {jobs[n - 1].fold for n in groups[0]} == {"fold1"}
-    missing = _plan_cli("write", "--direction", "asr2ser", "--ser-folds-dir", tmp_path / "none", out)
+    missing = _plan_cli("write", "--direction", "asr2ser", *layout, "--ser-folds-dir", tmp_path / "none", out)
     assert missing.returncode == 1 and "ser_make_folds.sh" in missing.stderr
 
 
 def test_a_plan_line_holds_l_once(tmp_path):
     """The row names l (`l3`); the frozen layers are the row's, not a second column."""
-    jobs = plan.plan_direction("ser2asr", plan.Setup(layers="3", ser_source="s.pt"), [])
+    jobs = plan.plan_direction("ser2asr", transfer_setup(layers="3", ser_source="s.pt"), [])
     plan.write_jobs(tmp_path / "plan", jobs)
     line = (tmp_path / "plan").read_text().splitlines()[1].split("\t")
     assert len(line) == len(plan.JOB_FIELDS) and "freeze_layers" not in plan.JOB_FIELDS
@@ -121,7 +129,7 @@ def test_a_plan_line_holds_l_once(tmp_path):
 
 
 def test_the_shell_asks_the_plan_for_fields(tmp_path):
-    setup = plan.Setup(exp_root="exp", seeds=2, layers="3", ser_source="s.pt")
+    setup = transfer_setup(exp_root="exp", seeds=2, layers="3", ser_source="s.pt")
     path = tmp_path / "plan"
     plan.write_jobs(path, plan.plan_direction("asr2ser", setup, ["fold1", "fold2"]))
     proc = _plan_cli("fields", "--lines", "3\n4 7", path, "label", "freeze_layers", "exp_dir")
@@ -140,7 +148,7 @@ def test_the_shell_asks_the_plan_for_fields(tmp_path):
 
 def test_a_damaged_plan_line_is_named(tmp_path):
     path = tmp_path / "plan"
-    plan.write_jobs(path, plan.plan_direction("ser2asr", plan.Setup(ser_source="s.pt"), []))
+    plan.write_jobs(path, plan.plan_direction("ser2asr", transfer_setup(ser_source="s.pt"), []))
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:2] + [lines[2].replace("\tl4\t", "\tl7\t")]) + "\n")
     with pytest.raises(DataError, match="plan:3: direction 'ser2asr' and row 'l7'"):
@@ -179,7 +187,7 @@ def tiny_sweep(tmp_path_factory):
     cfg = nnet_train.load_config(REPO / "conf/convnet_asr.yaml", TINY)
     source = nnet_train.train(cfg, root / "ser/train", root / "ser/dev", root / "ser/train_tg",
                               root / "ser/dev_tg", root / "ser_model")
-    setup = plan.Setup(exp_root=str(root / "exp"), ser_source=str(source),
+    setup = transfer_setup(exp_root=str(root / "exp"), ser_source=str(source),
                        asr_train_data=str(root / "asr/train"), asr_dev_data=str(root / "asr/dev"),
                        asr_train_targets=str(root / "asr/train_tg"), asr_dev_targets=str(root / "asr/dev_tg"))
     yield root, source, setup
@@ -245,7 +253,7 @@ def test_job_script_runs_a_planned_line_and_skips_it_when_done(tiny_sweep, recip
 
 
 def test_rows_l2_and_up_of_a_fold_and_seed_train_in_one_group():
-    setup = plan.Setup(seeds=2, ser_source="s.pt")
+    setup = transfer_setup(seeds=2, ser_source="s.pt")
     jobs = plan.select(plan.plan_direction("asr2ser", setup, ["fold1", "fold2"]), "transfer")
     groups = [[(jobs[n - 1].row, jobs[n - 1].fold, jobs[n - 1].seed) for n in g] for g in plan.trunk_groups(jobs)]
     assert groups[:4] == [[("l5", "fold1", 1), ("l4", "fold1", 1), ("l3", "fold1", 1), ("l2", "fold1", 1)],
@@ -286,7 +294,7 @@ def test_a_group_trains_each_row_as_it_trains_alone(tiny_sweep, tmp_path, caplog
 
 
 def test_seeds_plan_each_row_again_in_its_own_dir():
-    setup = plan.Setup(seeds=2, layers="4", ser_source="s.pt")
+    setup = transfer_setup(seeds=2, layers="4", ser_source="s.pt")
     jobs = plan.plan_direction("asr2ser", setup, ["fold1", "fold2"])
     assert [(j.row, j.seed, j.exp_dir) for j in jobs if j.fold == "fold2"] == [
         ("baseline", 1, "exp/transfer/asr2ser/baseline/fold2"), ("l4", 1, "exp/transfer/asr2ser/l4/fold2"),
@@ -296,7 +304,7 @@ def test_seeds_plan_each_row_again_in_its_own_dir():
     linked = plan.select(jobs, "baseline", linked_baseline=True)
     assert [(j.seed, j.fold) for j in linked] == [(2, "fold1"), (2, "fold2")]
     with pytest.raises(DataError, match="--seeds 0"):
-        plan.plan_direction("ser2asr", plan.Setup(seeds=0, ser_source="s.pt"), [])
+        plan.plan_direction("ser2asr", transfer_setup(seeds=0, ser_source="s.pt"), [])
 
 
 def test_job_script_trains_a_later_seed_with_the_next_training_seed(tiny_sweep, recipe_dir):
@@ -318,11 +326,11 @@ def test_job_script_trains_a_later_seed_with_the_next_training_seed(tiny_sweep, 
 
 
 def test_a_subset_of_layers_and_folds():
-    setup = plan.Setup(layers="0,3", folds="fold2")
+    setup = transfer_setup(layers="0,3", folds="fold2")
     jobs = plan.plan_direction("asr2ser", setup, ["fold2"])
     assert [(j.row, j.fold) for j in jobs] == [("baseline", "fold2"), ("l3", "fold2"), ("l0", "fold2")]
     with pytest.raises(DataError, match="--layers"):
-        plan.plan_direction("asr2ser", plan.Setup(layers="6"), FOLDS)
+        plan.plan_direction("asr2ser", transfer_setup(layers="6"), FOLDS)
     with pytest.raises(DataError, match="fold1"):  # the default SER source fold is not planned
         plan.plan_direction("ser2asr", setup, ["fold2"])
 

@@ -174,3 +174,76 @@ def test_align_words_handles_context_changes():
     prons = [["k", "ae", "t"], ["ih", "t"]]
     assert demo_timit.align_words("k ae t s ih t".split(), prons) == [1, 1, 1, 1, 2, 2]
     assert demo_timit.align_words("k ae ih t".split(), prons) == [1, 1, 2, 2]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The demo size's recording conditions (DIFFICULTY) and the benchmark's verdict.
+
+def test_tiny_has_no_recording_conditions_and_keeps_its_version():
+    # tiny's files (stamp included) must stay as they were before DIFFICULTY: clean, version 1.
+    assert demo_timit.DIFFICULTY["tiny"] is None and demo_timit.GENERATOR_VERSION["tiny"] == 1
+    assert demo_timit.DIFFICULTY["demo"] is not None and demo_timit.GENERATOR_VERSION["demo"] > 1
+    for low, high in vars(demo_timit.DIFFICULTY["demo"]).values():
+        assert low <= high
+
+
+def test_add_noise_gives_the_asked_snr():
+    rng = np.random.default_rng(0)
+    signal = np.concatenate([np.zeros(4000), 3000 * np.sin(np.arange(16000) * 0.05), np.zeros(4000)])
+    noise = demo_timit.coloured_noise(rng, len(signal), 1.0)
+    assert np.mean(noise ** 2) == pytest.approx(1.0)
+    speech = slice(4000, 20000)
+    for snr in (5.0, 20.0):
+        noisy = demo_timit.add_noise(signal, noise, snr, speech)
+        added = noisy - signal
+        measured = 10 * np.log10(np.mean(signal[speech] ** 2) / np.mean(added ** 2))
+        assert measured == pytest.approx(snr, abs=1e-6)
+
+
+def test_noise_colour_follows_its_slope():
+    def low_over_high(slope):
+        noise = demo_timit.coloured_noise(np.random.default_rng(1), 32000, slope)
+        power = np.abs(np.fft.rfft(noise)) ** 2
+        freqs = np.fft.rfftfreq(32000, 1 / demo_timit.SAMPLE_RATE)
+        return power[(freqs > 100) & (freqs < 200)].mean() / power[(freqs > 4000) & (freqs < 8000)].mean()
+    assert 0.5 < low_over_high(0.0) < 2.0                      # white: flat
+    assert low_over_high(2.0) > 10 * low_over_high(1.0)        # brown has far more rumble than pink
+    assert low_over_high(1.0) > 10                             # pink: ~ 1/f
+
+
+def test_channel_gain_band_limits_and_tilt():
+    channel = demo_timit.Channel(highpass_hz=100.0, lowpass_hz=6000.0, tilt_db_per_octave=-2.0)
+    gain_db = 20 * np.log10(demo_timit.channel_gain(np.array([100.0, 1000.0, 2000.0, 6000.0, 7900.0]),
+                                                    channel))
+    assert gain_db[1] == pytest.approx(0.0, abs=0.01)          # 1 kHz: the tilt's pivot, in the pass band
+    assert gain_db[2] == pytest.approx(-2.0, abs=0.01)         # one octave up
+    assert gain_db[0] == pytest.approx(-3.01 + 2 * np.log2(10), abs=0.05)   # -3 dB at the cut-offs
+    assert gain_db[3] == pytest.approx(-3.01 - 2 * np.log2(6), abs=0.05)
+    assert gain_db[4] < gain_db[3] - 5
+
+
+def test_record_is_seeded_and_keeps_length_and_range():
+    difficulty = demo_timit.DIFFICULTY["demo"]
+    rng = np.random.default_rng(2)
+    samples = np.concatenate([np.zeros(1600), rng.normal(0, 8000, 16000), np.zeros(1600)]).astype(np.int16)
+    phn = [(0, 1600, "h#"), (1600, 17600, "aa"), (17600, 19200, "h#")]
+    channel = demo_timit.speaker_channel(difficulty, 1234, "MSFW0")
+    assert channel == demo_timit.speaker_channel(difficulty, 1234, "MSFW0")
+    assert channel != demo_timit.speaker_channel(difficulty, 1234, "MGLK0")
+    one = demo_timit.record(samples, phn, channel, difficulty, 1234, "MSFW0", "SA1")
+    assert one.dtype == np.int16 and len(one) == len(samples)
+    assert np.array_equal(one, demo_timit.record(samples, phn, channel, difficulty, 1234, "MSFW0", "SA1"))
+    assert not np.array_equal(one, demo_timit.record(samples, phn, channel, difficulty, 1234, "MSFW0", "SA2"))
+    assert np.abs(one[:1600]).max() > 0                        # the pauses are noisy now
+    assert np.abs(one.astype(np.int32)).max() <= 32000          # turned down rather than clipped
+
+
+def test_benchmark_verdict():
+    from pyscripts.bench import demo_difficulty as bench
+    low, high = bench.TARGET_PER
+    assert low <= bench.PAPER_ASR["test"]["PER"] <= high
+    assert bench.verdict(15.8, bench.TARGET_PER) == "too easy"
+    assert bench.verdict(20.0, bench.TARGET_PER) == "in range"
+    assert bench.verdict(low, bench.TARGET_PER) == "in range"
+    assert bench.verdict(30.0, bench.TARGET_PER) == "too hard"
+    assert bench.verdict(40.0) == "in range"                   # the SER target (UE) stays the default

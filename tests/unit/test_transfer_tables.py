@@ -5,7 +5,9 @@ import pytest
 
 from pyscripts.errors import DataError
 from pyscripts.transfer import tables
-from pyscripts.transfer.plan import Setup, plan_direction, plan_path, write_jobs
+from pyscripts.transfer.plan import plan_direction, plan_path, write_jobs
+
+from conftest import transfer_setup
 
 EXPECTED_ASR2SER = ("| No. Constant Layers (l) | E Dev | E Test | UE Dev | UE Test | "
                     "Paper (real corpora): E Dev / E Test / UE Dev / UE Test | Recipe − paper (points) |\n") + """\
@@ -72,7 +74,7 @@ def _write_result(decode_dir, per, fer=None):
 
 
 def test_collect_reads_scoring_and_fold_metrics(tmp_path):
-    setup = Setup(exp_root=str(tmp_path / "exp"), ser_source="s.pt")
+    setup = transfer_setup(exp_root=str(tmp_path / "exp"), ser_source="s.pt")
     asr_jobs = plan_direction("ser2asr", setup, [])
     _write_result(tmp_path / "exp/ser2asr/l2/decode_test", 24.37, 38.2)
     # The result record is what counts; the text files beside it are for people.
@@ -99,7 +101,7 @@ def test_collect_reads_scoring_and_fold_metrics(tmp_path):
 
 
 def test_several_seeds_give_the_mean_and_the_sd_across_seeds(tmp_path):
-    setup = Setup(exp_root=str(tmp_path / "exp"), ser_source="s.pt", seeds=2, layers="4")
+    setup = transfer_setup(exp_root=str(tmp_path / "exp"), ser_source="s.pt", seeds=2, layers="4")
     jobs = plan_direction("asr2ser", setup, ["fold1", "fold2"])
     # seed 1: folds 20 and 30 (mean 25); seed 2: folds 40 and 50 (mean 45).
     for row, e in (("l4", (0.20, 0.30)), ("l4.seed2", (0.40, 0.50))):
@@ -178,7 +180,7 @@ def test_report_of_a_partial_sweep(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exp = tmp_path / "exp"
     # The plans of the sweep (local/run_transfer.sh writes them): the tables and the report read them.
-    setup = Setup(exp_root=str(exp), ser_source="s.pt", asr_cmvn_stats="data/timit/train/cmvn_global.stats")
+    setup = transfer_setup(exp_root=str(exp), ser_source="s.pt", asr_cmvn_stats="data/timit/train/cmvn_global.stats")
     for direction in ("ser2asr", "asr2ser"):
         write_jobs(plan_path(exp, direction), plan_direction(direction, setup, ["fold1", "fold2"]))
     run = exp / "asr2ser/l1/fold2"
@@ -219,7 +221,7 @@ def test_a_row_that_differs_from_the_baseline_is_marked():
 
 def test_rows_carry_the_95_percent_interval_of_their_first_seed(tmp_path):
     from pyscripts.transfer import figures
-    setup = Setup(exp_root=str(tmp_path / "exp"), ser_source="s.pt")
+    setup = transfer_setup(exp_root=str(tmp_path / "exp"), ser_source="s.pt")
     # SER -> ASR: the run's interval, from its scoring's intervals.json (FER without one: null)
     _write_result(tmp_path / "exp/ser2asr/l3/decode_test", 20.0, 30.0)
     scoring = tmp_path / "exp/ser2asr/l3/decode_test/scoring"
@@ -276,7 +278,7 @@ def test_the_tables_and_the_report_count_the_planned_runs_only(tmp_path, monkeyp
     from pyscripts.transfer import report
     monkeypatch.chdir(tmp_path)
     exp = tmp_path / "exp"
-    setup = Setup(exp_root=str(exp), ser_source="s.pt", layers="3")
+    setup = transfer_setup(exp_root=str(exp), ser_source="s.pt", layers="3")
     for direction in ("ser2asr", "asr2ser"):
         write_jobs(plan_path(exp, direction), plan_direction(direction, setup, ["fold1"]))
     for fold, e in (("fold1", 0.25), ("fold2", 0.75)):
