@@ -241,7 +241,7 @@ def test_record_is_seeded_and_keeps_length_and_range():
 def test_benchmark_verdict():
     from pyscripts.bench import demo_difficulty as bench
     low, high = bench.TARGET_PER
-    assert low <= bench.PAPER_ASR["test"]["PER"] <= high
+    assert low <= bench.paper_baselines()["asr"]["test"]["PER"] == 20.18 <= high
     assert bench.verdict(15.8, bench.TARGET_PER) == "too easy"
     assert bench.verdict(20.0, bench.TARGET_PER) == "in range"
     assert bench.verdict(low, bench.TARGET_PER) == "in range"
